@@ -1,0 +1,1 @@
+"""Build, evaluate and register the credit approval model."""

@@ -1,0 +1,116 @@
+"""The portal: customers' and managers' ledger, as a Flask app (JSON API now, pages later)."""
+from __future__ import annotations
+
+from flask import Flask, request
+
+from portal.config import load_config
+from portal.db import Database, close_session
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Create and configure the portal app."""
+    app = Flask(__name__)
+    app.config.update(API_CONFIG)
+    app.config.update(load_config(test_config))
+    register_database(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_security(app)
+    register_commands(app)
+    return app
+
+
+API_CONFIG = {
+    "API_TITLE": "Credit decision service - portal API",
+    "API_VERSION": "1.0",
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/api",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    # Bearer tokens for API clients, the session cookie for browsers.
+    "API_SPEC_OPTIONS": {"components": {"securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer"},
+        "cookie": {"type": "apiKey", "in": "cookie", "name": "session"}}},
+        "security": [{"bearer": []}, {"cookie": []}]},
+    "WTF_CSRF_CHECK_DEFAULT": False,  # checked in access.check_csrf, for cookie-authenticated writes
+    "WTF_CSRF_TIME_LIMIT": None,  # valid for the session's life
+    "RATELIMIT_HEADERS_ENABLED": True,
+}
+
+
+def register_database(app: Flask) -> None:
+    """Open the ledger database and close each request's session."""
+    app.extensions["ledger_db"] = Database(app.config["DATABASE_URL"])
+    app.teardown_appcontext(close_session)
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind Flask-Login, CSRF, the rate limiter and the API to the app."""
+    from portal.extensions import api, csrf, limiter, login_manager
+    import portal.auth.access  # noqa: F401 - registers the login loaders
+
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
+    login_manager.init_app(app)
+    login_manager.session_protection = "basic"
+    csrf.init_app(app)
+    limiter.init_app(app)
+    api.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    """Register the API blueprints (the OpenAPI document is built from them)."""
+    from portal.api import auth, customer, manager
+    from portal.extensions import api
+
+    for module in (auth, customer, manager):
+        api.register_blueprint(module.blp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """Answer ledger errors and CSRF failures as JSON."""
+    from flask_wtf.csrf import CSRFError
+
+    from portal.api.errors import error_response, handle_ledger_error
+    from portal.ledger.errors import LedgerError
+
+    app.register_error_handler(LedgerError, handle_ledger_error)
+    app.register_error_handler(CSRFError, lambda e: error_response(e.description, 400, "csrf_token"))
+
+
+def register_security(app: Flask) -> None:
+    """Check CSRF on cookie-authenticated writes and add security headers."""
+    from portal.api.errors import error_response
+    from portal.auth.access import check_csrf
+
+    @app.before_request
+    def json_bodies_only():
+        # The API speaks JSON only; a form or text body is refused before any parsing.
+        if (request.path.startswith("/api/") and request.method in ("POST", "PUT", "PATCH")
+                and request.content_length and not request.is_json):
+            return error_response("the body must be JSON (Content-Type: application/json)", 415)
+        return None
+
+    app.before_request(check_csrf)
+
+    @app.after_request
+    def security_headers(response):
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        headers.setdefault("Content-Security-Policy",
+                           "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+                           "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if app.config.get("SESSION_COOKIE_SECURE"):
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if response.mimetype == "application/json":
+            headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def register_commands(app: Flask) -> None:
+    """Add the ledger's CLI commands (`flask --app portal ...`)."""
+    from portal.cli import register
+
+    register(app)

@@ -1,0 +1,83 @@
+"""Login and logout for customers and managers (JSON)."""
+from __future__ import annotations
+
+from flask import current_app, session as cookie_session
+from flask_login import current_user, login_user, logout_user
+from flask_smorest import Blueprint, abort
+from flask_wtf.csrf import generate_csrf
+
+from portal.api import present
+from portal.api.errors import ErrorSchema
+from portal.api.schemas import LoginIn, LoginOut, MessageOut
+from portal.auth.sessions import authenticate, end_login, start_login
+from portal.db import get_session
+from portal.extensions import limiter, login_id_key
+
+blp = Blueprint("auth", __name__, url_prefix="/api", description="Login and logout")
+
+
+def _login_limits() -> str:
+    return current_app.config["LOGIN_LIMITS"]
+
+
+def _failed(response) -> bool:
+    return response.status_code == 401
+
+
+def login(role: str, body: dict) -> dict:
+    """Check credentials, start a fresh session and issue a bearer token."""
+    db = get_session()
+    user = authenticate(db, role, body["id"], body["password"])
+    if user is None:
+        abort(401, message="wrong id or password")
+    principal, token, expires = start_login(db, role, user)
+    cookie_session.clear()  # a new session on every login
+    login_user(principal)
+    cookie_session.permanent = True
+    return {"user": present.user(user, role), "token": token, "expires_at": expires,
+            "csrf_token": generate_csrf()}
+
+
+def _throttled(view):
+    by_id = limiter.limit(_login_limits, key_func=login_id_key, deduct_when=_failed,
+                          error_message="too many failed logins; try again later")
+    by_address = limiter.limit("30 per minute", deduct_when=_failed, scope="login-address",
+                               error_message="too many failed logins; try again later")
+    return by_address(by_id(view))
+
+
+@blp.route("/customer/login", methods=["POST"])
+@_throttled
+@blp.arguments(LoginIn)
+@blp.response(200, LoginOut)
+@blp.alt_response(401, schema=ErrorSchema, description="wrong id or password")
+@blp.alt_response(429, schema=ErrorSchema, description="too many failed logins")
+def customer_login(body):
+    """Log a customer in."""
+    return login("customer", body)
+
+
+@blp.route("/manager/login", methods=["POST"])
+@_throttled
+@blp.arguments(LoginIn)
+@blp.response(200, LoginOut)
+@blp.alt_response(401, schema=ErrorSchema, description="wrong id or password")
+@blp.alt_response(429, schema=ErrorSchema, description="too many failed logins")
+def manager_login(body):
+    """Log a manager in."""
+    return login("manager", body)
+
+
+@blp.route("/logout", methods=["POST"])
+@blp.response(200, MessageOut)
+@blp.alt_response(401, schema=ErrorSchema, description="not logged in")
+def logout():
+    """End the session and revoke its bearer token."""
+    if not current_user.is_authenticated:
+        abort(401, message="login required")
+    end_login(get_session(), current_user.jti)
+    logout_user()
+    cookie_session.clear()
+    return {"message": "logged out"}
+
+

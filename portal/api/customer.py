@@ -1,0 +1,91 @@
+"""Customer endpoints: summary, monthly data, history, payments and credit requests."""
+from __future__ import annotations
+
+from datetime import date
+
+from flask import current_app
+from flask_smorest import Blueprint, abort
+
+from portal.api import present
+from portal.api.errors import ErrorSchema
+from portal.money import format_cents
+from portal.api.schemas import (CreditIn, DecisionOut, IdempotencyHeader, PaymentHistoryOut, PageArgs,
+                                PaymentIn, PaymentOut, SummaryOut, YearDataOut)
+from portal.auth.access import require_customer_access, require_login
+from portal.db import get_session
+from portal.ledger import credit, payments, statements
+
+blp = Blueprint("customer", __name__, url_prefix="/api/customer", description="A customer's account")
+
+
+@blp.route("/summary/<int:customer_id>")
+@blp.response(200, SummaryOut)
+@blp.alt_response(404, schema=ErrorSchema, description="no such customer (or not yours)")
+def summary(customer_id):
+    """Return a customer's details and totals."""
+    require_customer_access(customer_id)
+    return present.summary(get_session(), customer_id)
+
+
+@blp.route("/data/<int:customer_id>/<string:year>")
+@blp.response(200, YearDataOut)
+@blp.alt_response(404, schema=ErrorSchema, description="no such customer or year")
+def year_data(customer_id, year):
+    """Return the monthly table for one year, or for `all` years."""
+    require_customer_access(customer_id)
+    if year != "all" and not (year.isdigit() and len(year) == 4):
+        abort(404, message="year must be a four-digit year or `all`")
+    rows = statements.months(get_session(), customer_id, None if year == "all" else int(year))
+    months, totals = present.month_rows(rows)
+    return {"customer_id": customer_id, "year": year, "months": months, "totals": totals}
+
+
+@blp.route("/payments/<int:customer_id>")
+@blp.arguments(PageArgs, location="query")
+@blp.response(200, PaymentHistoryOut)
+@blp.alt_response(404, schema=ErrorSchema, description="no such customer (or not yours)")
+def history(args, customer_id):
+    """Return the customer's payments, newest first."""
+    require_customer_access(customer_id)
+    entries = statements.payment_history(get_session(), customer_id, limit=args["per_page"],
+                                         offset=(args["page"] - 1) * args["per_page"])
+    return {"customer_id": customer_id, "payments": [present.payment_entry(e) for e in entries]}
+
+
+@blp.route("/payment", methods=["POST"])
+@blp.arguments(IdempotencyHeader, location="headers")
+@blp.arguments(PaymentIn)
+@blp.response(200, PaymentOut)
+@blp.alt_response(409, schema=ErrorSchema, description="Idempotency-Key reused with a different body")
+@blp.alt_response(422, schema=ErrorSchema, description="invalid amount, month or year")
+def pay(headers, body):
+    """Pay dues from a chosen month on; excess flows forward, then to bank credit."""
+    user = require_login("customer")
+    db = get_session()
+    result = payments.pay(db, user.user_id, body["year"], body["month"], body["amount"],
+                          idempotency_key=headers.get("idempotency_key"), source="api")
+    return {
+        "payment_id": result.payment_id, "year": result.year, "month": result.month,
+        "amount": format_cents(result.amount_cents),
+        "allocations": present.allocations(result.allocations),
+        "to_bank_credit": format_cents(result.to_bank_credit_cents),
+        "replayed": result.replayed, "summary": present.summary(db, user.user_id),
+    }
+
+
+@blp.route("/credit-request", methods=["POST"])
+@blp.arguments(CreditIn)
+@blp.response(200, DecisionOut)
+@blp.alt_response(422, schema=ErrorSchema, description="invalid amount or month")
+@blp.alt_response(503, schema=ErrorSchema, description="ML method unavailable")
+def credit_request(body):
+    """Ask for credit by the percentage or the ML method; the decision is stored."""
+    user = require_login("customer")
+    db = get_session()
+    cfg = current_app.config
+    if body["method"] == "ml":
+        abort(503, message="ML method unavailable: the decision service is not part of this release yet")
+    row = credit.request_by_percentage(db, user.user_id, body["year"], body["month"], body["amount"],
+                                       threshold=cfg["PERCENTAGE_THRESHOLD"],
+                                       max_cents=cfg["MAX_CREDIT_CENTS"], today=date.today())
+    return present.decision(row)

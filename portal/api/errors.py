@@ -1,0 +1,63 @@
+"""Errors as JSON: `{"error": "...", "field": "..."}` with a 4xx status, and their OpenAPI schema."""
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import jsonify
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from portal.ledger.errors import LedgerError
+
+
+class ErrorSchema(ma.Schema):
+    error = ma.fields.String(required=True)
+    field = ma.fields.String(allow_none=True)
+
+
+def first_field(messages) -> tuple[str | None, str]:
+    """Pick the first offending field and its message out of webargs' nested messages."""
+    if isinstance(messages, dict):
+        # webargs nests by location: {"json": {"amount": ["..."]}}
+        for location in ("json", "query", "form", "headers", "path", "view_args"):
+            if location in messages and isinstance(messages[location], dict):
+                messages = messages[location]
+                break
+        for name, value in messages.items():
+            while isinstance(value, dict):
+                name, value = next(iter(value.items())) if value else (name, "")
+            text = value[0] if isinstance(value, list) and value else str(value)
+            return (None if name == "_schema" else str(name)), str(text)
+    return None, str(messages)
+
+
+def error_response(message: str, status: int, field: str | None = None):
+    """Build the API's error response."""
+    response = jsonify({"error": message, "field": field})
+    response.status_code = status
+    return response
+
+
+class LedgerApi(Api):
+    """flask-smorest's Api with the project's error shape."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error: HTTPException):
+        """Answer any HTTP error as `{"error", "field"}` JSON."""
+        data = getattr(error, "data", None) or {}
+        field, message = None, error.description or error.name
+        if "messages" in data:
+            field, message = first_field(data["messages"])
+        elif data.get("message"):
+            message = data["message"]
+        response = error_response(message, error.code or 500, field)
+        for name, value in (data.get("headers") or {}).items():
+            response.headers[name] = value
+        if error.code == 405 and hasattr(error, "valid_methods") and error.valid_methods:
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response
+
+
+def handle_ledger_error(error: LedgerError):
+    """Answer a refused ledger operation."""
+    return error_response(error.message, error.status, error.field)

@@ -1,0 +1,112 @@
+"""Manager endpoints: portfolio, one customer, decisions log, and manager actions."""
+from __future__ import annotations
+
+from datetime import date
+
+from flask_smorest import Blueprint
+
+from portal.api import present
+from portal.api.errors import ErrorSchema
+from portal.api.schemas import (CustomerDetailOut, CustomerIn, DecisionsArgs, DecisionsOut, MessageOut,
+                                PasswordIn, PortfolioArgs, PortfolioOut, ReversalIn, ReversalOut, UserOut)
+from portal.auth.access import require_login
+from portal.auth.sessions import revoke_all
+from portal.db import get_session
+from portal.ledger import payments, people, portfolio
+from portal.ledger.credit import percentage_paid
+from portal.money import format_cents
+from portal.models import Manager, Payment
+
+blp = Blueprint("manager", __name__, url_prefix="/api/manager", description="Managers only")
+
+
+@blp.route("/me")
+@blp.response(200, UserOut)
+def me():
+    """Return the logged-in manager's details."""
+    user = require_login("manager")
+    return present.user(get_session().get(Manager, user.user_id), "manager")
+
+
+@blp.route("/portfolio")
+@blp.arguments(PortfolioArgs, location="query")
+@blp.response(200, PortfolioOut)
+def portfolio_page(args):
+    """Search, sort and page through customers with their balance, paid % and overdue months."""
+    require_login("manager")
+    page = portfolio.portfolio(get_session(), args["q"], args["sort"], args["order"] == "desc",
+                               args["page"], args["per_page"], date.today())
+    rows = []
+    for c, overdue in page.rows:
+        pct = percentage_paid(c.total_paid_cents, c.total_due_cents)
+        rows.append({"id": c.id, "name": c.name, "total_credit": format_cents(c.total_due_cents),
+                     "total_paid": format_cents(c.total_paid_cents),
+                     "balance": format_cents(c.total_due_cents - c.total_paid_cents),
+                     "bank_credit": format_cents(c.bank_credit_cents),
+                     "percentage_paid": None if pct is None else round(pct, 2), "overdue_months": overdue})
+    return {"total": page.total, "page": page.page, "per_page": page.per_page, "customers": rows}
+
+
+@blp.route("/customers/<int:customer_id>")
+@blp.response(200, CustomerDetailOut)
+@blp.alt_response(404, schema=ErrorSchema, description="no such customer")
+def customer(customer_id):
+    """Return one customer's summary and overdue months."""
+    require_login("manager")
+    db = get_session()
+    data = present.summary(db, customer_id)
+    data["overdue_months"] = portfolio.overdue_months(db, [customer_id], date.today())[customer_id]
+    return data
+
+
+@blp.route("/customers", methods=["POST"])
+@blp.arguments(CustomerIn)
+@blp.response(201, UserOut)
+@blp.alt_response(409, schema=ErrorSchema, description="the id is taken")
+def create_customer(body):
+    """Create a customer (no dues yet)."""
+    require_login("manager")
+    c = people.create_customer(get_session(), body["name"], body["password"], body["id"],
+                               body["email"], body["age"], body["phone"])
+    return present.user(c, "customer")
+
+
+@blp.route("/customers/<int:customer_id>/password", methods=["POST"])
+@blp.arguments(PasswordIn)
+@blp.response(200, MessageOut)
+@blp.alt_response(404, schema=ErrorSchema, description="no such customer")
+def reset_password(body, customer_id):
+    """Set a customer's new password and end their open sessions."""
+    require_login("manager")
+    db = get_session()
+    people.reset_password(db, customer_id, body["password"])
+    revoke_all(db, "customer", customer_id)
+    return {"message": "password changed; the customer's sessions were ended"}
+
+
+@blp.route("/payments/<int:payment_id>/reversal", methods=["POST"])
+@blp.arguments(ReversalIn)
+@blp.response(201, ReversalOut)
+@blp.alt_response(404, schema=ErrorSchema, description="no such payment")
+@blp.alt_response(409, schema=ErrorSchema, description="already reversed")
+def reverse(body, payment_id):
+    """Reverse a payment: its allocations and bank credit are undone, the payment stays."""
+    user = require_login("manager")
+    db = get_session()
+    reversal = payments.reverse_payment(db, payment_id, user.user_id, body["reason"])
+    customer_id = db.get(Payment, payment_id).customer_id
+    return {"payment_id": payment_id, "reversed_by": reversal.manager_id, "reason": reversal.reason,
+            "created_at": reversal.created_at, "summary": present.summary(db, customer_id)}
+
+
+@blp.route("/decisions")
+@blp.arguments(DecisionsArgs, location="query")
+@blp.response(200, DecisionsOut)
+def decisions(args):
+    """Return the credit decisions log, newest first."""
+    require_login("manager")
+    page = portfolio.decisions(get_session(), args["page"], args["per_page"], args["customer_id"], args["method"])
+    return {"total": page.total, "page": page.page, "per_page": page.per_page,
+            "decisions": [present.decision(d) for d in page.rows]}
+
+

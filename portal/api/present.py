@@ -1,0 +1,67 @@
+"""Turn ledger objects into the API's JSON shapes (money as two-decimal strings)."""
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from portal.ledger import statements
+from portal.ledger.credit import percentage_paid
+from portal.money import format_cents
+
+
+def user(u, role: str) -> dict:
+    """Present a customer or manager."""
+    return {"id": u.id, "role": role, "name": u.name, "email": u.email, "age": u.age, "phone": u.phone}
+
+
+def summary(session: Session, customer_id: int) -> dict:
+    """Present a customer's summary."""
+    s = statements.summary(session, customer_id)
+    pct = percentage_paid(s.total_paid_cents, s.total_credit_cents)
+    return {
+        "customer": user(s.customer, "customer"),
+        "total_credit": format_cents(s.total_credit_cents),
+        "total_paid": format_cents(s.total_paid_cents),
+        "balance": format_cents(s.balance_cents),
+        "bank_credit": format_cents(s.bank_credit_cents),
+        "percentage_paid": None if pct is None else round(pct, 2),
+        "years": statements.years(session, customer_id),
+    }
+
+
+def month_rows(rows) -> tuple[list[dict], dict]:
+    """Present monthly rows and their totals."""
+    months = [{"year": r.year, "month": r.month, "amount_to_pay": format_cents(r.amount_to_pay_cents),
+               "amount_paid": format_cents(r.amount_paid_cents), "needtopay": format_cents(r.needtopay_cents)}
+              for r in rows]
+    due = sum(r.amount_to_pay_cents for r in rows)
+    paid = sum(r.amount_paid_cents for r in rows)
+    return months, {"amount_to_pay": format_cents(due), "amount_paid": format_cents(paid),
+                    "needtopay": format_cents(due - paid)}
+
+
+def allocations(items) -> list[dict]:
+    """Present allocations."""
+    return [{"year": a.year, "month": a.month, "amount": format_cents(a.amount_cents)} for a in items]
+
+
+def payment_entry(entry) -> dict:
+    """Present one payment of the history."""
+    p, r = entry.payment, entry.reversal
+    return {"payment_id": p.id, "year": p.year, "month": p.month, "amount": format_cents(p.amount_cents),
+            "to_bank_credit": format_cents(p.to_bank_credit_cents), "source": p.source,
+            "created_at": p.created_at, "allocations": allocations(entry.allocations),
+            "reversed": r is not None, "reversed_at": r.created_at if r else None,
+            "reversal_reason": r.reason if r else None}
+
+
+def decision(d) -> dict:
+    """Present a stored credit decision."""
+    inputs = d.inputs or {}
+    return {
+        "request_id": d.request_id, "customer_id": d.customer_id, "year": d.year, "month": d.month,
+        "amount": format_cents(d.amount_cents), "approved": d.approved, "method": d.method,
+        "score": d.score, "threshold": d.threshold,
+        "percentage_paid": inputs.get("percentage_paid"),
+        "yearly_percentages": inputs.get("yearly_percentages"),
+        "model_version": d.model_version, "reasons": d.reasons, "created_at": d.created_at,
+    }

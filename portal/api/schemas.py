@@ -1,0 +1,245 @@
+"""Marshmallow schemas: they validate input and generate the OpenAPI document."""
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+from portal.money import MoneyError, parse_amount
+
+Strict = {"strict": True, "required": True}
+
+
+class Amount(ma.fields.String):
+    """A money amount: a decimal string with at most two decimals, loaded as minor units."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("metadata", {})
+        kwargs["metadata"].update({"pattern": r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?$", "example": "1250.00"})
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise ma.ValidationError('must be a decimal string such as "1250.00"')
+        try:
+            return parse_amount(value)
+        except MoneyError as exc:
+            raise ma.ValidationError(str(exc)) from exc
+
+
+class Closed(ma.Schema):
+    """Refuse unknown fields."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+
+class LoginIn(Closed):
+    id = ma.fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=2**53))
+    password = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class UserOut(ma.Schema):
+    id = ma.fields.Integer()
+    role = ma.fields.String()
+    name = ma.fields.String()
+    email = ma.fields.String(allow_none=True)
+    age = ma.fields.Integer(allow_none=True)
+    phone = ma.fields.String(allow_none=True)
+
+
+class LoginOut(ma.Schema):
+    user = ma.fields.Nested(UserOut)
+    token = ma.fields.String(metadata={"description": "send as `Authorization: Bearer <token>`"})
+    expires_at = ma.fields.DateTime()
+    csrf_token = ma.fields.String(metadata={"description": "send as X-CSRFToken on cookie-authenticated writes"})
+
+
+class MessageOut(ma.Schema):
+    message = ma.fields.String()
+
+
+class SummaryOut(ma.Schema):
+    customer = ma.fields.Nested(UserOut)
+    total_credit = ma.fields.String(metadata={"example": "1250.00"})
+    total_paid = ma.fields.String()
+    balance = ma.fields.String()
+    bank_credit = ma.fields.String()
+    percentage_paid = ma.fields.Float(allow_none=True)
+    years = ma.fields.List(ma.fields.Integer())
+
+
+class MonthOut(ma.Schema):
+    year = ma.fields.Integer()
+    month = ma.fields.Integer()
+    amount_to_pay = ma.fields.String()
+    amount_paid = ma.fields.String()
+    needtopay = ma.fields.String()
+
+
+class TotalsOut(ma.Schema):
+    amount_to_pay = ma.fields.String()
+    amount_paid = ma.fields.String()
+    needtopay = ma.fields.String()
+
+
+class YearDataOut(ma.Schema):
+    customer_id = ma.fields.Integer()
+    year = ma.fields.String(metadata={"description": "the year asked for, or `all`"})
+    months = ma.fields.List(ma.fields.Nested(MonthOut))
+    totals = ma.fields.Nested(TotalsOut)
+
+
+class PaymentIn(Closed):
+    year = ma.fields.Integer(**Strict, validate=validate.Range(min=1900, max=2200))
+    month = ma.fields.Integer(**Strict, validate=validate.Range(min=1, max=12))
+    amount = Amount(required=True)
+
+
+class IdempotencyHeader(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    idempotency_key = ma.fields.String(data_key="Idempotency-Key", validate=validate.Length(min=1, max=128))
+
+
+class AllocationOut(ma.Schema):
+    year = ma.fields.Integer()
+    month = ma.fields.Integer()
+    amount = ma.fields.String()
+
+
+class PaymentOut(ma.Schema):
+    payment_id = ma.fields.Integer()
+    year = ma.fields.Integer()
+    month = ma.fields.Integer()
+    amount = ma.fields.String()
+    allocations = ma.fields.List(ma.fields.Nested(AllocationOut))
+    to_bank_credit = ma.fields.String()
+    replayed = ma.fields.Boolean()
+    summary = ma.fields.Nested(SummaryOut)
+
+
+class PaymentHistoryItem(ma.Schema):
+    payment_id = ma.fields.Integer()
+    year = ma.fields.Integer()
+    month = ma.fields.Integer()
+    amount = ma.fields.String()
+    to_bank_credit = ma.fields.String()
+    source = ma.fields.String()
+    created_at = ma.fields.DateTime()
+    allocations = ma.fields.List(ma.fields.Nested(AllocationOut))
+    reversed = ma.fields.Boolean()
+    reversed_at = ma.fields.DateTime(allow_none=True)
+    reversal_reason = ma.fields.String(allow_none=True)
+
+
+class PaymentHistoryOut(ma.Schema):
+    customer_id = ma.fields.Integer()
+    payments = ma.fields.List(ma.fields.Nested(PaymentHistoryItem))
+
+
+class PageArgs(Closed):
+    page = ma.fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    per_page = ma.fields.Integer(load_default=20, validate=validate.Range(min=1, max=200))
+
+
+class CreditIn(Closed):
+    year = ma.fields.Integer(**Strict, validate=validate.Range(min=1900, max=2200))
+    month = ma.fields.Integer(**Strict, validate=validate.Range(min=1, max=12))
+    amount = Amount(required=True)
+    method = ma.fields.String(required=True, validate=validate.OneOf(["percentage", "ml"]))
+
+
+class ReasonOut(ma.Schema):
+    code = ma.fields.String()
+    text = ma.fields.String()
+    feature = ma.fields.String(allow_none=True)
+
+
+class DecisionOut(ma.Schema):
+    request_id = ma.fields.String()
+    customer_id = ma.fields.Integer()
+    year = ma.fields.Integer()
+    month = ma.fields.Integer()
+    amount = ma.fields.String()
+    approved = ma.fields.Boolean()
+    method = ma.fields.String()
+    score = ma.fields.Float(allow_none=True)
+    threshold = ma.fields.Float()
+    percentage_paid = ma.fields.Float(allow_none=True)
+    yearly_percentages = ma.fields.List(ma.fields.Dict(), allow_none=True)
+    model_version = ma.fields.String(allow_none=True)
+    reasons = ma.fields.List(ma.fields.Nested(ReasonOut))
+    created_at = ma.fields.DateTime()
+
+
+class PortfolioArgs(PageArgs):
+    q = ma.fields.String(load_default=None, validate=validate.Length(max=120))
+    sort = ma.fields.String(load_default="id", validate=validate.OneOf(["id", "name", "balance", "paid_pct", "bank_credit"]))
+    order = ma.fields.String(load_default="asc", validate=validate.OneOf(["asc", "desc"]))
+
+
+class PortfolioRow(ma.Schema):
+    id = ma.fields.Integer()
+    name = ma.fields.String()
+    total_credit = ma.fields.String()
+    total_paid = ma.fields.String()
+    balance = ma.fields.String()
+    bank_credit = ma.fields.String()
+    percentage_paid = ma.fields.Float(allow_none=True)
+    overdue_months = ma.fields.Integer()
+
+
+class PortfolioOut(ma.Schema):
+    total = ma.fields.Integer()
+    page = ma.fields.Integer()
+    per_page = ma.fields.Integer()
+    customers = ma.fields.List(ma.fields.Nested(PortfolioRow))
+
+
+class DecisionsArgs(PageArgs):
+    customer_id = ma.fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**53))
+    method = ma.fields.String(load_default=None, validate=validate.OneOf(["percentage", "ml"]))
+
+
+class DecisionsOut(ma.Schema):
+    total = ma.fields.Integer()
+    page = ma.fields.Integer()
+    per_page = ma.fields.Integer()
+    decisions = ma.fields.List(ma.fields.Nested(DecisionOut))
+
+
+class Password(ma.fields.String):
+    """A new password: 8 to 200 characters."""
+
+    def __init__(self, **kwargs):
+        super().__init__(validate=validate.Length(min=8, max=200), **kwargs)
+
+
+class CustomerIn(Closed):
+    id = ma.fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1, max=2**53))
+    name = ma.fields.String(required=True, validate=validate.Length(min=1, max=120))
+    email = ma.fields.Email(load_default=None, validate=validate.Length(max=254))
+    age = ma.fields.Integer(strict=True, load_default=None, validate=validate.Range(min=18, max=120))
+    phone = ma.fields.String(load_default=None, validate=validate.Regexp(r"^[0-9 +()-]{3,32}$"))
+    password = Password(required=True)
+
+
+class PasswordIn(Closed):
+    password = Password(required=True)
+
+
+class ReversalIn(Closed):
+    reason = ma.fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class ReversalOut(ma.Schema):
+    payment_id = ma.fields.Integer()
+    reversed_by = ma.fields.Integer()
+    reason = ma.fields.String()
+    created_at = ma.fields.DateTime()
+    summary = ma.fields.Nested(SummaryOut)
+
+
+class CustomerDetailOut(SummaryOut):
+    overdue_months = ma.fields.Integer()

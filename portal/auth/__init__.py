@@ -1,0 +1,1 @@
+"""Authentication: password hashing, sessions, bearer tokens and roles."""

@@ -1,0 +1,62 @@
+"""Who may touch what: the one place for authorization rules."""
+from __future__ import annotations
+
+from flask import abort, request, session as cookie_session
+from flask_login import current_user
+
+from portal.auth.sessions import load_login, principal_from_token
+from portal.db import get_session
+from portal.extensions import csrf, login_manager
+
+
+def _bearer(req) -> str | None:
+    header = req.headers.get("Authorization", "")
+    return header[7:].strip() if header.lower().startswith("bearer ") else None
+
+
+@login_manager.user_loader
+def _load_user(jti: str):
+    # An explicit bearer token wins over a session cookie sent along with it.
+    if _bearer(request) is not None:
+        return None
+    return load_login(get_session(), jti)
+
+
+@login_manager.request_loader
+def _load_user_from_token(req):
+    token = _bearer(req)
+    return principal_from_token(get_session(), token) if token else None
+
+
+def require_login(role: str | None = None):
+    """Abort 401 unless someone (of `role`, if given) is logged in; return them."""
+    if not current_user.is_authenticated:
+        abort(401, description="login required")
+    if role is not None and current_user.role != role:
+        abort(403, description=f"{role}s only")
+    return current_user
+
+
+def require_customer_access(customer_id: int):
+    """Let a customer reach only their own id and a manager any id; else 404 (no existence leak)."""
+    user = require_login()
+    if user.role == "manager" or user.user_id == customer_id:
+        return user
+    abort(404, description="no such customer")
+
+
+def check_csrf() -> None:
+    """Demand a CSRF token on cookie-authenticated writes (bearer-token calls carry no cookie risk)."""
+    if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
+        return
+    if _bearer(request) is not None:
+        return
+    if request.endpoint in _CSRF_EXEMPT:
+        return
+    if "_user_id" in cookie_session:
+        csrf.protect()
+
+
+# JSON logins need no CSRF token: they demand application/json, which a
+# cross-site form cannot send, and there is no session to ride on yet.
+_CSRF_EXEMPT = {"auth.customer_login", "auth.manager_login"}

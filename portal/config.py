@@ -1,0 +1,83 @@
+"""Settings read from the environment, with safe defaults for local use.
+
+Nothing here runs at import time: `load_config()` is called by the app factory
+and by the CLI, so tests can point every setting elsewhere.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PRODUCTION_ENVS = {"production", "prod"}
+
+
+def var_dir() -> Path:
+    """Return the runtime state folder (git-ignored), creating it if needed."""
+    path = Path(os.environ.get("VAR_DIR", ROOT / "var"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def is_production() -> bool:
+    """Tell whether the environment declares a production deployment."""
+    env = os.environ.get("APP_ENV") or os.environ.get("FLASK_ENV") or ""
+    return env.lower() in PRODUCTION_ENVS
+
+
+def database_url() -> str:
+    """Return DATABASE_URL, defaulting to the SQLite ledger under var/."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        # Accept the common postgres:// spelling and pick the psycopg 3 driver.
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://"):]
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        return url
+    return f"sqlite:///{var_dir() / 'credit.db'}"
+
+
+def secret_key() -> str:
+    """Return SECRET_KEY; generate and keep one in var/ outside production."""
+    key = os.environ.get("SECRET_KEY")
+    if key:
+        return key
+    if is_production():
+        raise RuntimeError("SECRET_KEY must be set in production (APP_ENV=production)")
+    path = var_dir() / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def load_config(overrides: dict | None = None) -> dict:
+    """Collect the portal's Flask config from the environment, then apply overrides."""
+    overrides = overrides or {}
+    config = {
+        "DATABASE_URL": overrides.get("DATABASE_URL") or database_url(),
+        "SERVING_URL": os.environ.get("SERVING_URL", "http://127.0.0.1:5001"),
+        "SERVING_TIMEOUT": float(os.environ.get("SERVING_TIMEOUT", "2.0")),
+        "REDIS_URL": os.environ.get("REDIS_URL"),
+        "PERCENTAGE_THRESHOLD": float(os.environ.get("PERCENTAGE_THRESHOLD", "80")),
+        # Largest credit one request may ask for, in minor units (default 1,000,000.00).
+        "MAX_CREDIT_CENTS": int(os.environ.get("MAX_CREDIT_CENTS", "100000000")),
+        "TOKEN_MAX_AGE": int(os.environ.get("TOKEN_MAX_AGE", str(8 * 3600))),
+        "LOGIN_LIMITS": os.environ.get("LOGIN_LIMITS", "5 per minute;20 per hour"),
+        "MAX_CONTENT_LENGTH": 64 * 1024,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": is_production(),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "PERMANENT_SESSION_LIFETIME": int(os.environ.get("SESSION_LIFETIME", str(8 * 3600))),
+        "PREFERRED_URL_SCHEME": "https" if is_production() else "http",
+        "DEBUG": False,
+        "TESTING": False,
+    }
+    config.update(overrides)
+    if not config.get("SECRET_KEY"):
+        config["SECRET_KEY"] = secret_key()
+    return config

@@ -1,0 +1,103 @@
+"""Engine, sessions and the write transaction that serialises one customer's money.
+
+SQLite and PostgreSQL run the same code. Two engine-specific details live here
+and nowhere else:
+
+* SQLite: pysqlite's own transaction handling is switched off so that SQLAlchemy
+  emits BEGIN itself; write transactions emit ``BEGIN IMMEDIATE`` so that two
+  payments never interleave (the second waits on ``busy_timeout``).
+* PostgreSQL: write transactions take a row lock on the customer
+  (``SELECT ... FOR UPDATE``, see ``ledger.locks``).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from flask import current_app, g
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class Database:
+    """One engine and its session factory."""
+
+    def __init__(self, url: str, **engine_kwargs):
+        self.url = url
+        self.engine = make_engine(url, **engine_kwargs)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Tell whether the engine is SQLite."""
+        return self.engine.dialect.name == "sqlite"
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    """Create an engine with the SQLite pragmas and transaction fixes applied."""
+    if url.startswith("sqlite"):
+        kwargs.setdefault("connect_args", {})
+        kwargs["connect_args"].setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+        engine = create_engine(url, **kwargs)
+        _fix_sqlite_transactions(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def _fix_sqlite_transactions(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_conn, _record):
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        if engine.url.database not in (None, "", ":memory:"):
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn):
+        immediate = conn.get_execution_options().get("sqlite_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def write_transaction(session: Session) -> Iterator[Session]:
+    """Run a block in one write transaction; commit on success, roll back on error.
+
+    The session must not be inside a transaction already: a transaction that
+    started as a read cannot safely become the serialised writer on SQLite.
+    """
+    if session.in_transaction():
+        session.rollback()
+    with session.begin():
+        session.connection(execution_options={"sqlite_immediate": True})
+        yield session
+
+
+def get_db() -> Database:
+    """Return the app's Database."""
+    return current_app.extensions["ledger_db"]
+
+
+def get_session() -> Session:
+    """Return this request's session, opening it on first use."""
+    if "db_session" not in g:
+        g.db_session = get_db().sessions()
+    return g.db_session
+
+
+def close_session(_exc=None) -> None:
+    """Close this request's session (teardown)."""
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()

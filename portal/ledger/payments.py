@@ -1,0 +1,120 @@
+"""Paying dues and reversing payments: each one locked transaction, used by every caller."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.db import write_transaction
+from portal.ledger import allocation as rule
+from portal.ledger.errors import Conflict, InvalidRequest, NotFound
+from portal.ledger.locks import lock_customer
+from portal.models import Allocation, Due, IdempotencyRecord, Payment, PaymentReversal, utcnow
+
+
+@dataclass
+class PaymentResult:
+    """Where one payment went."""
+
+    payment_id: int
+    customer_id: int
+    year: int
+    month: int
+    amount_cents: int
+    allocations: list[rule.Allocation]
+    to_bank_credit_cents: int
+    replayed: bool = False
+
+    def to_record(self) -> dict:
+        """Return a JSON-able form, as stored for idempotent replays."""
+        data = asdict(self)
+        data.pop("replayed")
+        return data
+
+    @classmethod
+    def from_record(cls, data: dict) -> "PaymentResult":
+        """Rebuild a result stored by `to_record`, marked as a replay."""
+        allocations = [rule.Allocation(**a) for a in data["allocations"]]
+        return cls(**{**data, "allocations": allocations, "replayed": True})
+
+
+def request_fingerprint(**fields) -> str:
+    """Hash a request's meaningful fields, to tell a true retry from a reused key."""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def pay(session: Session, customer_id: int, year: int, month: int, amount_cents: int,
+        idempotency_key: str | None = None, source: str = "api") -> PaymentResult:
+    """Record a payment and allocate it by the allocation rule, exactly once per key."""
+    if amount_cents <= 0:
+        raise InvalidRequest("amount must be positive", "amount")
+    fingerprint = request_fingerprint(year=year, month=month, amount_cents=amount_cents)
+    with write_transaction(session):
+        customer = lock_customer(session, customer_id)
+        if idempotency_key is not None:
+            previous = session.get(IdempotencyRecord, (customer_id, idempotency_key))
+            if previous is not None:
+                if previous.request_hash != fingerprint:
+                    raise Conflict("Idempotency-Key was already used for a different request",
+                                   "Idempotency-Key")
+                return PaymentResult.from_record(previous.response)
+
+        dues = session.scalars(
+            select(Due).where(Due.customer_id == customer_id).order_by(Due.year, Due.month)
+        ).all()
+        by_month = {(d.year, d.month): d for d in dues}
+        if (year, month) not in by_month:
+            field = "year" if all(d.year != year for d in dues) else "month"
+            raise InvalidRequest(f"{year}-{month:02d} is not in the customer's schedule", field)
+
+        outstanding = [rule.Outstanding(d.year, d.month, d.due_cents - d.paid_cents) for d in dues]
+        allocations, to_bank = rule.allocate(amount_cents, (year, month), outstanding)
+
+        payment = Payment(customer_id=customer_id, year=year, month=month, amount_cents=amount_cents,
+                          to_bank_credit_cents=to_bank, source=source, idempotency_key=idempotency_key)
+        session.add(payment)
+        session.flush()
+        for a in allocations:
+            by_month[(a.year, a.month)].paid_cents += a.amount_cents
+            session.add(Allocation(payment_id=payment.id, customer_id=customer_id,
+                                   year=a.year, month=a.month, amount_cents=a.amount_cents))
+        customer.total_paid_cents += amount_cents - to_bank
+        customer.bank_credit_cents += to_bank
+
+        result = PaymentResult(payment.id, customer_id, year, month, amount_cents, allocations, to_bank)
+        if idempotency_key is not None:
+            session.add(IdempotencyRecord(customer_id=customer_id, key=idempotency_key,
+                                          request_hash=fingerprint, response=result.to_record()))
+    return result
+
+
+def reverse_payment(session: Session, payment_id: int, manager_id: int, reason: str) -> PaymentReversal:
+    """Undo a payment's allocations and bank credit with a reversal row (never an edit)."""
+    if not reason or not reason.strip():
+        raise InvalidRequest("a reason is required", "reason")
+    with write_transaction(session):
+        payment = session.get(Payment, payment_id)
+        if payment is None:
+            raise NotFound("no such payment", "payment_id")
+        customer = lock_customer(session, payment.customer_id)
+        already = session.scalars(
+            select(PaymentReversal).where(PaymentReversal.payment_id == payment_id)
+        ).one_or_none()
+        if already is not None:
+            raise Conflict("payment is already reversed", "payment_id")
+        if customer.bank_credit_cents < payment.to_bank_credit_cents:
+            raise Conflict("the bank credit from this payment is no longer there", "payment_id")
+        allocated = 0
+        for a in session.scalars(select(Allocation).where(Allocation.payment_id == payment_id)):
+            due = session.get(Due, (a.customer_id, a.year, a.month))
+            due.paid_cents -= a.amount_cents
+            allocated += a.amount_cents
+        customer.total_paid_cents -= allocated
+        customer.bank_credit_cents -= payment.to_bank_credit_cents
+        reversal = PaymentReversal(payment_id=payment_id, manager_id=manager_id,
+                                   reason=reason.strip()[:500], created_at=utcnow())
+        session.add(reversal)
+    return reversal

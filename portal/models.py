@@ -1,0 +1,218 @@
+"""The ledger's tables.
+
+Design overview
+---------------
+* Money is an integer number of minor units (``*_cents`` columns); CHECK
+  constraints keep every amount non-negative and every month's ``paid_cents``
+  within its ``due_cents``, so a bug in Python cannot store an impossible ledger.
+* ``Due`` is the schedule: one row per (customer, year, month). ``paid_cents``
+  is ``opening_paid_cents`` (history imported from a bank's export, paid
+  before this ledger existed) plus the live allocations to that month, kept in
+  the same transaction as the allocation rows so a dashboard never adds them up.
+* ``Payment`` rows are immutable. Where a payment went is in ``Allocation`` rows
+  and ``Payment.to_bank_credit_cents``. A correction is a ``PaymentReversal``
+  row, never an edit or a delete.
+* ``Customer.total_due_cents`` / ``total_paid_cents`` / ``bank_credit_cents``
+  are running totals kept by the same ledger functions, so one customer's
+  summary costs the same with 1,000 or 100,000 customers.
+* ``year_percentage`` is a SQL view (see the migrations): the model's features.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Return the current time in UTC."""
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class PersonMixin:
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(120))
+    email: Mapped[str | None] = mapped_column(String(254))
+    age: Mapped[int | None] = mapped_column(SmallInteger)
+    phone: Mapped[str | None] = mapped_column(String(32))
+    # NULL means "cannot log in" (e.g. imported from a bank's export without passwords).
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Customer(PersonMixin, Base):
+    __tablename__ = "customers"
+    total_due_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_paid_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    bank_credit_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    __table_args__ = (
+        CheckConstraint("total_due_cents >= 0", name="due_nonneg"),
+        CheckConstraint("total_paid_cents >= 0 AND total_paid_cents <= total_due_cents", name="paid_within_due"),
+        CheckConstraint("bank_credit_cents >= 0", name="bank_credit_nonneg"),
+        CheckConstraint("age IS NULL OR (age >= 18 AND age <= 120)", name="age_range"),
+        Index("ix_customers_name", "name"),
+    )
+
+
+class Manager(PersonMixin, Base):
+    __tablename__ = "managers"
+
+
+class Due(Base):
+    """What a customer owes for one month, and how much of it is paid."""
+
+    __tablename__ = "dues"
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    year: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    month: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    due_cents: Mapped[int] = mapped_column(BigInteger)
+    paid_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Paid before this ledger existed (imported history): not backed by allocations.
+    opening_paid_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    __table_args__ = (
+        CheckConstraint("month >= 1 AND month <= 12", name="month_range"),
+        CheckConstraint("due_cents >= 0", name="due_nonneg"),
+        CheckConstraint("paid_cents >= 0 AND paid_cents <= due_cents", name="paid_within_due"),
+        CheckConstraint("opening_paid_cents >= 0 AND opening_paid_cents <= paid_cents", name="opening_within_paid"),
+    )
+
+
+class Payment(Base):
+    """Money received from a customer: immutable once written."""
+
+    __tablename__ = "payments"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    year: Mapped[int] = mapped_column(SmallInteger)
+    month: Mapped[int] = mapped_column(SmallInteger)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    to_bank_credit_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    source: Mapped[str] = mapped_column(String(16), default="api")  # api | web | import
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (
+        CheckConstraint("amount_cents > 0", name="amount_pos"),
+        CheckConstraint("to_bank_credit_cents >= 0 AND to_bank_credit_cents <= amount_cents", name="bank_credit_within_amount"),
+        CheckConstraint("month >= 1 AND month <= 12", name="month_range"),
+        Index("ix_payments_customer_created", "customer_id", "created_at"),
+    )
+
+
+class Allocation(Base):
+    """The part of a payment that went to one month."""
+
+    __tablename__ = "allocations"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    year: Mapped[int] = mapped_column(SmallInteger)
+    month: Mapped[int] = mapped_column(SmallInteger)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (
+        CheckConstraint("amount_cents > 0", name="amount_pos"),
+        ForeignKeyConstraint(
+            ["customer_id", "year", "month"], ["dues.customer_id", "dues.year", "dues.month"],
+            name="fk_allocations_due",
+        ),
+        Index("ix_allocations_payment", "payment_id"),
+        Index("ix_allocations_due", "customer_id", "year", "month"),
+    )
+
+
+class PaymentReversal(Base):
+    """A manager's correction of a payment: its allocations and bank credit undone."""
+
+    __tablename__ = "payment_reversals"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), unique=True)
+    manager_id: Mapped[int] = mapped_column(ForeignKey("managers.id"))
+    reason: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CreditDecision(Base):
+    """One credit request and its decision, stored so it can be audited and replayed."""
+
+    __tablename__ = "credit_decisions"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(36), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    year: Mapped[int] = mapped_column(SmallInteger)
+    month: Mapped[int] = mapped_column(SmallInteger)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    method: Mapped[str] = mapped_column(String(16))  # percentage | ml
+    approved: Mapped[bool] = mapped_column(Boolean)
+    score: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    inputs: Mapped[dict] = mapped_column(JSON)
+    reasons: Mapped[list] = mapped_column(JSON)
+    model_version: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (
+        CheckConstraint("amount_cents > 0", name="amount_pos"),
+        CheckConstraint("month >= 1 AND month <= 12", name="month_range"),
+        Index("ix_credit_decisions_customer_created", "customer_id", "created_at"),
+        Index("ix_credit_decisions_created", "created_at"),
+    )
+
+
+class IdempotencyRecord(Base):
+    """The first answer to a request made with an Idempotency-Key."""
+
+    __tablename__ = "idempotency_records"
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token's server-side record, so that logout can revoke it."""
+
+    __tablename__ = "api_tokens"
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Outcome(Base):
+    """The observed outcome of a customer's credit (the model's label)."""
+
+    __tablename__ = "outcomes"
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    result: Mapped[int] = mapped_column(SmallInteger)
+    # Known only for simulated data: the probability the label was drawn from.
+    true_probability: Mapped[float | None] = mapped_column(Float)
+    __table_args__ = (CheckConstraint("result IN (0, 1)", name="result_binary"),)
+
