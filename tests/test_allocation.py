@@ -1,5 +1,6 @@
 """Properties of the allocation rule (pure, so Hypothesis can hammer it)."""
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from portal.ledger.allocation import Outstanding, allocate
 

@@ -1,6 +1,7 @@
 """Money parsing and formatting: exact, strict, never floats."""
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from portal.money import MoneyError, format_cents, parse_amount
 

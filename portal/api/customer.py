@@ -1,19 +1,26 @@
 """Customer endpoints: summary, monthly data, history, payments and credit requests."""
 from __future__ import annotations
 
-from datetime import date
-
-from flask import current_app
 from flask_smorest import Blueprint, abort
 
 from portal.api import present
 from portal.api.errors import ErrorSchema
-from portal.money import format_cents
-from portal.api.schemas import (CreditIn, DecisionOut, IdempotencyHeader, PaymentHistoryOut, PageArgs,
-                                PaymentIn, PaymentOut, SummaryOut, YearDataOut)
+from portal.api.schemas import (
+    CreditIn,
+    DecisionOut,
+    IdempotencyHeader,
+    PageArgs,
+    PaymentHistoryOut,
+    PaymentIn,
+    PaymentOut,
+    SummaryOut,
+    YearDataOut,
+)
 from portal.auth.access import require_customer_access, require_login
 from portal.db import get_session
-from portal.ledger import credit, payments, statements
+from portal.decisions import request_credit
+from portal.ledger import payments, statements
+from portal.money import format_cents
 
 blp = Blueprint("customer", __name__, url_prefix="/api/customer", description="A customer's account")
 
@@ -81,11 +88,5 @@ def pay(headers, body):
 def credit_request(body):
     """Ask for credit by the percentage or the ML method; the decision is stored."""
     user = require_login("customer")
-    db = get_session()
-    cfg = current_app.config
-    if body["method"] == "ml":
-        abort(503, message="ML method unavailable: the decision service is not part of this release yet")
-    row = credit.request_by_percentage(db, user.user_id, body["year"], body["month"], body["amount"],
-                                       threshold=cfg["PERCENTAGE_THRESHOLD"],
-                                       max_cents=cfg["MAX_CREDIT_CENTS"], today=date.today())
+    row = request_credit(get_session(), user.user_id, body["year"], body["month"], body["amount"], body["method"])
     return present.decision(row)

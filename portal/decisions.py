@@ -1,0 +1,35 @@
+"""Credit requests by either method: the one entry point used by the API and the pages."""
+from __future__ import annotations
+
+from datetime import date
+
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from portal.ledger import credit
+from portal.ledger.errors import LedgerError
+from portal.models import CreditDecision
+
+METHODS = ("percentage", "ml")
+
+
+class MLUnavailable(LedgerError):
+    """The ML method cannot answer now (no decision service, no model, bad answer); nothing approved."""
+
+    status = 503
+
+
+def request_credit(session: Session, customer_id: int, year: int, month: int, amount_cents: int,
+                   method: str, today: date | None = None) -> CreditDecision:
+    """Decide a credit request by `method`, store the decision and return it."""
+    cfg = current_app.config
+    today = today or date.today()
+    if method == "percentage":
+        return credit.request_by_percentage(session, customer_id, year, month, amount_cents,
+                                            threshold=cfg["PERCENTAGE_THRESHOLD"],
+                                            max_cents=cfg["MAX_CREDIT_CENTS"], today=today)
+    if method == "ml":
+        credit.check_credit_request(year, month, amount_cents, cfg["MAX_CREDIT_CENTS"], today)
+        raise MLUnavailable("ML method unavailable: the decision service is not part of this release yet",
+                            "method")
+    raise LedgerError(f"unknown method {method!r}", "method")
