@@ -46,9 +46,10 @@ def register_database(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind Flask-Login, CSRF, the rate limiter and the API to the app."""
-    from portal.extensions import api, csrf, limiter, login_manager
     import portal.auth.access  # noqa: F401 - registers the login loaders
+    from portal.extensions import IdConverter, api, csrf, limiter, login_manager
 
+    app.url_map.converters["id"] = IdConverter
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
     login_manager.init_app(app)
     login_manager.session_protection = "basic"

@@ -11,8 +11,8 @@ and nowhere else:
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from flask import current_app, g
 from sqlalchemy import Engine, create_engine, event

@@ -1,7 +1,8 @@
 """Login and logout for customers and managers (JSON)."""
 from __future__ import annotations
 
-from flask import current_app, session as cookie_session
+from flask import current_app
+from flask import session as cookie_session
 from flask_login import current_user, login_user, logout_user
 from flask_smorest import Blueprint, abort
 from flask_wtf.csrf import generate_csrf

@@ -25,7 +25,7 @@ from portal.money import format_cents
 blp = Blueprint("customer", __name__, url_prefix="/api/customer", description="A customer's account")
 
 
-@blp.route("/summary/<int:customer_id>")
+@blp.route("/summary/<id:customer_id>")
 @blp.response(200, SummaryOut)
 @blp.alt_response(404, schema=ErrorSchema, description="no such customer (or not yours)")
 def summary(customer_id):
@@ -34,7 +34,7 @@ def summary(customer_id):
     return present.summary(get_session(), customer_id)
 
 
-@blp.route("/data/<int:customer_id>/<string:year>")
+@blp.route("/data/<id:customer_id>/<string:year>")
 @blp.response(200, YearDataOut)
 @blp.alt_response(404, schema=ErrorSchema, description="no such customer or year")
 def year_data(customer_id, year):
@@ -47,7 +47,7 @@ def year_data(customer_id, year):
     return {"customer_id": customer_id, "year": year, "months": months, "totals": totals}
 
 
-@blp.route("/payments/<int:customer_id>")
+@blp.route("/payments/<id:customer_id>")
 @blp.arguments(PageArgs, location="query")
 @blp.response(200, PaymentHistoryOut)
 @blp.alt_response(404, schema=ErrorSchema, description="no such customer (or not yours)")

@@ -7,15 +7,26 @@ from flask_smorest import Blueprint
 
 from portal.api import present
 from portal.api.errors import ErrorSchema
-from portal.api.schemas import (CustomerDetailOut, CustomerIn, DecisionsArgs, DecisionsOut, MessageOut,
-                                PasswordIn, PortfolioArgs, PortfolioOut, ReversalIn, ReversalOut, UserOut)
+from portal.api.schemas import (
+    CustomerDetailOut,
+    CustomerIn,
+    DecisionsArgs,
+    DecisionsOut,
+    MessageOut,
+    PasswordIn,
+    PortfolioArgs,
+    PortfolioOut,
+    ReversalIn,
+    ReversalOut,
+    UserOut,
+)
 from portal.auth.access import require_login
 from portal.auth.sessions import revoke_all
 from portal.db import get_session
 from portal.ledger import payments, people, portfolio
 from portal.ledger.credit import percentage_paid
-from portal.money import format_cents
 from portal.models import Manager, Payment
+from portal.money import format_cents
 
 blp = Blueprint("manager", __name__, url_prefix="/api/manager", description="Managers only")
 
@@ -47,7 +58,7 @@ def portfolio_page(args):
     return {"total": page.total, "page": page.page, "per_page": page.per_page, "customers": rows}
 
 
-@blp.route("/customers/<int:customer_id>")
+@blp.route("/customers/<id:customer_id>")
 @blp.response(200, CustomerDetailOut)
 @blp.alt_response(404, schema=ErrorSchema, description="no such customer")
 def customer(customer_id):
@@ -71,7 +82,7 @@ def create_customer(body):
     return present.user(c, "customer")
 
 
-@blp.route("/customers/<int:customer_id>/password", methods=["POST"])
+@blp.route("/customers/<id:customer_id>/password", methods=["POST"])
 @blp.arguments(PasswordIn)
 @blp.response(200, MessageOut)
 @blp.alt_response(404, schema=ErrorSchema, description="no such customer")
@@ -84,7 +95,7 @@ def reset_password(body, customer_id):
     return {"message": "password changed; the customer's sessions were ended"}
 
 
-@blp.route("/payments/<int:payment_id>/reversal", methods=["POST"])
+@blp.route("/payments/<id:payment_id>/reversal", methods=["POST"])
 @blp.arguments(ReversalIn)
 @blp.response(201, ReversalOut)
 @blp.alt_response(404, schema=ErrorSchema, description="no such payment")

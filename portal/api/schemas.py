@@ -34,7 +34,7 @@ class Closed(ma.Schema):
 
 
 class LoginIn(Closed):
-    id = ma.fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=2**53))
+    id = ma.fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=2**53 - 1))
     password = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
 
 
@@ -198,7 +198,7 @@ class PortfolioOut(ma.Schema):
 
 
 class DecisionsArgs(PageArgs):
-    customer_id = ma.fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**53))
+    customer_id = ma.fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**53 - 1))
     method = ma.fields.String(load_default=None, validate=validate.OneOf(["percentage", "ml"]))
 
 
@@ -217,7 +217,7 @@ class Password(ma.fields.String):
 
 
 class CustomerIn(Closed):
-    id = ma.fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1, max=2**53))
+    id = ma.fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1, max=2**53 - 1))
     name = ma.fields.String(required=True, validate=validate.Length(min=1, max=120))
     email = ma.fields.Email(load_default=None, validate=validate.Length(max=254))
     age = ma.fields.Integer(strict=True, load_default=None, validate=validate.Range(min=18, max=120))

@@ -1,7 +1,8 @@
 """Who may touch what: the one place for authorization rules."""
 from __future__ import annotations
 
-from flask import abort, request, session as cookie_session
+from flask import abort, request
+from flask import session as cookie_session
 from flask_login import current_user
 
 from portal.auth.sessions import load_login, principal_from_token

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from flask_login import UserMixin
@@ -76,7 +76,7 @@ def load_login(session: Session, jti: str) -> Principal | None:
         return None
     expires = record.expires_at
     if expires.tzinfo is None:  # SQLite returns naive datetimes
-        expires = expires.replace(tzinfo=timezone.utc)
+        expires = expires.replace(tzinfo=UTC)
     if expires <= utcnow():
         return None
     user = session.get(ROLES[record.role], record.user_id)

@@ -7,8 +7,8 @@ left after the last month becomes bank credit. Hence, always:
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 
 @dataclass(frozen=True)

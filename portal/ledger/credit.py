@@ -7,9 +7,9 @@ chosen month's due.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Callable
 
 from sqlalchemy.orm import Session
 

@@ -35,7 +35,7 @@ class PaymentResult:
         return data
 
     @classmethod
-    def from_record(cls, data: dict) -> "PaymentResult":
+    def from_record(cls, data: dict) -> PaymentResult:
         """Rebuild a result stored by `to_record`, marked as a replay."""
         allocations = [rule.Allocation(**a) for a in data["allocations"]]
         return cls(**{**data, "allocations": allocations, "replayed": True})

@@ -4,11 +4,10 @@ Revision ID: 0001
 Revises: 
 Create Date: 2026-11-27 07:52:36.142756
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from pipeline.features import year_percentage_view_sql
-
 
 revision = '0001'
 down_revision = None

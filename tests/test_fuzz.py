@@ -1,0 +1,68 @@
+"""Schemathesis against /api/openapi.json, as a customer and as a manager: no 5xx, answers match
+the schema, and a customer never sees another customer's data.
+
+Each operation of the document is fuzzed with valid (positive) and invalid (negative) data.
+(Schemathesis' own pytest plugin does not run under pytest 9, so the strategies are driven by
+Hypothesis directly.)
+"""
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
+
+from portal import create_app
+from tests.factories import add_customer, add_manager
+
+OTHER_CUSTOMER_MARKERS = ("c102@example.com", "Customer 102")
+
+
+def _operations():
+    app = create_app({"SECRET_KEY": "x", "DATABASE_URL": "sqlite://"})
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+    return sorted(op.ok().label for op in schema.get_all_operations())
+
+
+@pytest.fixture
+def fuzz_app(app):
+    db = app.extensions["ledger_db"]
+    add_customer(db, 101, {(2024, m): 10_000 for m in range(1, 13)}, password="customer123")
+    add_customer(db, 102, {(2024, m): 10_000 for m in range(1, 13)}, password="other-pw")
+    add_manager(db, 1, password="manager123")
+    return app
+
+
+def _token(app, role: str, user_id: int, password: str) -> str:
+    response = app.test_client().post(f"/api/{role}/login", json={"id": user_id, "password": password})
+    assert response.status_code == 200, response.json
+    return response.json["token"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
+@pytest.mark.parametrize("label", _operations())
+def test_operation(fuzz_app, label, mode):
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", fuzz_app)
+    operation = schema.find_operation_by_label(label)
+    tokens = {role: _token(fuzz_app, role, uid, pw)
+              for role, uid, pw in (("customer", 101, "customer123"), ("manager", 1, "manager123"))}
+
+    @given(case=operation.as_strategy(generation_mode=mode), role=st.sampled_from(["customer", "manager"]))
+    @settings(max_examples=15, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    def run(case, role):
+        response = case.call(headers={"Authorization": f"Bearer {tokens[role]}"})
+        if response.status_code == 401 and label == "POST /api/logout":
+            tokens[role] = _token(fuzz_app, *{"customer": ("customer", 101, "customer123"),
+                                              "manager": ("manager", 1, "manager123")}[role])
+        assert response.status_code < 500, response.text[:500]
+        if mode is GenerationMode.POSITIVE or response.status_code < 400:
+            # ignored_auth expects schemathesis to generate the credentials (we send real ones);
+            # positive_data_acceptance expects every schema-valid body to pass, but the ledger
+            # rightly refuses some with 422 (a month outside the schedule, an unknown payment).
+            case.validate_response(response, excluded_checks=[ignored_auth, positive_data_acceptance])
+        if role == "customer":
+            assert not any(m in response.text for m in OTHER_CUSTOMER_MARKERS), response.text[:500]
+
+    run()
