@@ -27,6 +27,17 @@ def feature_label(feature: str, decision_year: int) -> int:
     return feature_years(decision_year)[FEATURES.index(feature)]
 
 
+def yearly_percentages(dues):
+    """Return 100 * paid / due per customer (rows) and calendar year (columns) from a dues frame.
+
+    The same definition as the view below, for frames that are not in a
+    database (the simulator's summary); the tests check that the
+    two agree on the same data (tests/test_importer.py, on SQLite and PostgreSQL).
+    """
+    sums = dues.groupby(["customer_id", "year"])[["due_cents", "paid_cents"]].sum()
+    return (100.0 * sums["paid_cents"] / sums["due_cents"].where(sums["due_cents"] > 0)).unstack("year")
+
+
 _CURRENT_YEAR_SQL = {
     "sqlite": "CAST(strftime('%Y', 'now') AS INTEGER)",
     "postgresql": "CAST(EXTRACT(YEAR FROM CURRENT_DATE) AS INTEGER)",

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from pipeline import simulate as sim
+from pipeline.features import yearly_percentages
 
 END_YEAR = 2026
 
@@ -96,7 +97,7 @@ def test_behaviour_is_varied(data):
 
 
 def test_yearly_percentages_spread(big):
-    pct = sim.yearly_percentages(big["dues"]).to_numpy().ravel()
+    pct = yearly_percentages(big["dues"]).to_numpy().ravel()
     assert pct.min() >= 0 and pct.max() <= 100
     assert (pct < 50).mean() > 0.02
     assert (pct < 20).mean() > 0.002
@@ -112,7 +113,7 @@ def test_outcomes_are_plausible_and_not_a_function_of_percentages(big):
     assert 0.6 <= y.mean() <= 0.75
     assert ((p > 0) & (p < 1)).all()
 
-    pct = sim.yearly_percentages(big["dues"])
+    pct = yearly_percentages(big["dues"])
     # Customers with the same rounded yearly profile end up with both labels.
     profile = pct.round(0).astype(int).astype(str).agg("-".join, axis=1)
     labels_per_profile = pd.Series(y, index=pct.index).groupby(profile).nunique()

@@ -1,0 +1,90 @@
+"""Time simulating and importing the demo ledger (default 100,000 customers, 6,000,000 dues).
+
+    .venv/bin/python bench/bench_seed.py [N] [--postgres ADMIN_URL]
+
+Runs into a temporary SQLite file (migrated with Alembic), or into a throwaway
+PostgreSQL database created through ADMIN_URL (e.g.
+postgresql+psycopg://postgres@127.0.0.1:5432/test) and dropped afterwards.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from sqlalchemy import create_engine  # noqa: E402
+
+from pipeline.simulate import simulate  # noqa: E402
+from portal.db import Database  # noqa: E402
+from portal.importer import import_ledger  # noqa: E402
+
+TARGET_SECONDS = 60.0  # simulate + import of 100,000 customers on SQLite
+
+
+def migrate(url: str) -> None:
+    """Migrate a ledger to head."""
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT / "portal" / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url)
+    command.upgrade(cfg, "head")
+
+
+def run(url: str, n: int) -> dict:
+    """Simulate n customers and import them into the migrated ledger at url."""
+    migrate(url)
+    db = Database(url)
+    try:
+        started = time.perf_counter()
+        data = simulate(n)
+        simulated = time.perf_counter() - started
+        report = import_ledger(db, data, demo_password=None, progress=True)
+        total = time.perf_counter() - started
+    finally:
+        db.dispose()
+    rows = report["customers"] + report["dues"] + report["outcomes"]
+    return {"simulate_s": simulated, "validate_s": report["validate_seconds"], "write_s": report["write_seconds"],
+            "import_s": report["seconds"], "total_s": total, "rows": rows, "rows_per_s": rows / report["seconds"]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("customers", nargs="?", type=int, default=100_000)
+    parser.add_argument("--postgres", metavar="ADMIN_URL", help="benchmark PostgreSQL instead of SQLite")
+    args = parser.parse_args()
+    if args.postgres:
+        admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT")
+        name = f"bench_seed_{uuid.uuid4().hex[:10]}"
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        try:
+            result = run(args.postgres.rsplit("/", 1)[0] + "/" + name, args.customers)
+        finally:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.dispose()
+        engine = "postgresql"
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            result = run(f"sqlite:///{Path(tmp) / 'ledger.db'}", args.customers)
+        engine = "sqlite"
+    print(f"{engine}: {args.customers:,} customers, {result['rows']:,} rows")
+    print(f"  simulate {result['simulate_s']:.2f} s, validate {result['validate_s']:.2f} s, "
+          f"write {result['write_s']:.2f} s")
+    print(f"  import {result['import_s']:.2f} s ({result['rows_per_s']:,.0f} rows/s), "
+          f"simulate + import {result['total_s']:.2f} s")
+    if engine == "sqlite" and args.customers == 100_000:
+        print(f"  target {TARGET_SECONDS:.0f} s: ratio {result['total_s'] / TARGET_SECONDS:.2f} "
+              f"({'ok' if result['total_s'] <= TARGET_SECONDS else 'TOO SLOW'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
