@@ -22,16 +22,6 @@ def migrate(url: str, revision: str = "head") -> None:
     command.upgrade(cfg, revision)
 
 
-def is_empty(db) -> bool:
-    """Tell whether the ledger has no customers yet."""
-    from sqlalchemy import func, select
-
-    from portal.models import Customer
-
-    with db.sessions() as s:
-        return not s.scalar(select(func.count()).select_from(Customer))
-
-
 def register(app: Flask) -> None:
     """Register the commands on an app."""
 
@@ -47,11 +37,11 @@ def register(app: Flask) -> None:
     @click.option("--if-empty", is_flag=True, help="do nothing when the ledger has customers")
     def seed_command(customers, seed_, if_empty):
         """Migrate, simulate demo customers and import them, with the demo logins."""
-        from portal.importer import seed_demo
+        from portal.importer import ledger_is_empty, seed_demo
 
         migrate(app.config["DATABASE_URL"])
         db = get_db()
-        if if_empty and not is_empty(db):
+        if if_empty and not ledger_is_empty(db):
             click.echo("ledger already has customers: not seeding")
             return
         started = time.perf_counter()

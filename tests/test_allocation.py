@@ -62,3 +62,22 @@ def test_example_overflow_into_next_year_then_bank_credit():
     allocations, to_bank = allocate(10_000, (2024, 12), schedule)
     assert [(a.year, a.month, a.amount_cents) for a in allocations] == [(2024, 12, 5_000), (2025, 1, 3_000)]
     assert to_bank == 2_000
+
+
+@given(st.lists(st.tuples(st.integers(1, 10**9), st.lists(st.integers(0, 10**8), min_size=1, max_size=8)),
+                min_size=1, max_size=10))
+def test_batch_rule_matches_month_by_month_reference(rows):
+    import numpy as np
+
+    from portal.ledger.allocation import allocate_rows
+
+    width = max(len(owed) for _, owed in rows)
+    owed = np.array([o + [0] * (width - len(o)) for _, o in rows], dtype=np.int64)
+    parts, bank = allocate_rows(np.array([a for a, _ in rows]), owed)
+    for i, (amount, months_owed) in enumerate(rows):
+        left = amount
+        for j, o in enumerate(months_owed):  # the rule, read literally
+            take = min(left, o)
+            assert parts[i, j] == take
+            left -= take
+        assert bank[i] == left
