@@ -16,11 +16,13 @@ How a customer behaves
   spreads each payment: money beyond a month's due goes to the following
   months, and what is left after the last month is the customer's bank credit.
 * The outcome ``result`` (1 = repaid) is drawn from ``true_probability``, a
-  smooth function of the hidden reliability, of the recent years' behaviour
-  (recent years weigh more) and of noise that no ledger shows. So the label is
-  not a function of the yearly percentages: a model on them has a decent AUC
-  (about 0.83), and the AUC of ``true_probability`` (about 0.87) is the
-  ceiling a model can only approach.
+  smooth function of the last two years' behaviour (``RECENCY``), of the hidden
+  reliability and of a little noise that no ledger shows. The label is a coin
+  flip with that probability, so it is not a function of the yearly
+  percentages. On 20,000 customers a logistic model on the five percentages
+  reaches an AUC of about 0.80, the true probability (the ceiling) about 0.81,
+  and the plain average of the percentages - the percentage rule - only about
+  0.75: reliability drifts (``DRIFT_SD``), and the trend matters.
 
 Run ``python -m pipeline.simulate --help`` for the command line.
 """
@@ -42,11 +44,15 @@ FIRST_CUSTOMER_ID = 101
 YEARS = HISTORY_YEARS
 MONTHS = 12
 FILES = ("customers", "dues", "outcomes")
+DRIFT_SD = 0.3  # spread of the five-year trend in reliability (some improve, some slip)
 DEMO_CUSTOMER_MONTHLY = 0.8  # customer 101's chance of paying a month in full
 
 # The outcome's log-odds: intercept + weights * (hidden reliability - 0.8,
 # recency-weighted paid share - 0.9, job lost in the last year) + unseen noise.
-OUTCOME = {"intercept": 0.8, "reliability": 6.0, "recent": 8.0, "jobless_last_year": 0.5, "noise": 0.7}
+OUTCOME = {"intercept": 1.0, "reliability": 0.3, "recent": 9.0, "jobless_last_year": 0.2, "noise": 0.15}
+# How much each year's paid share counts in "recent behaviour", oldest first: the outcome
+# follows the last two years, so a customer's trend matters, not only their average.
+RECENCY = (0.0, 0.0, 0.0, 0.3, 0.7)
 
 FIRST_NAMES = np.array([
     "Aarav", "Aisha", "Alice", "Amara", "Ana", "Ananya", "Arjun", "Ben", "Carlos", "Chen",
@@ -146,7 +152,7 @@ def _latent(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     months = YEARS * MONTHS
     t = np.arange(months) / (months - 1)
     reliability = rng.beta(4.0, 0.7, n)
-    drift = rng.normal(0.0, 0.12, n)
+    drift = rng.normal(0.0, DRIFT_SD, n)
     path = reliability[:, None] + drift[:, None] * (t[None, :] - 0.5)
 
     # A bad year: likelier for unreliable customers; lowers every month of that year.
@@ -218,8 +224,7 @@ def _outcomes(rng: np.random.Generator, latent: dict, due: np.ndarray,
     """Return the outcome label and the probability it was drawn from."""
     n = len(due)
     yearly = paid.reshape(n, YEARS, MONTHS).sum(axis=2) / due.reshape(n, YEARS, MONTHS).sum(axis=2)
-    weights = np.arange(1, YEARS + 1) / np.arange(1, YEARS + 1).sum()
-    recent = yearly @ weights
+    recent = yearly @ np.asarray(RECENCY)
     c = OUTCOME
     logit = (
         c["intercept"]

@@ -119,14 +119,17 @@ def test_outcomes_are_plausible_and_not_a_function_of_percentages(big):
     labels_per_profile = pd.Series(y, index=pct.index).groupby(profile).nunique()
     assert (labels_per_profile == 2).any()
 
-    # A model on the five percentages learns something, and the true probability does better.
+    # A model on the five percentages learns something; the true probability is the ceiling;
+    # the plain average of the percentages (the percentage rule) misses the trend.
     x = pct.to_numpy() / 100
     half = len(y) // 2
     w = logistic_fit(x[:half], y[:half])
     model_auc = auc(y[half:], np.column_stack([np.ones(len(y) - half), x[half:]]) @ w)
     ceiling = auc(y[half:], p[half:])
+    rule_auc = auc(y[half:], x[half:].mean(axis=1))
     assert 0.72 < model_auc < 0.92
-    assert ceiling > model_auc + 0.01
+    assert ceiling >= model_auc - 0.005
+    assert model_auc > rule_auc + 0.03
 
 
 def test_write_read_round_trip(tmp_path, data):
