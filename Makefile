@@ -10,10 +10,17 @@ PORTAL_PORT ?= 5000
 SERVING_PORT ?= 5001
 CUSTOMERS ?= 1000
 FLASK := $(VENV)/bin/flask --app portal
+MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/var/mlflow.db
+SERVING_URL ?= http://127.0.0.1:$(SERVING_PORT)
+PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus
+PORTAL_CMD = $(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(PORTAL_PORT) --no-control-socket --access-logfile - 'portal:create_app()'
+SERVE_CMD = rm -rf $(PROMETHEUS_MULTIPROC_DIR) && mkdir -p $(PROMETHEUS_MULTIPROC_DIR) && \
+	$(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(SERVING_PORT) --no-control-socket --access-logfile - 'serving:create_app()'
 
-export PORTAL_PORT SERVING_PORT
+export PORTAL_PORT SERVING_PORT MLFLOW_TRACKING_URI SERVING_URL PROMETHEUS_MULTIPROC_DIR
 
-.PHONY: help install run portal migrate seed test test-fast lint clean-var browser-deps
+.PHONY: help install run portal serve migrate seed data model train promote rollback models mlflow-ui monitor \
+	bench test test-fast lint clean-var browser-deps
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,15 +40,47 @@ seed: install ## migrate and load the demo ledger if it is empty (CUSTOMERS=1000
 	@$(FLASK) seed --if-empty --customers $(CUSTOMERS)
 	@$(FLASK) ensure-demo
 
-run: seed ## start the whole system on SQLite with demo data (Ctrl-C stops it)
+data: seed ## simulate the demo customers and import them into the ledger (if it is empty)
+
+model: seed ## train and promote a first model when there is no champion yet
+	@$(PY) -m pipeline.run --if-no-champion
+
+run: model ## start the whole system on SQLite: demo data, a trained model, serving and the portal (Ctrl-C stops both)
 	@echo
-	@echo "  Portal:  http://127.0.0.1:$(PORTAL_PORT)/   (API: /api/..., OpenAPI: /api/openapi.json)"
-	@echo "  Logins:  manager 1 / manager123    customer 101 / customer123"
+	@echo "  Portal:   http://127.0.0.1:$(PORTAL_PORT)/   (API: /api/..., OpenAPI: /api/openapi.json)"
+	@echo "  Serving:  $(SERVING_URL)/version   (decisions: POST /v1/decisions, MLflow protocol: POST /invocations)"
+	@echo "  Logins:   manager 1 / manager123    customer 101 / customer123"
 	@echo
-	@$(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(PORTAL_PORT) --access-logfile - 'portal:create_app()'
+	@($(SERVE_CMD)) & SERVE_PID=$$!; trap 'kill $$SERVE_PID 2>/dev/null; wait $$SERVE_PID 2>/dev/null' EXIT INT TERM; \
+	$(PORTAL_CMD)
 
 portal: seed ## start only the portal (gunicorn on PORTAL_PORT)
-	@$(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(PORTAL_PORT) --access-logfile - 'portal:create_app()'
+	@$(PORTAL_CMD)
+
+serve: install ## start only the decision service (gunicorn on SERVING_PORT, loads credit-approval@champion)
+	@$(SERVE_CMD)
+
+train: install ## dataset -> train -> evaluate -> register -> gate, with a summary table (DATA=file to train on a file)
+	@$(PY) -m pipeline.run $(if $(DATA),--data $(DATA))
+
+promote: install ## give VERSION=n the champion alias (recorded with who, when, why)
+	@test -n "$(VERSION)" || { echo "usage: make promote VERSION=n"; exit 2; }
+	@$(PY) -m model_registry promote $(VERSION)
+
+rollback: install ## move the champion alias back to the previous champion
+	@$(PY) -m model_registry rollback
+
+models: install ## list the registered versions, aliases and key metrics
+	@$(PY) -m model_registry describe
+
+mlflow-ui: install ## open MLflow's UI on the local store (port 5002)
+	@$(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5002
+
+monitor: install ## drift: PSI of each feature, recent ML decisions vs the champion's training data
+	@$(PY) -m pipeline.monitor
+
+bench: install ## run the benchmarks in bench/ and write docs/benchmarks.md
+	@$(PY) -m bench.report
 
 browser-deps: ## install Debian's Chromium for the browser tests (needs root; skipped if present)
 	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || echo "!! no Chromium: browser tests will be skipped"

@@ -59,6 +59,18 @@ def register(app: Flask) -> None:
         stats = import_ledger(get_db(), read(directory), demo_password=demo_password)
         click.echo(f"imported: {stats}")
 
+    @app.cli.command("replay")
+    @click.argument("request_id")
+    def replay_command(request_id):
+        """Replay a stored credit decision against the rule or model version that made it."""
+        from portal.replay import replay
+
+        with get_db().sessions() as session:
+            result = replay(session, request_id, app.config.get("MLFLOW_TRACKING_URI"))
+        for key, value in result.items():
+            click.echo(f"{key:18} {value}")
+        raise SystemExit(0 if result["match"] else 1)
+
     @app.cli.command("ensure-demo")
     def ensure_demo_command():
         """Make sure the demo logins (manager 1, customer 101) exist with their passwords."""

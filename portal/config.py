@@ -61,6 +61,7 @@ def load_config(overrides: dict | None = None) -> dict:
         "DATABASE_URL": overrides.get("DATABASE_URL") or database_url(),
         "SERVING_URL": os.environ.get("SERVING_URL", "http://127.0.0.1:5001"),
         "SERVING_TIMEOUT": float(os.environ.get("SERVING_TIMEOUT", "2.0")),
+        "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI"),
         "REDIS_URL": os.environ.get("REDIS_URL"),
         "PERCENTAGE_THRESHOLD": float(os.environ.get("PERCENTAGE_THRESHOLD", "80")),
         # Largest credit one request may ask for, in minor units (default 1,000,000.00).

@@ -6,17 +6,13 @@ from datetime import date
 from flask import current_app
 from sqlalchemy.orm import Session
 
+from portal import ml
 from portal.ledger import credit
 from portal.ledger.errors import LedgerError
+from portal.ml import MLUnavailable  # noqa: F401 - re-exported for callers
 from portal.models import CreditDecision
 
 METHODS = ("percentage", "ml")
-
-
-class MLUnavailable(LedgerError):
-    """The ML method cannot answer now (no decision service, no model, bad answer); nothing approved."""
-
-    status = 503
 
 
 def request_credit(session: Session, customer_id: int, year: int, month: int, amount_cents: int,
@@ -30,6 +26,6 @@ def request_credit(session: Session, customer_id: int, year: int, month: int, am
                                             max_cents=cfg["MAX_CREDIT_CENTS"], today=today)
     if method == "ml":
         credit.check_credit_request(year, month, amount_cents, cfg["MAX_CREDIT_CENTS"], today)
-        raise MLUnavailable("ML method unavailable: the decision service is not part of this release yet",
-                            "method")
+        decision = ml.decide_by_model(session, customer_id, cfg["SERVING_URL"], cfg["SERVING_TIMEOUT"])
+        return credit.record_decision(session, customer_id, year, month, amount_cents, lambda _c: decision)
     raise LedgerError(f"unknown method {method!r}", "method")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from flask import jsonify
+from flask import jsonify, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
@@ -43,7 +43,11 @@ class LedgerApi(Api):
     ERROR_SCHEMA = ErrorSchema
 
     def handle_http_exception(self, error: HTTPException):
-        """Answer any HTTP error as `{"error", "field"}` JSON."""
+        """Answer any HTTP error as `{"error", "field"}` JSON (an HTML page outside /api/)."""
+        if not is_api_request():  # the pages (issue 3)
+            from portal.web.pages import render_http_error
+
+            return render_http_error(error)
         data = getattr(error, "data", None) or {}
         field, message = None, error.description or error.name
         if "messages" in data:
@@ -59,5 +63,14 @@ class LedgerApi(Api):
 
 
 def handle_ledger_error(error: LedgerError):
-    """Answer a refused ledger operation."""
+    """Answer a refused ledger operation (an HTML page outside /api/)."""
+    if not is_api_request():  # the pages (issue 3)
+        from portal.web.pages import render_error
+
+        return render_error(error.status, error.message)
     return error_response(error.message, error.status, error.field)
+
+
+def is_api_request() -> bool:
+    """Tell whether the request is for the JSON API (else it is for a page)."""
+    return request.path.startswith("/api/")

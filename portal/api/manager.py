@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from flask import current_app
 from flask_smorest import Blueprint
 
 from portal.api import present
@@ -13,9 +14,11 @@ from portal.api.schemas import (
     DecisionsArgs,
     DecisionsOut,
     MessageOut,
+    ModelOverviewOut,
     PasswordIn,
     PortfolioArgs,
     PortfolioOut,
+    ReplayOut,
     ReversalIn,
     ReversalOut,
     UserOut,
@@ -25,8 +28,10 @@ from portal.auth.sessions import revoke_all
 from portal.db import get_session
 from portal.ledger import payments, people, portfolio
 from portal.ledger.credit import percentage_paid
+from portal.model_overview import overview
 from portal.models import Manager, Payment
 from portal.money import format_cents
+from portal.replay import replay
 
 blp = Blueprint("manager", __name__, url_prefix="/api/manager", description="Managers only")
 
@@ -121,3 +126,21 @@ def decisions(args):
             "decisions": [present.decision(d) for d in page.rows]}
 
 
+
+
+@blp.route("/decisions/<string:request_id>/replay", methods=["POST"])
+@blp.response(200, ReplayOut)
+@blp.alt_response(404, schema=ErrorSchema, description="no such decision")
+def replay_decision(request_id):
+    """Recompute a stored decision with the rule or model version that made it."""
+    require_login("manager")
+    return replay(get_session(), request_id, current_app.config.get("MLFLOW_TRACKING_URI"))
+
+
+@blp.route("/model")
+@blp.response(200, ModelOverviewOut)
+def model():
+    """Return the live model: version, metrics, threshold, recent ML decisions and drift."""
+    require_login("manager")
+    cfg = current_app.config
+    return overview(get_session(), cfg["SERVING_URL"], cfg["SERVING_TIMEOUT"], cfg.get("MLFLOW_TRACKING_URI"))

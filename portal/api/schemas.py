@@ -154,6 +154,9 @@ class ReasonOut(ma.Schema):
     code = ma.fields.String()
     text = ma.fields.String()
     feature = ma.fields.String(allow_none=True)
+    value = ma.fields.Float(allow_none=True, metadata={"description": "the applicant's value of the feature"})
+    reference = ma.fields.Float(allow_none=True, metadata={"description": "applicants near the cut-off"})
+    contribution = ma.fields.Float(allow_none=True, metadata={"description": "score change against the reference"})
 
 
 class DecisionOut(ma.Schema):
@@ -243,3 +246,22 @@ class ReversalOut(ma.Schema):
 
 class CustomerDetailOut(SummaryOut):
     overdue_months = ma.fields.Integer()
+
+
+class ReplayOut(ma.Schema):
+    request_id = ma.fields.String()
+    method = ma.fields.String()
+    model_version = ma.fields.String(allow_none=True)
+    stored_score = ma.fields.Float(allow_none=True)
+    replayed_score = ma.fields.Float(allow_none=True)
+    threshold = ma.fields.Float()
+    stored_approved = ma.fields.Boolean()
+    replayed_approved = ma.fields.Boolean()
+    match = ma.fields.Boolean()
+
+
+class ModelOverviewOut(ma.Schema):
+    serving = ma.fields.Dict(metadata={"description": "what the decision service reports (GET /version)"})
+    registry = ma.fields.Dict(metadata={"description": "the champion's registry entry: metrics, threshold, dates"})
+    recent = ma.fields.Dict(metadata={"description": "recent ML decisions: count, approval rate, score histogram"})
+    drift = ma.fields.List(ma.fields.Dict(), metadata={"description": "PSI per feature vs the training data"})

@@ -1,0 +1,119 @@
+"""The live model: loaded from `models:/credit-approval@champion`, swapped atomically when the alias moves.
+
+A failed load (missing or corrupt artifact, a signature that does not match)
+keeps the last good model and is logged; `/ready` stays true as long as some
+model is loaded.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger("serving.model")
+
+
+class NoModel(RuntimeError):
+    """No model is loaded yet."""
+
+
+@dataclass(frozen=True)
+class Live:
+    """One loaded version and what scoring needs from it (immutable: swapped as a whole)."""
+
+    model: object  # model_registry.LoadedModel
+    features: tuple[str, ...]
+    bounds: dict[str, tuple[float, float]]
+    threshold: float
+    version: str
+    loaded_at: float
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """Return the probability of a good outcome for each row of a float matrix."""
+        return self.model.pipeline.predict_proba(x)[:, 1]
+
+
+def _check(model) -> Live:
+    """Validate a loaded version before it may serve."""
+    if model.categorical:
+        raise ValueError("the fast path scores numeric features only")
+    features = tuple(model.features)
+    if not features or len(set(features)) != len(features):
+        raise ValueError(f"bad feature list {features!r}")
+    bounds = {k: (float(v[0]), float(v[1])) for k, v in (model.metadata.get("spec", {}).get("bounds") or {}).items()}
+    probe = np.array([[np.mean(bounds.get(f, (0.0, 1.0))) for f in features]])
+    score = model.pipeline.predict_proba(probe)[:, 1]
+    if score.shape != (1,) or not np.isfinite(score).all():
+        raise ValueError("the model does not return one finite score per row")
+    return Live(model, features, bounds, float(model.threshold), str(model.version), time.time())
+
+
+class ModelHolder:
+    """Holds the live model and follows the champion alias."""
+
+    def __init__(self, load: Callable[[], object | None], current_version: Callable[[], str | None],
+                 interval: float = 10.0):
+        self._load = load
+        self._current_version = current_version
+        self.interval = interval
+        self._live: Live | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.last_error: str | None = None
+        self.reloads = 0
+        self.failed_reloads = 0
+
+    @property
+    def live(self) -> Live:
+        """Return the live model or raise NoModel."""
+        live = self._live
+        if live is None:
+            raise NoModel("no model is loaded")
+        return live
+
+    @property
+    def ready(self) -> bool:
+        """Tell whether a model is loaded."""
+        return self._live is not None
+
+    def refresh(self) -> bool:
+        """Load the champion if the alias points to another version; return whether the model changed."""
+        with self._lock:
+            try:
+                version = self._current_version()
+                if version is None or (self._live is not None and version == self._live.version):
+                    return False
+                model = self._load()
+                if model is None:
+                    return False
+                live = _check(model)
+            except Exception as exc:  # noqa: BLE001 - any failure keeps the last good model
+                self.failed_reloads += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.error("model reload failed, keeping version %s: %s",
+                          self._live.version if self._live else None, self.last_error)
+                return False
+            previous = self._live.version if self._live else None
+            self._live = live  # one reference assignment: requests see the old or the new model, whole
+            self.reloads += 1
+            self.last_error = None
+            log.info("serving credit-approval version %s (was %s)", live.version, previous)
+            return True
+
+    def watch(self) -> threading.Thread:
+        """Poll the alias every `interval` seconds in a daemon thread."""
+        def loop():
+            while not self._stop.wait(self.interval):
+                self.refresh()
+
+        thread = threading.Thread(target=loop, name="champion-watcher", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        """Stop watching."""
+        self._stop.set()

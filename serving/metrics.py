@@ -1,0 +1,38 @@
+"""Prometheus metrics of the decision service (text format at GET /metrics).
+
+Under gunicorn, set PROMETHEUS_MULTIPROC_DIR (``make serve`` does) so that every
+worker's counts add up in one answer.
+"""
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+REQUESTS = Counter("serving_requests_total", "Requests answered", ["endpoint", "status"])
+ROWS = Counter("serving_rows_scored_total", "Rows scored", ["endpoint"])
+ERRORS = Counter("serving_errors_total", "Requests refused or failed", ["endpoint", "kind"])
+LATENCY = Histogram("serving_request_seconds", "Time to answer a request", ["endpoint"],
+                    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+MODEL_VERSION = Gauge("serving_model_version", "Registered version being served (0: none)",
+                      multiprocess_mode="max")
+RELOAD_FAILURES = Counter("serving_model_reload_failures_total", "Failed attempts to load a new champion")
+
+
+def render() -> tuple[bytes, str]:
+    """Return the metrics page and its content type (all workers when multiprocess)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

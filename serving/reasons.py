@@ -1,0 +1,69 @@
+"""Principal reasons for a decision, from the features the model actually scored.
+
+Method (documented in docs/serving.md): for each row and each feature, replace
+that feature's value by the mean value of training applicants scored near the
+cut-off (the ``near_cutoff`` profile the pipeline stored with the version) and
+re-score. The change of score is that feature's contribution against the
+cut-off profile, as Regulation B's commentary 9(b)(2)-5 describes ("compare the
+applicant's values with those of applicants at or near the cut-off"). For a
+rejection the reasons are the features that lowered the score most; for an
+approval, those that raised it most. All substitutions of a batch are scored in
+one call.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.features import FEATURES, feature_label
+
+MAX_REASONS = 4
+
+
+def contributions(score_fn, x: np.ndarray, profile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (scores, contributions) where contributions[i, j] = score(x_i) - score(x_i with j := profile_j)."""
+    n, k = x.shape
+    batch = np.repeat(x[:, None, :], k + 1, axis=1)  # (n, k+1, k): the row itself, then k substitutions
+    idx = np.arange(k)
+    batch[:, idx + 1, idx] = profile[idx]
+    scores = score_fn(batch.reshape(n * (k + 1), k)).reshape(n, k + 1)
+    return scores[:, 0], scores[:, :1] - scores[:, 1:]
+
+
+def describe(feature: str, value: float, reference: float | None, decision_year: int) -> str:
+    """Say in words what a feature's value was, with real years for the paid percentages."""
+    if feature in FEATURES:
+        # Whole percents read best; one decimal where whole ones would hide the difference.
+        digits = 1 if reference is not None and round(value) == round(reference) else 0
+        text = f"Paid {value:.{digits}f}% of dues in {feature_label(feature, decision_year)}"
+        if reference is not None:
+            text += f" (applicants near the cut-off paid {reference:.{digits}f}%)"
+        return text
+    return f"{feature} = {value:g}" + (f" (near the cut-off: {reference:g})" if reference is not None else "")
+
+
+def reasons_for(x_row: np.ndarray, contrib_row: np.ndarray, approved: bool, features: tuple[str, ...],
+                profile: np.ndarray, decision_year: int) -> list[dict]:
+    """Rank up to four features by how much they pushed this row's score the way it went."""
+    signed = contrib_row if approved else -contrib_row
+    order = [j for j in np.argsort(-signed, kind="stable") if signed[j] > 1e-9][:MAX_REASONS]
+    code = "raised_score" if approved else "lowered_score"
+    if not order and not approved:
+        # Nothing scored below the cut-off profile by itself (the row sits just under the
+        # line): name the features closest to falling short, so a rejection always says why.
+        order = list(np.argsort(x_row - profile, kind="stable")[:1])
+        code = "closest_to_cutoff"
+    return [{
+        "code": code,
+        "feature": features[j],
+        "value": round(float(x_row[j]), 2),
+        "reference": round(float(profile[j]), 2),
+        "contribution": round(float(contrib_row[j]), 4),
+        "text": describe(features[j], float(x_row[j]), float(profile[j]), decision_year),
+    } for j in order]
+
+
+def profile_vector(reference: dict, features: tuple[str, ...], bounds: dict) -> np.ndarray:
+    """Return the near-cut-off profile in feature order (the middle of the range where unknown)."""
+    profile = (reference.get("near_cutoff") or {}).get("profile") or {}
+    return np.array([profile.get(f) if profile.get(f) is not None else np.mean(bounds.get(f, (0.0, 1.0)))
+                     for f in features], dtype=np.float64)

@@ -1,0 +1,190 @@
+"""The decision service: MLflow's protocol, decisions with reasons, alias moves and failed reloads."""
+import json
+import re
+import shutil
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine, text
+
+from model_registry import registry
+from pipeline.features import FEATURES, feature_years
+from serving import create_app
+from serving.holder import ModelHolder
+from tests.mlflow_fixtures import *  # noqa: F403 - session fixtures: demo_ledger_url, trained_store, ...
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo_rows(demo_ledger_url):
+    engine = create_engine(demo_ledger_url)
+    with engine.connect() as conn:
+        frame = pd.read_sql(text("SELECT * FROM year_percentage ORDER BY customer_id LIMIT 300"), conn)
+    engine.dispose()
+    return frame[FEATURES].astype(float)
+
+
+@pytest.fixture(scope="module")
+def service(trained_store):
+    uri, _ = trained_store
+    return create_app({"MLFLOW_TRACKING_URI": uri, "WATCH": False}).test_client()
+
+
+def stock_predictions(uri: str, frame: pd.DataFrame) -> np.ndarray:
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return np.asarray(mlflow.pyfunc.load_model("models:/credit-approval@champion").predict(frame), dtype=float)
+
+
+def test_health_ready_version(service):
+    assert service.get("/health").json == {"status": "ok"}
+    assert service.get("/ready").json == {"ready": True, "version": "1"}
+    v = service.get("/version").json
+    assert (v["name"], v["alias"], v["version"], v["threshold"]) == ("credit-approval", "champion", "1", 0.8)
+    assert v["features"] == FEATURES
+
+
+def test_every_scoring_format_equals_stock_mlflow(service, trained_store, demo_rows):
+    expected = stock_predictions(trained_store[0], demo_rows)
+    records = demo_rows.to_dict("records")
+    payloads = [
+        {"dataframe_split": {"columns": FEATURES, "data": demo_rows.to_numpy().tolist()}},
+        {"dataframe_records": records},
+        {"instances": demo_rows.to_numpy().tolist()},
+        {"instances": records},
+        {"inputs": {k: demo_rows[k].tolist() for k in FEATURES}},
+    ]
+    for payload in payloads:
+        r = service.post("/invocations", json=payload)
+        assert r.status_code == 200, r.json
+        np.testing.assert_allclose(r.json["predictions"], expected, rtol=0, atol=1e-12)
+
+
+def test_columns_in_any_order(service, demo_rows):
+    shuffled = demo_rows[FEATURES[::-1]].head(5)
+    split = {"columns": list(shuffled.columns), "data": shuffled.to_numpy().tolist()}
+    a = service.post("/invocations", json={"dataframe_split": split})
+    b = service.post("/invocations", json={"dataframe_records": demo_rows.head(5).to_dict("records")})
+    assert a.json == b.json
+
+
+GOOD = dict.fromkeys(FEATURES, 90.0)
+
+
+@pytest.mark.parametrize("body,content_type,status,words", [
+    ("a,b\n1,2", "text/csv", 415, "Content-Type"),
+    ("{nope", "application/json", 400, "not valid JSON"),
+    ('{"dataframe_records": [{"paid_pct_5y_ago": NaN}]}', "application/json", 400, "missing column"),
+    (json.dumps({"dataframe_records": [{k: v for k, v in GOOD.items() if k != FEATURES[0]}]}),
+     "application/json", 400, "missing column"),
+    (json.dumps({"dataframe_records": [GOOD | {FEATURES[0]: 101}]}), "application/json", 400, "outside"),
+    (json.dumps({"dataframe_records": [GOOD | {FEATURES[0]: -1}]}), "application/json", 400, "outside"),
+    (json.dumps({"dataframe_records": [GOOD | {FEATURES[0]: "90"}]}), "application/json", 400, "number"),
+    (json.dumps({"dataframe_records": [GOOD | {FEATURES[0]: None}]}), "application/json", 400, "number"),
+    (json.dumps({"dataframe_records": [GOOD | {FEATURES[0]: True}]}), "application/json", 400, "number"),
+    ('{"dataframe_records": [' + json.dumps(GOOD)[:-1] + ', "x": 1}, {"paid_pct_5y_ago": Infinity}]}',
+     "application/json", 400, "missing column"),
+    (json.dumps({"instances": [[1, 2, 3]]}), "application/json", 400, "expected 5 values"),
+    (json.dumps({"instances": []}), "application/json", 400, "no rows"),
+    (json.dumps({"instances": [list(GOOD.values())], "inputs": []}), "application/json", 400, "exactly one"),
+    (json.dumps({"dataframe_split": {"columns": FEATURES, "data": [[1, 2]]}}), "application/json", 400, "values"),
+    (json.dumps([1, 2]), "application/json", 400, "JSON object"),
+])
+def test_bad_input_is_a_400_in_mlflow_style(service, body, content_type, status, words):
+    r = service.post("/invocations", data=body, content_type=content_type)
+    assert r.status_code == status, r.json
+    assert set(r.json) == {"error_code", "message"} and words in r.json["message"], r.json
+
+
+def test_nan_value_is_refused(service):
+    body = '{"dataframe_records": [' + json.dumps(GOOD)[:-1].replace("90.0}", "90.0") + "}]}"
+    body = body.replace(f'"{FEATURES[0]}": 90.0', f'"{FEATURES[0]}": NaN')
+    r = service.post("/invocations", data=body, content_type="application/json")
+    assert r.status_code == 400 and "finite" in r.json["message"]
+
+
+READ = re.compile(r"^Paid (\d+(?:\.\d)?)% of dues in (\d{4}) \(applicants near the cut-off paid (\d+(?:\.\d)?)%\)$")
+
+
+def test_decisions_with_reasons(service, demo_rows):
+    r = service.post("/v1/decisions", json={"rows": demo_rows.to_dict("records"), "decision_year": 2026})
+    assert r.status_code == 200
+    body = r.json
+    assert body["model_version"] == "1" and body["threshold"] == 0.8
+    years = dict(zip(FEATURES, feature_years(2026)))
+    rejected = 0
+    for row, decision in zip(demo_rows.to_dict("records"), body["decisions"]):
+        assert decision["approved"] == (decision["score"] >= decision["threshold"])
+        reasons = decision["reasons"]
+        assert len(reasons) <= 4
+        if not decision["approved"]:
+            rejected += 1
+            assert reasons, f"a rejection without reasons: {row}"
+        contributions = [abs(x["contribution"]) for x in reasons if x["code"] != "closest_to_cutoff"]
+        assert contributions == sorted(contributions, reverse=True), "reasons are ranked"
+        for reason in reasons:
+            assert reason["feature"] in FEATURES  # only features the model scored
+            value, year, reference = READ.match(reason["text"]).groups()
+            assert int(year) == years[reason["feature"]]
+            digits = 1 if "." in value else 0
+            assert float(value) == round(row[reason["feature"]], digits)
+            assert float(reference) == round(reason["reference"], digits)
+            if reason["code"] == "lowered_score":
+                assert reason["contribution"] < 0 and row[reason["feature"]] < reason["reference"]
+    assert rejected > 20
+
+
+def test_decisions_equal_invocations(service, demo_rows):
+    rows = demo_rows.head(20).to_dict("records")
+    scores = service.post("/invocations", json={"dataframe_records": rows}).json["predictions"]
+    decided = [d["score"] for d in service.post("/v1/decisions", json={"rows": rows}).json["decisions"]]
+    np.testing.assert_allclose(decided, scores, rtol=0, atol=1e-12)
+
+
+def test_metrics_page(service):
+    service.post("/invocations", json={"instances": [list(GOOD.values())]})
+    page = service.get("/metrics")
+    assert page.status_code == 200 and page.content_type.startswith("text/plain")
+    text_ = page.get_data(as_text=True)
+    for name in ("serving_requests_total", "serving_request_seconds_bucket", "serving_model_version",
+                 "serving_errors_total"):
+        assert name in text_
+
+
+@pytest.fixture
+def store_copy(trained_store, tmp_path):
+    uri, _ = trained_store
+    path = tmp_path / "mlflow.db"
+    shutil.copy(uri.removeprefix("sqlite:///"), path)
+    return f"sqlite:///{path}"
+
+
+def test_alias_move_is_picked_up_and_a_bad_reload_keeps_the_last_good_model(store_copy):
+    app = create_app({"MLFLOW_TRACKING_URI": store_copy, "WATCH": False})
+    holder: ModelHolder = app.extensions["model_holder"]
+    client = app.test_client()
+    assert client.get("/version").json["version"] == "1"
+    source = registry.client(store_copy).get_model_version("credit-approval", "1").source
+    v2 = registry.register(source, tracking_uri=store_copy)
+    registry.promote(v2, who="test", why="alias move", tracking_uri=store_copy)
+    assert holder.refresh() is True
+    assert client.get("/version").json["version"] == v2
+    # A version whose artifacts are missing: the reload fails, version 2 keeps serving.
+    v3 = registry.client(store_copy).create_model_version("credit-approval", source="/nonexistent/model").version
+    registry.promote(v3, who="test", why="broken", tracking_uri=store_copy)
+    assert holder.refresh() is False
+    v = client.get("/version").json
+    assert v["version"] == v2 and v["last_reload_error"]
+    assert client.get("/ready").status_code == 200
+    assert client.post("/invocations", json={"instances": [list(GOOD.values())]}).status_code == 200
+
+
+def test_no_champion_means_not_ready(mlflow_uri):
+    client = create_app({"MLFLOW_TRACKING_URI": mlflow_uri, "WATCH": False}).test_client()
+    assert client.get("/ready").status_code == 503
+    r = client.post("/invocations", json={"instances": [list(GOOD.values())]})
+    assert r.status_code == 503 and r.json["error_code"] == "SERVICE_UNAVAILABLE"
+    assert client.get("/health").status_code == 200
