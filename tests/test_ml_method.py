@@ -1,0 +1,158 @@
+"""The ML credit method end to end: the portal asks a live decision service (gunicorn) and stores the answer."""
+import http.server
+import json
+import threading
+import time
+from datetime import date
+
+import pytest
+
+from pipeline.features import FEATURES, feature_years
+from portal import create_app
+from tests.factories import add_customer, add_manager, login
+from tests.ledger_checks import check_invariants, snapshot
+from tests.mlflow_fixtures import *  # noqa: F403 - demo_ledger_url, mlflow_template, trained_store
+from tests.servers import free_port, start_gunicorn, stop
+
+pytestmark = pytest.mark.slow
+YEARS = feature_years(date.today().year)
+NEXT_YEAR = date.today().year + 1
+
+
+@pytest.fixture(scope="module")
+def serving_url(trained_store):
+    process, url = start_gunicorn("serving:create_app()", {"MLFLOW_TRACKING_URI": trained_store[0]},
+                                  ready_path="/ready")
+    yield url
+    stop(process)
+
+
+def history(paid_share: dict[int, float], monthly: int = 10_000):
+    """Dues for the five feature years, each year paid to the given share."""
+    dues = {(y, m): monthly for y in YEARS for m in range(1, 13)}
+    paid = {(y, m): int(monthly * paid_share.get(y, 1.0)) for y in YEARS for m in range(1, 13)}
+    return dues, paid
+
+
+def make_app(db_url, serving_url, timeout=2.0):
+    app = create_app({"SECRET_KEY": "test", "DATABASE_URL": db_url, "TESTING": True, "SERVING_URL": serving_url,
+                      "SERVING_TIMEOUT": timeout, "RATELIMIT_STORAGE_URI": "memory://"})
+    db = app.extensions["ledger_db"]
+    good_dues, good_paid = history({})
+    add_customer(db, 101, good_dues, good_paid, password="customer123")
+    bad_dues, bad_paid = history({YEARS[-1]: 0.3, YEARS[-2]: 0.4})
+    add_customer(db, 102, bad_dues, bad_paid, password="customer123")
+    add_customer(db, 103, {(YEARS[-1], 1): 10_000}, password="customer123")  # one year of history only
+    add_manager(db, 1, password="manager123")
+    return app
+
+
+@pytest.fixture
+def app_live(db_url, serving_url, trained_store):
+    app = make_app(db_url, serving_url)
+    app.config["MLFLOW_TRACKING_URI"] = trained_store[0]
+    yield app
+    app.extensions["ledger_db"].dispose()
+
+
+def ask(client, customer_id, method="ml", amount="1000.00"):
+    headers = login(client, "customer", customer_id, "customer123")
+    return client.post("/api/customer/credit-request", headers=headers,
+                       json={"year": NEXT_YEAR, "month": 1, "amount": amount, "method": method})
+
+
+def test_approved_by_the_model(app_live):
+    client = app_live.test_client()
+    r = ask(client, 101)
+    assert r.status_code == 200, r.json
+    d = r.json
+    assert d["method"] == "ml" and d["approved"] is True and d["score"] >= d["threshold"] == 0.8
+    assert d["model_version"] == "1"
+    assert [y["year"] for y in d["yearly_percentages"]] == YEARS
+    assert all(y["percentage"] == 100.0 for y in d["yearly_percentages"])
+    assert d["reasons"] and all(str(r["feature"]) in FEATURES for r in d["reasons"])
+    headers = login(client, "customer", 101, "customer123")
+    months = client.get(f"/api/customer/data/101/{NEXT_YEAR}", headers=headers).json["months"]
+    assert months[0]["amount_to_pay"] == "1000.00"  # the approved credit became a due
+    check_invariants(app_live.extensions["ledger_db"])
+
+
+def test_rejected_by_the_model_with_reasons_in_real_years(app_live):
+    client = app_live.test_client()
+    db = app_live.extensions["ledger_db"]
+    before = snapshot(db)
+    d = ask(client, 102).json
+    assert d["approved"] is False and d["score"] < 0.8
+    texts = " / ".join(r["text"] for r in d["reasons"])
+    assert f"Paid 30% of dues in {YEARS[-1]}" in texts and f"Paid 40% of dues in {YEARS[-2]}" in texts
+    after = snapshot(db)
+    assert after["decisions"] == before["decisions"] + 1 and after["dues"] == before["dues"]
+
+
+def test_manager_sees_the_decision_replays_it_and_the_model_page(app_live):
+    client = app_live.test_client()
+    request_id = ask(client, 102).json["request_id"]
+    manager = login(client, "manager", 1, "manager123")
+    log = client.get("/api/manager/decisions?method=ml", headers=manager).json
+    assert log["total"] == 1 and log["decisions"][0]["request_id"] == request_id
+    replay = client.post(f"/api/manager/decisions/{request_id}/replay", headers=manager).json
+    assert replay["match"] is True and replay["replayed_score"] == replay["stored_score"]
+    model = client.get("/api/manager/model", headers=manager).json
+    assert model["serving"]["available"] and model["serving"]["version"] == "1"
+    assert model["registry"]["champion"]["version"] == "1" and model["registry"]["champion"]["metrics"]
+    assert model["recent"]["count"] == 1 and model["recent"]["approval_rate"] == 0.0
+    assert {row["feature"] for row in model["drift"]} == set(FEATURES)
+
+
+def test_history_too_short_for_the_model(app_live):
+    r = ask(app_live.test_client(), 103)
+    assert r.status_code == 422 and r.json["field"] == "method" and "five" in r.json["error"]
+
+
+class _Stub(http.server.BaseHTTPRequestHandler):
+    """A decision service that misbehaves in the way `behaviour` says."""
+
+    behaviour = "garbage"
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.behaviour == "slow":
+            time.sleep(1.5)
+        status, body = {
+            "garbage": (200, b"<html>not json</html>"),
+            "no_model": (503, b'{"error_code": "SERVICE_UNAVAILABLE", "message": "no model is loaded"}'),
+            "lies": (200, json.dumps({"decisions": [{"score": 0.1, "approved": True, "threshold": 0.8,
+                                                     "model_version": "9", "reasons": []}]}).encode()),
+            "slow": (200, b"{}"),
+        }[self.behaviour]
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def stub():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+
+
+@pytest.mark.parametrize("behaviour", ["down", "garbage", "no_model", "lies", "slow"])
+def test_ml_unavailable_approves_nothing_and_percentage_still_works(db_url, stub, behaviour):
+    _Stub.behaviour = behaviour
+    url = f"http://127.0.0.1:{free_port()}" if behaviour == "down" else f"http://127.0.0.1:{stub.server_port}"
+    app = make_app(db_url, url, timeout=0.5)
+    client = app.test_client()
+    db = app.extensions["ledger_db"]
+    before = snapshot(db)
+    r = ask(client, 101)
+    assert r.status_code == 503 and "ML method unavailable" in r.json["error"], r.json
+    assert snapshot(db) == before
+    r = ask(client, 101, method="percentage")
+    assert r.status_code == 200 and r.json["approved"] is True
+    app.extensions["ledger_db"].dispose()
