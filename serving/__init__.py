@@ -12,7 +12,6 @@ from datetime import date
 
 import numpy as np
 from flask import Flask, Response, jsonify, request
-from sklearn import config_context
 
 from serving import metrics
 from serving.holder import ModelHolder, NoModel
@@ -103,6 +102,7 @@ def register_routes(app: Flask) -> None:
         if holder.ready:
             live = holder.live
             body.update(version=live.version, threshold=live.threshold, features=list(live.features),
+                        scorer="compiled numpy" if live.fast is not None else "scikit-learn predict_proba",
                         trained_at=live.model.metadata.get("trained_at"), run_id=live.model.run_id)
         return body
 
@@ -135,8 +135,7 @@ def register_routes(app: Flask) -> None:
         except BadInput as exc:
             metrics.ERRORS.labels("invocations", "bad_input").inc()
             return mlflow_error(str(exc))
-        with config_context(assume_finite=True, skip_parameter_validation=True):
-            scores = live.score(x)
+        scores = live.score(x)
         metrics.ROWS.labels("invocations").inc(len(scores))
         return {"predictions": scores.tolist()}
 
@@ -158,8 +157,7 @@ def register_routes(app: Flask) -> None:
         except BadInput as exc:
             metrics.ERRORS.labels("decisions", "bad_input").inc()
             return mlflow_error(str(exc))
-        with config_context(assume_finite=True, skip_parameter_validation=True):
-            rows = decide(live, x, decision_year)
+        rows = decide(live, x, decision_year)
         metrics.ROWS.labels("decisions").inc(len(rows))
         return {"model_version": live.version, "threshold": live.threshold, "decision_year": decision_year,
                 "decisions": rows}
