@@ -78,7 +78,8 @@ def _check(model) -> Live:
     compiled = compile_pipeline(model.pipeline, len(features))
     if compiled is not None:
         scorer, limit = compiled
-        got = np.concatenate([scorer(chunk) for chunk in np.array_split(probe, max(1, len(probe) // (limit or len(probe))))])
+        step = limit or len(probe)
+        got = np.concatenate([scorer(probe[i:i + step]) for i in range(0, len(probe), step)])
         if np.max(np.abs(got - expected)) <= PROBE_TOLERANCE:
             fast, fast_max_rows = scorer, limit
         else:

@@ -1,0 +1,187 @@
+"""Serving benchmarks: our decision service against `mlflow models serve`, and in-process scoring.
+
+Both servers load the same registered model (`models:/credit-approval@champion`),
+with the same number of workers, and get the same one-row request from the same
+load generator (wrk, 8 connections). In-process: one decision (score and
+reasons) per row, and one batch of 1,000,000 rows.
+
+    python -m bench.bench_serving [--tracking-uri URI] [--seconds 10] [--workers 2]
+
+Needs a champion in the store (``make model``) and wrk (``apt-get install wrk``).
+Writes var/bench/serving.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import requests
+
+from model_registry import registry, store
+from serving.holder import ModelHolder
+from tests.servers import free_port, start_gunicorn, stop
+
+ROOT = Path(__file__).resolve().parent.parent
+ROW = {"paid_pct_5y_ago": 81.3, "paid_pct_4y_ago": 79.4, "paid_pct_3y_ago": 92.7, "paid_pct_2y_ago": 92.6,
+       "paid_pct_1y_ago": 97.8}
+BODY = json.dumps({"dataframe_records": [ROW]})
+GOALS = {"throughput_ratio": 10.0, "p99_ms": 5.0, "decision_us": 25.0, "batch_1m_s": 1.0}
+
+
+def wrk(url: str, seconds: int, connections: int = 8) -> dict:
+    """Run wrk against POST url with the one-row body; return requests/s and latency percentiles (ms)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(BODY)}\n'
+                     'wrk.headers["Content-Type"] = "application/json"\n')
+    out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s",
+                          script.name, url], capture_output=True, text=True, timeout=seconds + 60).stdout
+    os.unlink(script.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    latency = {}
+    for pct in ("50", "99"):
+        value, unit = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", out).groups()
+        latency[pct] = float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50_ms": latency["50"], "p99_ms": latency["99"],
+            "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def start_mlflow(uri: str, workers: int) -> tuple[subprocess.Popen, str]:
+    """Start `mlflow models serve` on the champion and wait until it answers."""
+    port = free_port()
+    # MLflow starts `uvicorn` by name: the venv's bin must be on PATH.
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", registry.champion_uri(),
+         "--env-manager", "local", "-w", str(workers), "-h", "127.0.0.1", "-p", str(port)],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if requests.post(url + "/invocations", data=BODY, timeout=2,
+                             headers={"Content-Type": "application/json"}).status_code == 200:
+                return process, url
+        except requests.RequestException:
+            time.sleep(0.5)
+    os.killpg(process.pid, 9)
+    raise RuntimeError("mlflow models serve did not start")
+
+
+def in_process(uri: str) -> dict:
+    """Time one decision (score + reasons) per row, and one batch of 1,000,000 rows."""
+    from serving import decide
+
+    holder = ModelHolder(lambda: registry.load_champion(tracking_uri=uri),
+                         lambda: registry.champion_version(tracking_uri=uri))
+    holder.refresh()
+    live = holder.live
+    x = np.array([[ROW[f] for f in live.features]])
+    year = date.today().year
+    for _ in range(200):
+        decide(live, x, year)
+    times = []
+    for _ in range(7):
+        n = 2000
+        start = time.perf_counter()
+        for _ in range(n):
+            decide(live, x, year)
+        times.append((time.perf_counter() - start) / n * 1e6)
+    score_only = []
+    for _ in range(7):
+        start = time.perf_counter()
+        for _ in range(2000):
+            live.score(x)
+        score_only.append((time.perf_counter() - start) / 2000 * 1e6)
+    big = np.random.default_rng(0).uniform(0, 100, (1_000_000, len(live.features)))
+    batch = []
+    for _ in range(3):
+        start = time.perf_counter()
+        live.score(big)
+        batch.append(time.perf_counter() - start)
+    baseline = []  # the same row through the pipeline's own predict_proba
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(200):
+            live.model.pipeline.predict_proba(x)
+        baseline.append((time.perf_counter() - start) / 200 * 1e6)
+    return {"model_kind": live.model.metadata.get("kind"), "compiled": live.fast is not None,
+            "decision_us": statistics.median(times), "score_us": statistics.median(score_only),
+            "sklearn_predict_proba_us": statistics.median(baseline), "batch_1m_s": min(batch)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the serving benchmarks and print figures with their ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    uri = store.configure(args.tracking_uri)
+    if registry.champion_version(tracking_uri=uri) is None:
+        print("no champion in the store: run `make model` first", file=sys.stderr)
+        return 2
+    if shutil.which("wrk") is None:
+        print("wrk is missing: apt-get install wrk", file=sys.stderr)
+        return 2
+    results: dict = {"machine": {"cpus": os.cpu_count()}, "workers": args.workers, "connections": 8,
+                     "seconds": args.seconds}
+    print("in-process scoring ...", flush=True)
+    results["in_process"] = in_process(uri)
+
+    print("ours: gunicorn serving ...", flush=True)
+    ours, url = start_gunicorn("serving:create_app()", {"MLFLOW_TRACKING_URI": uri, "MODEL_POLL_SECONDS": "3600"},
+                               workers=args.workers, ready_path="/ready")
+    try:
+        wrk(url + "/invocations", 2)  # warm up
+        results["ours"] = wrk(url + "/invocations", args.seconds)
+    finally:
+        stop(ours)
+    print("baseline: mlflow models serve ...", flush=True)
+    theirs, url = start_mlflow(uri, args.workers)
+    try:
+        wrk(url + "/invocations", 2)
+        results["mlflow"] = wrk(url + "/invocations", args.seconds)
+    finally:
+        os.killpg(theirs.pid, 15)
+        theirs.wait(timeout=30)
+
+    ours, base, ip = results["ours"], results["mlflow"], results["in_process"]
+    results["throughput_ratio"] = ours["rps"] / base["rps"]
+    results["goals"] = GOALS
+    results["met"] = {
+        "throughput_ratio": results["throughput_ratio"] >= GOALS["throughput_ratio"],
+        "p99_ms": ours["p99_ms"] <= GOALS["p99_ms"],
+        "decision_us": ip["decision_us"] <= GOALS["decision_us"],
+        "batch_1m_s": ip["batch_1m_s"] <= GOALS["batch_1m_s"],
+    }
+    print(f"\n{'':28}{'ours':>12}{'mlflow serve':>14}{'ratio':>9}")
+    print(f"{'requests/s (8 connections)':28}{ours['rps']:12.0f}{base['rps']:14.0f}{results['throughput_ratio']:8.1f}x")
+    print(f"{'p50 latency, ms':28}{ours['p50_ms']:12.2f}{base['p50_ms']:14.2f}{base['p50_ms'] / ours['p50_ms']:8.1f}x")
+    print(f"{'p99 latency, ms':28}{ours['p99_ms']:12.2f}{base['p99_ms']:14.2f}{base['p99_ms'] / ours['p99_ms']:8.1f}x")
+    print(f"\nin-process ({ip['model_kind']}, compiled scorer: {ip['compiled']}):")
+    print(f"  one decision (score + reasons): {ip['decision_us']:.1f} us   (goal <= {GOALS['decision_us']:.0f} us)")
+    print(f"  one score: {ip['score_us']:.1f} us vs sklearn predict_proba {ip['sklearn_predict_proba_us']:.1f} us "
+          f"({ip['sklearn_predict_proba_us'] / ip['score_us']:.1f}x)")
+    print(f"  1,000,000 rows: {ip['batch_1m_s']:.2f} s   (goal <= {GOALS['batch_1m_s']:.0f} s)")
+    print("goals met: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in results["met"].items()))
+    out = ROOT / "var" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "serving.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
