@@ -1,0 +1,33 @@
+"""The model registry: the only code that talks to MLflow's registry (MlflowClient).
+
+The registered model ``credit-approval`` is the model's single source of
+truth; the live version carries the alias ``champion``. This package registers
+versions, promotes one (with who/when/why), rolls back to the previous
+champion, describes the versions, and resolves and loads the champion for
+serving (``load_champion()`` returns the fitted scikit-learn pipeline, its
+version, threshold, feature names and feature reference).
+
+Command line: ``python -m model_registry {describe,promote VERSION,rollback,champion}``.
+"""
+from model_registry.registry import (
+    CHAMPION,
+    MODEL_NAME,
+    LoadedModel,
+    RegistryError,
+    champion_uri,
+    champion_version,
+    describe,
+    load_champion,
+    load_version,
+    mark_challenger,
+    promote,
+    register,
+    rollback,
+)
+from model_registry.store import configure, tracking_uri
+
+__all__ = [
+    "CHAMPION", "MODEL_NAME", "LoadedModel", "RegistryError", "champion_uri", "champion_version",
+    "configure", "describe", "load_champion", "load_version", "mark_challenger", "promote", "register",
+    "rollback", "tracking_uri",
+]

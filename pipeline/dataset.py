@@ -1,0 +1,356 @@
+"""Stage 1, dataset: read the training table, check it, and describe it.
+
+The default table is the ledger's ``year_percentage`` view (one row per
+customer: the yearly paid percentages of ``pipeline.features.FEATURES``, the
+label ``result`` and, for simulated data, ``true_probability``). A data
+scientist can point the same pipeline at another table or a CSV/Parquet file by
+declaring a ``DatasetSpec`` (target, numeric and categorical features) in a
+small JSON/YAML file.
+
+``validate`` is pure and reports every problem at once, so training stops on
+bad data with one clear message. Reading (``read_table``/``read_file``) is the
+I/O edge.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.features import FEATURES, ID, TARGET, TRUE_PROBABILITY
+
+DEFAULT_TABLE = "year_percentage"
+AGE = "age"
+DECISION_YEAR = "decision_year"
+
+
+class DataValidationError(ValueError):
+    """The training data breaks one or more rules; ``problems`` lists them all."""
+
+    def __init__(self, problems: list[str], source: str = ""):
+        self.problems = problems
+        where = f" in {source}" if source else ""
+        super().__init__(f"the training data{where} is not usable:\n  - " + "\n  - ".join(problems))
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What to learn from a table: its label, its features and their rules.
+
+    ``monotone_increasing`` lists the numeric features whose higher value may
+    never lower the score; ``bounds`` the allowed range of numeric features.
+    ``allow_missing`` accepts NULL feature values (the view's "nothing due that
+    year"); a row with every feature missing is still an error.
+    """
+
+    target: str = TARGET
+    numeric: tuple[str, ...] = tuple(FEATURES)
+    categorical: tuple[str, ...] = ()
+    id_column: str | None = ID
+    monotone_increasing: tuple[str, ...] = tuple(FEATURES)
+    bounds: dict[str, tuple[float, float]] = field(default_factory=lambda: {f: (0.0, 100.0) for f in FEATURES})
+    allow_missing: bool = True
+    table: str = DEFAULT_TABLE
+    true_probability: str | None = TRUE_PROBABILITY
+    date_column: str | None = DECISION_YEAR
+    # The percentage rule's features (mean of yearly percentages / 100); empty: no baseline.
+    baseline_features: tuple[str, ...] = tuple(FEATURES)
+
+    @property
+    def features(self) -> list[str]:
+        """Return every feature, numeric first, in the model's column order."""
+        return [*self.numeric, *self.categorical]
+
+    def to_dict(self) -> dict:
+        """Return the spec as plain JSON-able data."""
+        data = asdict(self)
+        data["bounds"] = {k: list(v) for k, v in self.bounds.items()}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DatasetSpec:
+        """Build a spec from a mapping (a spec file); unknown keys are an error."""
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown spec keys {sorted(unknown)}; known: {sorted(known)}")
+        if "target" not in data or not (data.get("numeric") or data.get("categorical")):
+            raise ValueError("a spec needs a target and at least one numeric or categorical feature")
+        values = dict(data)
+        for key in ("numeric", "categorical", "monotone_increasing", "baseline_features"):
+            values[key] = tuple(values.get(key) or ())
+        values["bounds"] = {k: (float(v[0]), float(v[1])) for k, v in (values.get("bounds") or {}).items()}
+        spec = cls(**values)
+        for name in (*spec.monotone_increasing, *spec.bounds, *spec.baseline_features):
+            if name not in spec.numeric:
+                raise ValueError(f"{name!r} in the spec is not one of its numeric features")
+        return spec
+
+
+DEFAULT_SPEC = DatasetSpec()
+
+
+def load_spec(path: str | Path | None) -> DatasetSpec:
+    """Read a spec from a JSON or YAML file; None gives the default spec."""
+    if path is None:
+        return DEFAULT_SPEC
+    import yaml  # JSON is YAML too; PyYAML comes with MLflow.
+
+    data = yaml.safe_load(Path(path).read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a spec file holds a mapping")
+    # A spec for another table: nothing of the default carries over unless stated.
+    data.setdefault("id_column", None)
+    data.setdefault("bounds", {})
+    data.setdefault("monotone_increasing", [])
+    data.setdefault("baseline_features", [])
+    data.setdefault("true_probability", None)
+    data.setdefault("date_column", None)
+    return DatasetSpec.from_dict(data)
+
+
+def validate(frame: pd.DataFrame, spec: DatasetSpec = DEFAULT_SPEC, *, min_rows: int = 100,
+             min_per_class: int = 10, source: str = "") -> pd.DataFrame:
+    """Return the frame if it can be trained on; raise DataValidationError listing every problem."""
+    problems: list[str] = []
+    required = [*spec.features, spec.target] + ([spec.id_column] if spec.id_column else [])
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataValidationError([f"missing columns: {', '.join(missing)} "
+                                   f"(found: {', '.join(map(str, frame.columns))})"], source)
+
+    if len(frame) < min_rows:
+        problems.append(f"too few rows: {len(frame)} (at least {min_rows} are needed)")
+    problems += _label_problems(frame[spec.target], spec.target, min_per_class)
+    problems += _numeric_problems(frame, spec)
+    for name in spec.categorical:
+        if not spec.allow_missing and frame[name].isna().any():
+            problems.append(f"{name}: {int(frame[name].isna().sum())} missing values (NaN/NULL)")
+    if spec.features:
+        empty = frame[spec.features].isna().all(axis=1)
+        if empty.any():
+            problems.append(f"{int(empty.sum())} rows have no feature value at all, e.g. "
+                            f"{_examples(frame.loc[empty, spec.id_column] if spec.id_column else frame.index[empty])}")
+    if spec.id_column:
+        ids = frame[spec.id_column]
+        if ids.isna().any():
+            problems.append(f"{spec.id_column}: {int(ids.isna().sum())} missing ids")
+        dup = ids[ids.duplicated(keep=False)].dropna()
+        if len(dup):
+            problems.append(f"{spec.id_column}: {dup.nunique()} duplicated ids, e.g. {_examples(dup.unique())}")
+    if problems:
+        raise DataValidationError(problems, source)
+    return frame
+
+
+def _label_problems(label: pd.Series, name: str, min_per_class: int) -> list[str]:
+    if label.empty:
+        return [f"{name}: no labelled rows at all"]
+    if label.isna().any():
+        return [f"{name}: {int(label.isna().sum())} missing labels (NaN/NULL)"]
+    values = pd.to_numeric(label, errors="coerce")
+    bad = values.isna() | ~values.isin([0, 1])
+    if bad.any():
+        return [f"{name}: the label must be 0 or 1, found {int(bad.sum())} other values, e.g. "
+                f"{_examples(label[bad].unique())} (a fraction such as 0.83 is a score, not an outcome)"]
+    counts = values.value_counts()
+    if len(counts) < 2:
+        return [f"{name}: only one class ({int(values.iloc[0])}) in {len(values)} rows: nothing to learn"]
+    if counts.min() < min_per_class:
+        return [f"{name}: only {int(counts.min())} rows of class {int(counts.idxmin())} "
+                f"(at least {min_per_class} per class are needed)"]
+    return []
+
+
+def _numeric_problems(frame: pd.DataFrame, spec: DatasetSpec) -> list[str]:
+    problems = []
+    for name in spec.numeric:
+        raw = frame[name]
+        values = pd.to_numeric(raw, errors="coerce")
+        not_numeric = values.isna() & raw.notna()
+        if not_numeric.any():
+            problems.append(f"{name}: {int(not_numeric.sum())} values are not numbers, e.g. "
+                            f"{_examples(raw[not_numeric].unique())}")
+            continue
+        values = values.astype(float)
+        if np.isinf(values).any():
+            problems.append(f"{name}: {int(np.isinf(values).sum())} infinite values")
+        if not spec.allow_missing and values.isna().any():
+            problems.append(f"{name}: {int(values.isna().sum())} missing values (NaN/NULL)")
+        if name in spec.bounds:
+            lo, hi = spec.bounds[name]
+            out = (values < lo) | (values > hi)
+            if out.any():
+                problems.append(f"{name}: {int(out.sum())} values outside {lo:g}-{hi:g}, e.g. "
+                                f"{_examples(values[out].unique())}")
+    return problems
+
+
+def _examples(values, k: int = 3) -> str:
+    shown = [repr(v.item() if hasattr(v, "item") else v) for v in list(values)[:k]]
+    return ", ".join(shown)
+
+
+def feature_matrix(frame: pd.DataFrame, spec: DatasetSpec = DEFAULT_SPEC) -> np.ndarray:
+    """Return the model's input: numeric features as floats, categorical as strings, in spec order."""
+    numeric = frame[list(spec.numeric)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    if not spec.categorical:
+        return numeric
+    categorical = frame[list(spec.categorical)].astype("object").where(frame[list(spec.categorical)].notna(), "missing")
+    return np.concatenate([numeric.astype(object), categorical.astype(str).to_numpy(dtype=object)], axis=1)
+
+
+def labels(frame: pd.DataFrame, spec: DatasetSpec = DEFAULT_SPEC) -> np.ndarray:
+    """Return the label as an int array of 0/1."""
+    return pd.to_numeric(frame[spec.target]).astype(int).to_numpy()
+
+
+def fingerprint(frame: pd.DataFrame, spec: DatasetSpec = DEFAULT_SPEC) -> dict:
+    """Describe the training data: rows, a content hash, its years and its label balance."""
+    columns = [c for c in [spec.id_column, *spec.features, spec.target] if c]
+    ordered = frame[columns].sort_values(columns[0], kind="stable") if spec.id_column else frame[columns]
+    hashed = pd.util.hash_pandas_object(ordered, index=False).to_numpy()
+    digest = hashlib.sha256(hashed.tobytes() + ",".join(columns).encode()).hexdigest()
+    info = {
+        "rows": int(len(frame)),
+        "sha256": digest,
+        "columns": columns,
+        "positive_rate": round(float(labels(frame, spec).mean()), 6),
+    }
+    if spec.date_column and spec.date_column in frame.columns:
+        years = pd.to_numeric(frame[spec.date_column], errors="coerce").dropna()
+        if len(years):
+            first, last = int(years.min()), int(years.max())
+            info["decision_year_min"], info["decision_year_max"] = first, last
+            if spec.numeric == tuple(FEATURES):
+                # The features are the five complete years before the decision year.
+                info["history_years"] = f"{first - len(FEATURES)}-{last - 1}"
+    return info
+
+
+@dataclass
+class Dataset:
+    """A validated training table and where it came from."""
+
+    frame: pd.DataFrame
+    spec: DatasetSpec
+    source: str
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare(frame: pd.DataFrame, spec: DatasetSpec = DEFAULT_SPEC, *, source: str = "",
+            drop_unlabelled: bool = False, min_rows: int = 100) -> Dataset:
+    """Drop unlabelled rows when asked (the ledger's customers without an outcome), then validate."""
+    notes = []
+    if drop_unlabelled and spec.target in frame.columns:
+        unlabelled = frame[spec.target].isna()
+        if unlabelled.any():
+            notes.append(f"{int(unlabelled.sum())} rows without an outcome were left out")
+            frame = frame.loc[~unlabelled]
+    frame = validate(frame.reset_index(drop=True), spec, min_rows=min_rows, source=source)
+    return Dataset(frame=frame, spec=spec, source=source, notes=notes)
+
+
+# --- I/O edge ---------------------------------------------------------------
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+
+
+def read_file(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file, or a folder holding an export (customers/dues/outcomes.parquet)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no data file at {path}")
+    if path.is_dir():
+        from pipeline.simulate import read
+
+        return from_export(read(path))
+    if path.suffix.lower() in {".parquet", ".pq"}:
+        return pd.read_parquet(path)
+    return pd.read_csv(path)
+
+
+def from_export(data: dict[str, pd.DataFrame], decision_year: int | None = None) -> pd.DataFrame:
+    """Return the ``year_percentage`` rows of a bank's export (the simulator's frames), without a database.
+
+    Uses ``pipeline.features.yearly_percentages``, the view's definition in
+    pandas; the decision year defaults to this year, as in the view.
+    """
+    from datetime import date
+
+    from pipeline.features import feature_years, yearly_percentages
+
+    year = date.today().year if decision_year is None else int(decision_year)
+    pct = yearly_percentages(data["dues"]).reindex(columns=feature_years(year))
+    pct.columns = FEATURES
+    ids = data["customers"][[ID] + ([AGE] if AGE in data["customers"] else [])]
+    frame = ids.merge(pct.reset_index().rename(columns={"customer_id": ID}), on=ID, how="left")
+    frame.insert(1, DECISION_YEAR, year)
+    outcomes = data.get("outcomes")
+    if outcomes is not None:
+        frame = frame.merge(outcomes[[c for c in (ID, TARGET, TRUE_PROBABILITY) if c in outcomes]], on=ID, how="left")
+    return frame
+
+
+class DataSourceError(RuntimeError):
+    """The data cannot be read at all (no ledger file, no such table or view)."""
+
+
+def read_table(database_url: str, spec: DatasetSpec = DEFAULT_SPEC) -> pd.DataFrame:
+    """Read the spec's table from a database; the default view gets each customer's age too."""
+    from sqlalchemy import create_engine, exc, text
+
+    if not _IDENTIFIER.match(spec.table):
+        raise ValueError(f"not a table name: {spec.table!r}")
+    if database_url.startswith("sqlite:///") and not Path(database_url.removeprefix("sqlite:///")).exists():
+        raise DataSourceError(f"no ledger at {database_url}: run `make data` first (or pass --data FILE)")
+    if spec.table == DEFAULT_TABLE:
+        # Age is never a feature: it is read for the fairness table only.
+        query = (f"SELECT t.*, c.{AGE} AS {AGE} FROM {DEFAULT_TABLE} t "
+                 f"LEFT JOIN customers c ON c.id = t.{ID}")
+    else:
+        query = f"SELECT * FROM {spec.table}"
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return pd.read_sql_query(text(query), conn)
+    except (exc.SQLAlchemyError, pd.errors.DatabaseError) as error:
+        raise DataSourceError(f"cannot read {spec.table} from {_redact(database_url)}: "
+                              f"{str(error).splitlines()[0]} (is the ledger migrated? `make data`)") from error
+    finally:
+        engine.dispose()
+
+
+def load(spec: DatasetSpec = DEFAULT_SPEC, *, data: str | Path | None = None,
+         database_url: str | None = None, min_rows: int = 100) -> Dataset:
+    """Read the training data from a file (``data``) or the ledger, and validate it."""
+    if data is not None:
+        # An export folder, like the ledger, may hold customers without an outcome yet.
+        return prepare(read_file(data), spec, source=str(data), min_rows=min_rows,
+                       drop_unlabelled=Path(data).is_dir())
+    database_url = resolve_database_url(database_url)
+    source = f"{_redact(database_url)} ({spec.table})"
+    return prepare(read_table(database_url, spec), spec, source=source,
+                   drop_unlabelled=True, min_rows=min_rows)
+
+
+def resolve_database_url(url: str | None = None) -> str:
+    """Return a SQLAlchemy URL: the argument (postgres:// spellings get the psycopg driver) or DATABASE_URL."""
+    if not url:
+        from portal.config import database_url
+
+        return database_url()
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+

@@ -1,0 +1,182 @@
+"""Full runs into a temporary MLflow store: the registered version, the gate, promotion and rollback."""
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+import model_registry
+from model_registry.__main__ import main as registry_cli
+from pipeline import dataset as ds
+from pipeline import train as tr
+from pipeline.features import FEATURES
+from pipeline.run import RunConfig, run
+from tests.mlflow_fixtures import *  # noqa: F403 - fixtures
+
+QUIET = {"out": lambda line: None}
+
+
+def test_a_run_leaves_a_champion_with_its_evidence(trained_store):
+    uri, outcome = trained_store
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    mv = client.get_model_version_by_alias("credit-approval", "champion")
+    assert mv.version == 1 or str(mv.version) == "1"
+    assert mv.tags["status"] == "champion" and mv.tags["promoted_by"] == "pipeline.run"
+    assert mv.tags["promotion_reason"].startswith("first champion")
+    assert mv.tags["threshold"] == "0.8" and mv.tags["data_rows"] == "1000"
+    assert len(mv.tags["data_sha256"]) == 64 and mv.tags["data_history_years"].count("-") == 1
+
+    run_data = client.get_run(mv.run_id).data
+    for name in ("test_auc", "test_ks", "test_brier", "test_log_loss", "test_ece", "test_approval_rate",
+                 "test_bad_rate_approved", "baseline_auc", "bayes_auc", "auc_gap_to_bayes", "monotonic",
+                 "target_met_test_ece", "seconds_train"):
+        assert name in run_data.metrics, name
+    assert run_data.params["threshold"] == "0.8" and run_data.params["seed"] == "42"
+
+    artifacts = {a.path for a in client.list_artifacts(mv.run_id, "evaluation")}
+    assert {"evaluation/roc.png", "evaluation/calibration.png", "evaluation/score_histogram.png",
+            "evaluation/fairness_by_age.csv", "evaluation/comparison.csv", "evaluation/gate.txt"} <= artifacts
+    root = {a.path for a in client.list_artifacts(mv.run_id)}
+    assert {"feature_reference.json", "data"} <= root
+    # Artifacts live next to the store (var/mlartifacts for the default store).
+    store_dir = Path(uri.removeprefix("sqlite:///")).parent
+    assert client.get_run(mv.run_id).info.artifact_uri.startswith((store_dir / "mlartifacts").as_uri())
+
+
+def test_the_logged_model_has_signature_example_and_pinned_requirements(trained_store, tmp_path):
+    import mlflow
+
+    uri, _ = trained_store
+    mlflow.set_tracking_uri(uri)
+    path = Path(mlflow.artifacts.download_artifacts("models:/credit-approval@champion", dst_path=str(tmp_path)))
+    mlmodel = yaml.safe_load((path / "MLmodel").read_text())
+    inputs = json.loads(mlmodel["signature"]["inputs"])
+    assert [(c["name"], c["type"]) for c in inputs] == [(f, "double") for f in FEATURES]
+    assert mlmodel["saved_input_example_info"]["artifact_path"] == "input_example.json"
+    assert mlmodel["metadata"]["threshold"] == 0.8
+    requirements = (path / "requirements.txt").read_text().split()
+    assert any(r.startswith("mlflow==") for r in requirements)
+    assert any(r.startswith("scikit-learn==") for r in requirements)
+    assert (path / "artifacts" / "sklearn_pipeline.joblib").exists()
+
+
+def test_stock_mlflow_scores_the_champion_like_the_pipeline(trained_store, demo_ledger_url):
+    import mlflow
+
+    uri, outcome = trained_store
+    mlflow.set_tracking_uri(uri)
+    frame = ds.load(database_url=demo_ledger_url).frame
+    pyfunc = mlflow.pyfunc.load_model("models:/credit-approval@champion")
+    stock = np.asarray(pyfunc.predict(frame[FEATURES].astype(float)))
+    ours = outcome.model.predict_proba(ds.feature_matrix(frame))[:, 1]
+    champion = model_registry.load_champion(tracking_uri=uri)
+    served = champion.pipeline.predict_proba(frame[champion.features].to_numpy(dtype=float))[:, 1]
+    assert stock.shape == (1000,)
+    np.testing.assert_array_equal(stock, ours)
+    np.testing.assert_array_equal(served, ours)
+
+
+def test_load_champion_gives_serving_what_it_needs(trained_store):
+    uri, outcome = trained_store
+    champion = model_registry.load_champion(tracking_uri=uri)
+    assert champion.version == "1" and champion.uri == "models:/credit-approval/1"
+    assert champion.threshold == 0.8 and champion.features == FEATURES and champion.categorical == []
+    assert champion.reference["near_cutoff"]["rows"] >= 30
+    assert set(champion.reference["distributions"]) == set(FEATURES)
+    assert champion.metadata["kind"] == outcome.kind
+    assert model_registry.champion_uri() == "models:/credit-approval@champion"
+    assert model_registry.champion_version(tracking_uri=uri) == "1"
+
+
+def test_make_run_does_not_retrain_when_there_is_a_champion(trained_store, demo_ledger_url):
+    uri, _ = trained_store
+    outcome = run(RunConfig(database_url=demo_ledger_url, tracking_uri=uri, if_no_champion=True), **QUIET)
+    assert outcome.skipped and outcome.version is None
+
+
+def test_a_worse_candidate_stays_a_challenger_and_rollback_restores_the_champion(
+        mlflow_uri, demo_ledger_url, capsys):
+    frame = ds.load(database_url=demo_ledger_url).frame
+    first = run(RunConfig(tracking_uri=mlflow_uri), frame=frame, **QUIET)
+    assert first.promoted and first.version == "1"
+
+    # Deliberately worse: the labels of every customer outside the held-out split are shuffled.
+    test_ids = set(tr.split(frame).test["customer_id"])
+    noisy = frame.copy()
+    outside = ~noisy["customer_id"].isin(test_ids)
+    noisy.loc[outside, "result"] = np.random.default_rng(0).permutation(noisy.loc[outside, "result"].to_numpy())
+    worse = run(RunConfig(tracking_uri=mlflow_uri), frame=noisy, **QUIET)
+    assert worse.version == "2" and not worse.promoted
+    assert worse.metrics["champion_auc"] == pytest.approx(first.metrics["test_auc"])  # same held-out rows
+    assert model_registry.champion_version(tracking_uri=mlflow_uri) == "1"
+    info = model_registry.describe(tracking_uri=mlflow_uri)
+    v2 = next(v for v in info["versions"] if v["version"] == "2")
+    assert v2["status"] == "challenger" and "beats champion" in v2["tags"]["gate_reasons"]
+
+    # A person promotes it anyway (make promote VERSION=2), then rolls back (make rollback).
+    assert registry_cli(["--tracking-uri", mlflow_uri, "promote", "2", "--who", "tester", "--why", "try it"]) == 0
+    assert model_registry.champion_version(tracking_uri=mlflow_uri) == "2"
+    info = model_registry.describe(tracking_uri=mlflow_uri)
+    v2 = next(v for v in info["versions"] if v["version"] == "2")
+    assert v2["tags"]["promoted_by"] == "tester" and v2["tags"]["promotion_reason"] == "try it"
+    assert v2["aliases"] == ["champion"] and info["history"] == ["1", "2"]
+
+    assert registry_cli(["--tracking-uri", mlflow_uri, "rollback", "--why", "worse"]) == 0
+    assert model_registry.champion_version(tracking_uri=mlflow_uri) == "1"
+    info = model_registry.describe(tracking_uri=mlflow_uri)
+    statuses = {v["version"]: v["status"] for v in info["versions"]}
+    assert statuses == {"1": "champion", "2": "rolled-back"}
+
+    assert registry_cli(["--tracking-uri", mlflow_uri, "rollback"]) == 1  # v1 was the first champion
+    assert "nothing to roll back to" in capsys.readouterr().err
+    assert registry_cli(["--tracking-uri", mlflow_uri, "promote", "9"]) == 1
+
+    assert registry_cli(["--tracking-uri", mlflow_uri, "describe"]) == 0
+    table = capsys.readouterr().out
+    assert "champion: version 1" in table and "rolled-back" in table and "challenger" not in table.split("\n")[0]
+
+
+def test_describe_on_an_empty_store(mlflow_uri, capsys):
+    assert model_registry.describe(tracking_uri=mlflow_uri)["versions"] == []
+    assert model_registry.load_champion(tracking_uri=mlflow_uri) is None
+    assert registry_cli(["--tracking-uri", mlflow_uri, "describe"]) == 0
+    assert "no versions registered yet" in capsys.readouterr().out
+
+
+def test_monitor_compares_recent_ml_decisions_with_the_training_data(trained_store, demo_ledger_url,
+                                                                     tmp_path, capsys):
+    from pipeline import monitor
+    from portal.db import Database
+    from portal.models import CreditDecision
+
+    uri, _ = trained_store
+    path = tmp_path / "ledger.db"
+    shutil.copy(demo_ledger_url.removeprefix("sqlite:///"), path)
+    url = f"sqlite:///{path}"
+    frame = ds.load(database_url=url).frame.head(150)
+    db = Database(url)
+    with db.sessions() as session, session.begin():
+        for i, row in enumerate(frame.itertuples()):
+            method = "percentage" if i % 10 == 0 else "ml"
+            feats = {f: max(0.0, getattr(row, f) - 20) for f in FEATURES}  # everyone pays 20 points less
+            session.add(CreditDecision(request_id=str(uuid.uuid4()), customer_id=int(row.customer_id), year=2026,
+                                       month=1, amount_cents=10_000, method=method, approved=False, score=0.5,
+                                       threshold=0.8, inputs={"features": feats, "years": {}}, reasons=[],
+                                       model_version="1"))
+    db.dispose()
+
+    decisions = monitor.read_ml_decisions(url)
+    assert len(decisions) == 135
+    code = monitor.main(["--database-url", url, "--tracking-uri", uri, "--out", str(tmp_path / "mon")])
+    out = capsys.readouterr().out
+    assert code == 0 and "135 ML decisions" in out and "shifted" in out
+    assert len(list((tmp_path / "mon").glob("psi-*.png"))) == 1
+    table = pd.read_csv(next((tmp_path / "mon").glob("psi-*.csv")))
+    assert list(table["feature"]) == FEATURES and (table["psi"] > 0.25).all()
