@@ -61,20 +61,20 @@ serve: install ## start only the decision service (gunicorn on SERVING_PORT, loa
 	@$(SERVE_CMD)
 
 train: install ## dataset -> train -> evaluate -> register -> gate, with a summary table (DATA=file to train on a file)
-	@$(PY) -m pipeline.run $(if $(DATA),--data $(DATA))
+	@$(PY) -m pipeline.run $(if $(DATA),--data $(DATA)) $(TRAIN_ARGS)
 
 promote: install ## give VERSION=n the champion alias (recorded with who, when, why)
 	@test -n "$(VERSION)" || { echo "usage: make promote VERSION=n"; exit 2; }
-	@$(PY) -m model_registry promote $(VERSION)
+	@$(PY) -m model_registry promote $(VERSION) $(if $(WHY),--why "$(WHY)")
 
 rollback: install ## move the champion alias back to the previous champion
-	@$(PY) -m model_registry rollback
+	@$(PY) -m model_registry rollback $(if $(WHY),--why "$(WHY)")
 
 models: install ## list the registered versions, aliases and key metrics
 	@$(PY) -m model_registry describe
 
-mlflow-ui: install ## open MLflow's UI on the local store (port 5002)
-	@$(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5002
+mlflow-ui: install ## open MLflow's UI on the local store (port MLFLOW_UI_PORT, default 5002)
+	@$(PY) -m model_registry ui
 
 monitor: install ## drift: PSI of each feature, recent ML decisions vs the champion's training data
 	@$(PY) -m pipeline.monitor
