@@ -1,4 +1,4 @@
-"""The portal: customers' and managers' ledger, as a Flask app (JSON API now, pages later)."""
+"""The portal: customers' and managers' ledger, as a Flask app (JSON API and pages)."""
 from __future__ import annotations
 
 from flask import Flask, request
@@ -59,23 +59,49 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    """Register the API blueprints (the OpenAPI document is built from them)."""
+    """Register the API blueprints (the OpenAPI document is built from them) and the pages."""
     from portal.api import auth, customer, manager
     from portal.extensions import api
 
     for module in (auth, customer, manager):
         api.register_blueprint(module.blp)
 
+    # Pages (issue 3): plain Flask blueprints, outside the OpenAPI document. Anonymous page
+    # visitors are sent to the right login page; /api/... keeps answering 401 JSON.
+    from portal.extensions import login_manager
+    from portal.web import auth as web_auth
+    from portal.web import customer as web_customer
+    from portal.web import manager as web_manager
+    from portal.web import pages
+
+    for module in (pages, web_auth, web_customer, web_manager):
+        app.register_blueprint(module.bp)
+    login_manager.login_view = "web_auth.customer_login"
+    login_manager.blueprint_login_views = {"web_manager": "web_auth.manager_login"}
+    login_manager.unauthorized_handler(web_auth.unauthorized)
+
 
 def register_errorhandlers(app: Flask) -> None:
-    """Answer ledger errors and CSRF failures as JSON."""
+    """Answer ledger errors and CSRF failures (JSON for the API, HTML for the pages)."""
     from flask_wtf.csrf import CSRFError
 
-    from portal.api.errors import error_response, handle_ledger_error
+    from portal.api.errors import handle_ledger_error
     from portal.ledger.errors import LedgerError
 
     app.register_error_handler(LedgerError, handle_ledger_error)
-    app.register_error_handler(CSRFError, lambda e: error_response(e.description, 400, "csrf_token"))
+    app.register_error_handler(CSRFError, handle_csrf_error)
+
+
+def handle_csrf_error(error):
+    """Answer a missing or bad CSRF token: JSON for /api/..., an error page for the pages (issue 3)."""
+    from portal.api.errors import error_response, is_api_request
+
+    if is_api_request():
+        return error_response(error.description, 400, "csrf_token")
+    from portal.web.pages import render_error
+
+    return render_error(400, "The form has expired or did not come from this site. "
+                             "Please go back, reload the page and try again.")
 
 
 def register_security(app: Flask) -> None:

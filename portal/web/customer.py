@@ -1,0 +1,235 @@
+"""Customer pages: dashboard, exports, pay, credit requests and their decisions."""
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date
+
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from portal.api import present
+from portal.auth.access import require_customer_access
+from portal.db import get_session
+from portal.decisions import MLUnavailable, request_credit
+from portal.ledger import payments, portfolio, statements
+from portal.ledger.credit import MAX_YEARS_AHEAD
+from portal.ledger.errors import Conflict, LedgerError
+from portal.models import Allocation, CreditDecision, Payment, PaymentReversal
+from portal.money import MoneyError, parse_amount
+from portal.web import chart, exports
+from portal.web.auth import login_required
+from portal.web.forms import CreditForm, PayForm, year_choices
+
+bp = Blueprint("web_customer", __name__)
+
+HISTORY_ON_PAGE = 20
+
+
+@bp.route("/customer")
+@login_required("customer")
+def home():
+    """Send a customer to their dashboard."""
+    return redirect(url_for(".dashboard", customer_id=current_user.user_id))
+
+
+def chosen_year(db, customer_id: int) -> tuple[int | None, list[int]]:
+    """Read ?year= (a year of the schedule, or all); 404 for any other value."""
+    years = statements.years(db, customer_id)
+    raw = request.args.get("year", "all")
+    if raw == "all":
+        return None, years
+    if raw.isdigit() and int(raw) in years:
+        return int(raw), years
+    abort(404, description="There are no dues in that year.")
+
+
+@bp.route("/customers/<int:customer_id>")
+@login_required()
+def dashboard(customer_id):
+    """Show a customer's details, totals, monthly table, chart and payment history."""
+    user = require_customer_access(customer_id)
+    db = get_session()
+    info = present.summary(db, customer_id)  # 404 for an unknown id (managers)
+    year, years = chosen_year(db, customer_id)
+    rows = statements.months(db, customer_id, year)
+    months, totals = present.month_rows(rows)
+    history = statements.payment_history(db, customer_id, limit=HISTORY_ON_PAGE)
+    overdue = None
+    if user.is_manager:
+        overdue = portfolio.overdue_months(db, [customer_id], date.today())[customer_id]
+    return render_template("customer/dashboard.html", info=info, customer_id=customer_id, year=year,
+                           years=years, months=months, totals=totals, history=history,
+                           chart=chart.due_vs_paid(rows, year), read_only=user.is_manager,
+                           overdue=overdue, history_limit=HISTORY_ON_PAGE)
+
+
+def _all_payments(db, customer_id: int):
+    entries, offset = [], 0
+    while True:
+        page = statements.payment_history(db, customer_id, limit=500, offset=offset)
+        entries.extend(page)
+        if len(page) < 500:
+            return entries
+        offset += 500
+
+
+@bp.route("/customers/<int:customer_id>/history.csv")
+@login_required()
+def history_csv(customer_id):
+    """Download the whole payment history as CSV."""
+    require_customer_access(customer_id)
+    db = get_session()
+    statements.get_customer(db, customer_id)
+    body = exports.history_csv(_all_payments(db, customer_id))
+    return Response(body, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="payments-{customer_id}.csv"'})
+
+
+@bp.route("/customers/<int:customer_id>/statement.pdf")
+@login_required()
+def statement_pdf(customer_id):
+    """Download a PDF statement: details, totals, the months of ?year= and the payments."""
+    require_customer_access(customer_id)
+    db = get_session()
+    info = present.summary(db, customer_id)
+    year, _years = chosen_year(db, customer_id)
+    months, totals = present.month_rows(statements.months(db, customer_id, year))
+    pdf = exports.statement_pdf(info, year, months, totals, _all_payments(db, customer_id), date.today())
+    name = f"statement-{customer_id}-{year or 'all'}.pdf"
+    return Response(pdf, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _field_error(form, error: LedgerError) -> bool:
+    """Attach a ledger error to its form field; tell whether there was such a field."""
+    field = getattr(form, error.field or "", None)
+    if field is None or not hasattr(field, "errors"):
+        return False
+    field.errors = [*field.errors, error.message[:1].upper() + error.message[1:]]
+    return True
+
+
+def _amount(form) -> int | None:
+    try:
+        return parse_amount(form.amount.data or "")
+    except MoneyError as exc:
+        form.amount.errors = [*form.amount.errors, "Amount " + str(exc)]
+        return None
+
+
+@bp.route("/pay", methods=["GET", "POST"])
+@login_required("customer")
+def pay():
+    """Pay from a chosen month on; show where the money went (idempotent per form)."""
+    db = get_session()
+    uid = current_user.user_id
+    info = present.summary(db, uid)
+    form = PayForm()
+    form.year.choices = year_choices(info["years"])
+    error, status = None, 200
+    if form.validate_on_submit():
+        cents = _amount(form)
+        if cents is not None:
+            try:
+                result = payments.pay(db, uid, form.year.data, form.month.data, cents,
+                                      idempotency_key=form.idempotency_key.data, source="web")
+            except Conflict:
+                error = "This form was already used for a different payment. Check the details and pay again."
+                form.idempotency_key.data = None
+            except LedgerError as exc:
+                if not _field_error(form, exc):
+                    error = exc.message
+            else:
+                if result.replayed:
+                    flash("This payment was already recorded. It was not taken twice.", "info")
+                return redirect(url_for(".receipt", payment_id=result.payment_id))
+        status = 422
+    elif form.is_submitted():
+        if form.idempotency_key.errors:  # missing or tampered: a fresh one below
+            error = "The form has expired. Please check the details and pay again."
+            form.idempotency_key.data = None
+        status = 422
+    else:
+        start = statements.oldest_unpaid(db, uid)
+        if start is None and info["years"]:
+            start = statements.months(db, uid, info["years"][-1])[-1]
+            start = (start.year, start.month)
+        if start:
+            form.year.data, form.month.data = start
+    if not form.idempotency_key.data:
+        form.idempotency_key.data = f"web-{uuid.uuid4().hex}"
+    return render_template("customer/pay.html", form=form, info=info, error=error), status
+
+
+def load_payment(db, payment_id: int):
+    """Return a payment, the months it paid and its reversal (or None); 404 if there is no such payment."""
+    payment = db.get(Payment, payment_id)
+    if payment is None:
+        abort(404)
+    allocations = db.scalars(select(Allocation).where(Allocation.payment_id == payment_id)
+                             .order_by(Allocation.year, Allocation.month)).all()
+    reversal = db.scalars(select(PaymentReversal).where(PaymentReversal.payment_id == payment_id)).first()
+    return payment, allocations, reversal
+
+
+@bp.route("/payments/<int:payment_id>")
+@login_required()
+def receipt(payment_id):
+    """Show one payment: the months it paid, its bank credit, and whether it was reversed."""
+    db = get_session()
+    payment, allocations, reversal = load_payment(db, payment_id)
+    user = require_customer_access(payment.customer_id)
+    return render_template("customer/receipt.html", payment=payment, allocations=allocations,
+                           reversal=reversal, info=present.summary(db, payment.customer_id),
+                           read_only=user.is_manager)
+
+
+@bp.route("/credit", methods=["GET", "POST"])
+@login_required("customer")
+def credit():
+    """Ask for credit by the percentage or the ML method."""
+    db = get_session()
+    uid = current_user.user_id
+    info = present.summary(db, uid)
+    today = date.today()
+    form = CreditForm()
+    form.year.choices = year_choices(range(today.year, today.year + MAX_YEARS_AHEAD + 1))
+    error, detail, status = None, None, 200
+    if request.method == "GET":
+        form.year.data, form.month.data = today.year, today.month
+    elif form.validate_on_submit():
+        cents = _amount(form)
+        if cents is not None:
+            try:
+                row = request_credit(db, uid, form.year.data, form.month.data, cents, form.method.data)
+            except MLUnavailable as exc:  # never a made-up score: say so, approve nothing
+                detail = re.sub(r"\s*\([^)]*\)$", "", exc.message.removeprefix("ML method unavailable: "))
+                detail = f"{detail[:1].upper()}{detail[1:]}. Please use the percentage method for now."
+                error, status = "ML method not available yet", 503
+            except LedgerError as exc:
+                if not _field_error(form, exc):
+                    error = exc.message
+                status = exc.status
+            else:
+                return redirect(url_for(".decision", request_id=row.request_id))
+        else:
+            status = 422
+    else:
+        status = 422
+    return render_template("customer/credit.html", form=form, info=info, error=error, detail=detail,
+                           threshold=current_app.config["PERCENTAGE_THRESHOLD"]), status
+
+
+@bp.route("/decisions/<request_id>")
+@login_required()
+def decision(request_id):
+    """Show a credit decision: the sanctioned or the rejected page."""
+    db = get_session()
+    row = db.scalars(select(CreditDecision).where(CreditDecision.request_id == request_id[:36])).first()
+    if row is None:
+        abort(404)
+    user = require_customer_access(row.customer_id)
+    template = "customer/sanctioned.html" if row.approved else "customer/rejected.html"
+    return render_template(template, d=present.decision(row), row=row, read_only=user.is_manager)

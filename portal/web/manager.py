@@ -1,0 +1,149 @@
+"""Manager pages: details and portfolio, decisions log, new customer, password reset, reversal."""
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import marshmallow as ma
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from portal.api import present
+from portal.api.schemas import CustomerIn, DecisionsArgs, PasswordIn, PortfolioArgs, ReversalIn
+from portal.auth.sessions import revoke_all
+from portal.db import get_session
+from portal.ledger import payments, people, portfolio, statements
+from portal.ledger.credit import percentage_paid
+from portal.ledger.errors import LedgerError
+from portal.models import Manager
+from portal.web.auth import login_required
+from portal.web.customer import load_payment
+from portal.web.forms import CustomerForm, PasswordForm, PortfolioSearch, ReversalForm
+
+bp = Blueprint("web_manager", __name__, url_prefix="/manager")
+
+PER_PAGE = 20
+
+
+def _args(schema: ma.Schema) -> dict:
+    """Read query arguments with the API's own schema; 400 on a hand-made bad value."""
+    args = {k: v for k, v in request.args.items() if v != ""}
+    try:
+        return schema.load(args)
+    except ma.ValidationError as exc:
+        name, messages = next(iter(exc.messages.items()))
+        abort(400, description=f"{name}: {messages[0] if isinstance(messages, list) else messages}")
+
+
+def _load(schema: ma.Schema, data: dict, form) -> dict | None:
+    """Validate form data with the API's schema; put its messages on the form's fields."""
+    try:
+        return schema.load(data)
+    except ma.ValidationError as exc:
+        for name, messages in exc.messages.items():
+            field = getattr(form, name, None)
+            text = messages[0] if isinstance(messages, list) else str(messages)
+            if field is not None:
+                field.errors = [*field.errors, text]
+        return None
+
+
+@bp.route("")
+@login_required("manager")
+def home():
+    """Show the manager's details and the portfolio (search, sort, paging)."""
+    db = get_session()
+    args = _args(PortfolioArgs())
+    args["per_page"] = PER_PAGE
+    page = portfolio.portfolio(db, args["q"], args["sort"], args["order"] == "desc", args["page"], PER_PAGE,
+                               date.today())
+    rows = [(c, overdue, percentage_paid(c.total_paid_cents, c.total_due_cents)) for c, overdue in page.rows]
+    return render_template("manager/home.html", manager=present.user(db.get(Manager, current_user.user_id), "manager"),
+                           search=PortfolioSearch(request.args), page=page, rows=rows, args=args,
+                           pages=max(1, math.ceil(page.total / PER_PAGE)))
+
+
+@bp.route("/decisions")
+@login_required("manager")
+def decisions():
+    """Show the credit decisions log, newest first."""
+    args = _args(DecisionsArgs())
+    page = portfolio.decisions(get_session(), args["page"], PER_PAGE, args["customer_id"], args["method"])
+    return render_template("manager/decisions.html", page=page, args=args,
+                           rows=[present.decision(d) for d in page.rows],
+                           pages=max(1, math.ceil(page.total / PER_PAGE)))
+
+
+def _optional(raw: str | None, number: bool = False):
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    return int(raw) if number and raw.isdigit() else raw
+
+
+@bp.route("/customers/new", methods=["GET", "POST"])
+@login_required("manager")
+def new_customer():
+    """Create a customer (no dues yet)."""
+    form = CustomerForm()
+    status = 200
+    if form.validate_on_submit():
+        data = {"name": form.name.data.strip(), "password": form.password.data or ""}
+        for name, number in (("id", True), ("age", True), ("email", False), ("phone", False)):
+            value = _optional(getattr(form, name).data, number)
+            if value is not None:
+                data[name] = value
+        body = _load(CustomerIn(), data, form)
+        if body is not None:
+            try:
+                c = people.create_customer(get_session(), body["name"], body["password"], body["id"],
+                                           body["email"], body["age"], body["phone"])
+            except LedgerError as exc:
+                field = getattr(form, exc.field or "", None) or form.name
+                field.errors = [*field.errors, exc.message[:1].upper() + exc.message[1:]]
+            else:
+                flash(f"Customer {c.id} ({c.name}) created. They can log in with the password you set.", "success")
+                return redirect(url_for("web_customer.dashboard", customer_id=c.id))
+    if form.is_submitted():
+        status = 422
+    return render_template("manager/new_customer.html", form=form), status
+
+
+@bp.route("/customers/<int:customer_id>/password", methods=["GET", "POST"])
+@login_required("manager")
+def reset_password(customer_id):
+    """Set a customer's new password and end their open sessions."""
+    db = get_session()
+    customer = statements.get_customer(db, customer_id)
+    form = PasswordForm()
+    if form.validate_on_submit() and _load(PasswordIn(), {"password": form.password.data or ""}, form):
+        people.reset_password(db, customer_id, form.password.data)
+        ended = revoke_all(db, "customer", customer_id)
+        flash(f"Password changed for customer {customer_id}; {ended} open session(s) ended.", "success")
+        return redirect(url_for("web_customer.dashboard", customer_id=customer_id))
+    status = 422 if form.is_submitted() else 200
+    return render_template("manager/reset_password.html", form=form, customer=customer), status
+
+
+@bp.route("/payments/<int:payment_id>/reverse", methods=["GET", "POST"])
+@login_required("manager")
+def reverse(payment_id):
+    """Reverse a payment after a confirmation step: its allocations and bank credit are undone."""
+    db = get_session()
+    payment, _allocations, _reversal = load_payment(db, payment_id)
+    form = ReversalForm()
+    error, status = None, 200
+    if form.validate_on_submit() and _load(ReversalIn(), {"reason": (form.reason.data or "").strip()}, form):
+        try:
+            payments.reverse_payment(db, payment_id, current_user.user_id, form.reason.data)
+        except LedgerError as exc:
+            error, status = exc.message[:1].upper() + exc.message[1:] + ".", exc.status
+        else:
+            flash(f"Payment #{payment_id} reversed. The months it paid are owed again.", "success")
+            return redirect(url_for("web_customer.dashboard", customer_id=payment.customer_id))
+    payment, allocations, reversal = load_payment(db, payment_id)  # as they are now
+    if form.is_submitted() and status == 200:
+        status = 422
+    return render_template("manager/reverse.html", form=form, payment=payment, allocations=allocations,
+                           reversal=reversal, error=error,
+                           customer=statements.get_customer(db, payment.customer_id)), status

@@ -1,0 +1,327 @@
+"""The pages in a real browser: Playwright drives Debian's Chromium against a live gunicorn.
+
+Skipped when /usr/bin/chromium is missing, unless TEST_BROWSER=1 (CI), which makes that a
+failure. With SAVE_SCREENSHOTS=1 the main pages are saved to docs/screenshots/ at desktop
+(1280x800) and phone (375x812) size.
+"""
+from __future__ import annotations
+
+import os
+import re
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from portal.cli import migrate
+from portal.db import Database
+from portal.ledger import payments
+from tests.factories import add_customer, add_manager
+from tests.servers import free_port, start_gunicorn, stop
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+SHOTS = ROOT / "docs" / "screenshots"
+SAVE = os.environ.get("SAVE_SCREENSHOTS") == "1"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 375, "height": 812}
+THIS = date.today().year
+LAST = THIS - 1
+
+if not os.path.exists(CHROMIUM):
+    if os.environ.get("TEST_BROWSER") == "1":
+        pytest.fail(f"TEST_BROWSER=1 but {CHROMIUM} is missing", pytrace=False)
+    pytest.skip(f"{CHROMIUM} is missing (set TEST_BROWSER=1 to make this a failure)", allow_module_level=True)
+
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+
+def seed(db: Database) -> int:
+    """Write the small ledger the journeys use; return the payment the manager reverses."""
+    add_manager(db, 1, password="manager123")
+    year = {(LAST, m): 10_000 for m in range(1, 13)}
+    # 101 has the five years the ML method needs and paid 58 of 60 months (97%): sanctioned by
+    # percentage; owes November and December of last year.
+    five = [(y, m) for y in range(LAST - 4, LAST + 1) for m in range(1, 13)]
+    add_customer(db, 101, dict.fromkeys(five, 10_000), name="Asha Rao", password="customer123",
+                 paid={ym: 10_000 for ym in five if ym < (LAST, 11)})
+    # 102 paid half of their dues: rejected.
+    add_customer(db, 102, year, paid={(LAST, m): 10_000 for m in range(1, 7)}, name="Ben Okafor",
+                 password="customer123")
+    add_customer(db, 103, year, name="Carla Mendes", password="customer123")
+    for i in range(104, 130):  # enough customers for a second portfolio page
+        add_customer(db, i, year, paid={(LAST, m): 10_000 for m in range(1, 1 + i % 12)}, name=f"Customer {i}")
+    with db.sessions() as s:
+        return payments.pay(s, 103, LAST, 1, 15_000, source="api").payment_id
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """Start gunicorn on a free loopback port over a freshly migrated and seeded SQLite ledger."""
+    tmp = tmp_path_factory.mktemp("browser")
+    url = f"sqlite:///{tmp / 'ledger.db'}"
+    migrate(url)
+    db = Database(url)
+    payment_id = seed(db)
+    db.dispose()
+    # No decision service listens on SERVING_URL: the ML method must say it is not available.
+    process, base = start_gunicorn("portal:create_app()", {
+        "DATABASE_URL": url, "SECRET_KEY": "browser-test-secret", "VAR_DIR": str(tmp),
+        "SERVING_URL": f"http://127.0.0.1:{free_port()}", "SERVING_TIMEOUT": "1"}, ready_path="/")
+    yield {"base": base, "payment_id": payment_id}
+    stop(process)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def new_page(browser, server, viewport=DESKTOP):
+    context = browser.new_context(viewport=viewport, base_url=server["base"], accept_downloads=True)
+    context.set_default_timeout(10_000)
+    return context.new_page()
+
+
+def shot(page, name: str) -> None:
+    """Save a viewport screenshot when SAVE_SCREENSHOTS=1 (96 colours: a third of the bytes, same look)."""
+    if SAVE:
+        import io
+
+        from PIL import Image
+
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        size = "phone" if page.viewport_size["width"] < 600 else "desktop"
+        image = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
+        image.quantize(colors=96, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+            SHOTS / f"{name}-{size}.png", optimize=True)
+
+
+def log_in(page, role: str, user_id: int, password: str) -> None:
+    page.goto(f"/{role}/login")
+    page.get_by_label("ID", exact=True).fill(str(user_id))
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+
+
+def no_sideways_scroll(page) -> None:
+    width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], f"{page.url} scrolls sideways: {width}"
+
+
+def test_customer_journey(browser, server):
+    page = new_page(browser, server)
+    page.goto("/")
+    shot(page, "landing")
+    page.get_by_role("link", name=re.compile("^Customer")).click()
+    expect(page.get_by_role("heading", name="Customer login")).to_be_visible()
+
+    # The eye toggle shows and hides the password.
+    page.get_by_label("ID", exact=True).fill("101")
+    password = page.get_by_label("Password", exact=True)
+    password.fill("wrong-password")
+    eye = page.get_by_role("button", name="Show password")
+    eye.click()
+    expect(password).to_have_attribute("type", "text")
+    expect(page.get_by_role("button", name="Hide password")).to_have_attribute("aria-pressed", "true")
+    page.get_by_role("button", name="Hide password").click()
+    expect(password).to_have_attribute("type", "password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_contain_text("Wrong ID or password")
+    shot(page, "customer-login")
+    page.get_by_label("Password", exact=True).fill("customer123")
+    page.get_by_role("button", name="Log in").click()
+
+    # Dashboard: details, cards, year filter, chart and table.
+    expect(page.get_by_role("heading", name="Asha Rao")).to_be_visible()
+    expect(page.locator(".card", has_text="Balance")).to_contain_text("200.00")
+    page.get_by_label("Year", exact=True).select_option(str(LAST))
+    page.get_by_role("button", name="Apply Filter").click()
+    expect(page).to_have_url(f"{server['base']}/customers/101?year={LAST}")
+    expect(page.locator("#months tbody tr")).to_have_count(12)
+    expect(page.locator(".chart svg title").first).to_have_text(f"Due and paid per month in {LAST}")
+    expect(page.locator(".chart rect.bar-paid")).to_have_count(12)
+    shot(page, "customer-dashboard")
+
+    # Pay from the oldest unpaid month: 250.00 pays November, December, and 50.00 becomes bank credit.
+    page.get_by_role("link", name="Pay", exact=True).first.click()
+    expect(page.get_by_label("Year", exact=True)).to_have_value(str(LAST))
+    expect(page.get_by_label("Month", exact=True)).to_have_value("11")
+    page.get_by_label("Amount", exact=True).fill("250.00")
+    shot(page, "pay")
+    page.get_by_role("button", name="Pay").click()
+    expect(page.get_by_role("heading", name="Payment received")).to_be_visible()
+    rows = page.locator("#allocations tbody tr")
+    expect(rows.nth(0)).to_contain_text(f"November {LAST}")
+    expect(rows.nth(0)).to_contain_text("100.00")
+    expect(rows.nth(1)).to_contain_text(f"December {LAST}")
+    expect(page.locator("#to-bank-credit")).to_have_text("50.00")
+    expect(page.locator(".card", has_text="Bank credit")).to_contain_text("50.00")
+    shot(page, "payment-result")
+
+    # Credit by percentage: the wait state shows for as long as the request is held.
+    page.get_by_role("link", name="Request credit").first.click()
+    expect(page.get_by_text("You have paid 100% of all your dues")).to_be_visible()
+    page.get_by_label("Amount", exact=True).fill("500.00")
+    shot(page, "credit-request")
+    # Playwright cannot query a page whose navigation is held, so the page records its own wait state.
+    page.evaluate("""() => { const busy = document.querySelector('.busy');
+      new MutationObserver(() => sessionStorage.setItem('busy', JSON.stringify([busy.textContent, Date.now()])))
+        .observe(busy, {childList: true, characterData: true, subtree: true});
+      setInterval(() => sessionStorage.setItem('alive', Date.now()), 50); }""")
+    held = []
+    page.route("**/credit", lambda route: held.append(route) if route.request.method == "POST" else route.continue_())
+    page.get_by_role("button", name="Request credit").click(no_wait_after=True)
+    while not held:
+        page.wait_for_timeout(20)
+    page.wait_for_timeout(800)  # the request "takes" 0.8 s
+    held[0].continue_()
+    expect(page.get_by_role("heading", name="Credit sanctioned")).to_be_visible()
+    page.unroute("**/credit")
+    busy, alive, answered = page.evaluate("""[JSON.parse(sessionStorage.getItem('busy')),
+        +sessionStorage.getItem('alive'),
+        performance.timeOrigin + performance.getEntriesByType('navigation')[0].responseStart]""")
+    # Shown on submit, never cleared, and the old page lived on until the answer came.
+    assert busy[0] == "Checking credit score…" and answered - busy[1] >= 700 and alive >= answered - 250
+    expect(page.locator(".decision")).to_contain_text("500.00")
+    expect(page.locator(".decision")).to_contain_text("threshold 80%")
+    shot(page, "credit-sanctioned")
+
+    # The ML method says it is not available yet, and approves nothing.
+    page.goto("/credit")
+    page.get_by_label("Amount", exact=True).fill("500.00")
+    page.get_by_label("ML model score", exact=True).check()
+    page.get_by_role("button", name="Request credit").click()
+    expect(page.get_by_role("alert")).to_contain_text("ML method not available yet")
+    shot(page, "credit-ml-unavailable")
+
+    # Exports: the history as CSV and the statement as PDF.
+    page.goto("/customer")
+    with page.expect_download() as csv_download:
+        page.get_by_role("link", name="Export CSV").click()
+    text = Path(csv_download.value.path()).read_text()
+    assert text.startswith("payment_id,created_at,") and ",250.00," in text
+    assert csv_download.value.suggested_filename == "payments-101.csv"
+    with page.expect_download() as pdf_download:
+        page.get_by_role("link", name="PDF statement").click()
+    assert Path(pdf_download.value.path()).read_bytes().startswith(b"%PDF")
+
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_text("You have logged out.")).to_be_visible()
+    page.goto("/customer")
+    expect(page.get_by_role("heading", name="Customer login")).to_be_visible()
+    page.context.close()
+
+
+def test_rejected_credit_with_the_keyboard(browser, server):
+    page = new_page(browser, server)
+    page.goto("/customer/login")
+    page.get_by_label("ID", exact=True).focus()
+    page.keyboard.type("102")
+    page.keyboard.press("Tab")
+    page.keyboard.type("customer123")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Space")  # the eye toggle
+    expect(page.get_by_label("Password", exact=True)).to_have_attribute("type", "text")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Ben Okafor")).to_be_visible()
+    page.goto("/credit")
+    page.get_by_label("Amount", exact=True).fill("300.00")
+    page.get_by_label("Amount", exact=True).press("Enter")
+    expect(page.get_by_role("heading", name="Credit rejected")).to_be_visible()
+    expect(page.locator(".reasons")).to_contain_text("Paid 50% of all dues; 80% needed")
+    expect(page.get_by_role("link", name="Pay now")).to_be_visible()
+    expect(page.get_by_role("link", name="Try again")).to_be_visible()
+    shot(page, "credit-rejected")
+    page.context.close()
+
+
+def test_manager_journey(browser, server):
+    page = new_page(browser, server)
+    page.goto("/")
+    page.get_by_role("link", name=re.compile("^Manager")).click()
+    log_in(page, "manager", 1, "manager123")
+    expect(page.get_by_role("heading", name="Portfolio")).to_be_visible()
+    expect(page.locator("#portfolio tbody tr")).to_have_count(20)
+    shot(page, "manager-portfolio")
+    page.get_by_role("link", name="Next").click()
+    expect(page.get_by_text("Page 2 of 2")).to_be_visible()
+    page.get_by_role("link", name="Balance").click()
+    expect(page.locator("th[aria-sort=ascending]")).to_contain_text("Balance")
+
+    page.get_by_label("Search by ID or name", exact=True).fill("carla")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#portfolio tbody tr")).to_have_count(1)
+    page.get_by_role("link", name="Carla Mendes").click()
+    expect(page.get_by_text("Manager view: read-only")).to_be_visible()
+    expect(page.get_by_role("link", name="Pay", exact=True)).to_have_count(0)
+    expect(page.locator(".card", has_text="Balance")).to_contain_text("1050.00")
+    shot(page, "manager-customer")
+
+    # Reset the customer's password; the new one works.
+    page.get_by_role("link", name="Reset password").click()
+    page.get_by_label("New password", exact=True).fill("brand-new-pw")
+    page.get_by_role("button", name="Set new password").click()
+    expect(page.get_by_text("Password changed for customer 103")).to_be_visible()
+
+    # Reverse a payment, with a confirmation step.
+    page.get_by_role("link", name="Reverse…").click()
+    expect(page.get_by_role("heading", name=f"Reverse payment #{server['payment_id']}?")).to_be_visible()
+    page.get_by_label("Reason", exact=True).fill("Cheque bounced")
+    shot(page, "manager-reverse")
+    page.get_by_role("button", name="Yes, reverse this payment").click()
+    expect(page.get_by_text(f"Payment #{server['payment_id']} reversed")).to_be_visible()
+    expect(page.locator("#history")).to_contain_text("Reversed")
+    expect(page.locator(".card", has_text="Balance")).to_contain_text("1200.00")
+
+    page.get_by_role("link", name="Decisions").first.click()
+    expect(page.get_by_role("heading", name="Credit decisions")).to_be_visible()
+    shot(page, "manager-decisions")
+    page.goto("/no-such-page")
+    expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
+    shot(page, "error-404")
+    page.context.close()
+
+    customer = new_page(browser, server)
+    log_in(customer, "customer", 103, "brand-new-pw")
+    expect(customer.get_by_role("heading", name="Carla Mendes")).to_be_visible()
+    customer.context.close()
+
+
+def test_phone_width_has_no_sideways_scroll(browser, server):
+    page = new_page(browser, server, PHONE)
+    for path, name in (("/", "landing"), ("/customer/login", "customer-login")):
+        page.goto(path)
+        no_sideways_scroll(page)
+        shot(page, name)
+    log_in(page, "customer", 101, "customer123")
+    for path, name in (("/customer", "customer-dashboard"), (f"/customers/101?year={LAST}", None),
+                       ("/pay", "pay"), ("/credit", "credit-request"), ("/no-such-page", "error-404")):
+        page.goto(path)
+        no_sideways_scroll(page)
+        if name:
+            shot(page, name)
+    page.goto("/customer")
+    table = page.locator(".table-scroll").first  # the monthly table scrolls inside its box
+    assert table.evaluate("e => e.scrollHeight > e.clientHeight")
+    page.get_by_role("button", name="Log out").click()
+
+    log_in(page, "manager", 1, "manager123")
+    for path, name in (("/manager", "manager-portfolio"), ("/customers/103", "manager-customer"),
+                       ("/manager/decisions", "manager-decisions")):
+        page.goto(path)
+        no_sideways_scroll(page)
+        if name:
+            shot(page, name)
+    page.goto("/manager")
+    assert page.locator(".table-scroll").first.evaluate("e => e.scrollWidth > e.clientWidth")
+    page.context.close()
