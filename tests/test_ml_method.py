@@ -1,6 +1,7 @@
 """The ML credit method end to end: the portal asks a live decision service (gunicorn) and stores the answer."""
 import http.server
 import json
+import re
 import threading
 import time
 from datetime import date
@@ -156,3 +157,20 @@ def test_ml_unavailable_approves_nothing_and_percentage_still_works(db_url, stub
     r = ask(client, 101, method="percentage")
     assert r.status_code == 200 and r.json["approved"] is True
     app.extensions["ledger_db"].dispose()
+
+
+def test_manager_model_page_and_replay_button(app_live):
+    client = app_live.test_client()
+    request_id = ask(client, 102).json["request_id"]
+    assert client.get("/manager/model").status_code == 403  # this client is customer 102
+    login_page = client.get("/manager/login")
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', login_page.get_data(as_text=True)).group(1)
+    assert client.post("/manager/login", data={"csrf_token": token, "id": "1", "password": "manager123"}).status_code == 302
+    html = client.get("/manager/model").get_data(as_text=True)
+    assert "credit-approval version 1" in html and "Recent ML decisions" in html and "paid_pct_1y_ago" in html
+    decision_page = client.get(f"/decisions/{request_id}").get_data(as_text=True)
+    assert "Replay this decision" in decision_page
+    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', decision_page).group(1)
+    assert client.post(f"/manager/decisions/{request_id}/replay").status_code == 400  # no CSRF token
+    result = client.post(f"/manager/decisions/{request_id}/replay", data={"csrf_token": csrf})
+    assert result.status_code == 200 and "Same answer" in result.get_data(as_text=True)

@@ -1,11 +1,11 @@
-"""Manager pages: details and portfolio, decisions log, new customer, password reset, reversal."""
+"""Manager pages: portfolio, decisions log and replay, the live model, new customer, password reset, reversal."""
 from __future__ import annotations
 
 import math
 from datetime import date
 
 import marshmallow as ma
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portal.api import present
@@ -15,10 +15,12 @@ from portal.db import get_session
 from portal.ledger import payments, people, portfolio, statements
 from portal.ledger.credit import percentage_paid
 from portal.ledger.errors import LedgerError
+from portal.model_overview import overview
 from portal.models import Manager
+from portal.replay import replay
 from portal.web.auth import login_required
 from portal.web.customer import load_payment
-from portal.web.forms import CustomerForm, PasswordForm, PortfolioSearch, ReversalForm
+from portal.web.forms import ActionForm, CustomerForm, PasswordForm, PortfolioSearch, ReversalForm
 
 bp = Blueprint("web_manager", __name__, url_prefix="/manager")
 
@@ -147,3 +149,24 @@ def reverse(payment_id):
     return render_template("manager/reverse.html", form=form, payment=payment, allocations=allocations,
                            reversal=reversal, error=error,
                            customer=statements.get_customer(db, payment.customer_id)), status
+
+
+@bp.route("/model")
+@login_required("manager")
+def model():
+    """Show the live model: version, metrics, training date, threshold, recent ML decisions and drift."""
+    cfg = current_app.config
+    info = overview(get_session(), cfg["SERVING_URL"], cfg["SERVING_TIMEOUT"], cfg.get("MLFLOW_TRACKING_URI"))
+    peak = max((b["count"] for b in info["recent"]["score_histogram"]), default=0)
+    return render_template("manager/model.html", info=info, peak=peak, replay_form=ActionForm())
+
+
+@bp.route("/decisions/<string:request_id>/replay", methods=["POST"])
+@login_required("manager")
+def replay_decision(request_id):
+    """Replay a stored decision with the rule or model version that made it, and show the comparison."""
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400, description="The form has expired; go back and try again.")
+    result = replay(get_session(), request_id, current_app.config.get("MLFLOW_TRACKING_URI"))
+    return render_template("manager/replay.html", result=result)
