@@ -16,6 +16,7 @@ from contextlib import contextmanager
 
 from flask import current_app, g
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -97,7 +98,16 @@ def get_session() -> Session:
 
 
 def close_session(_exc=None) -> None:
-    """Close this request's session (teardown)."""
+    """Close this request's session (teardown).
+
+    Closing rolls back what is left open (a read); if the database has just
+    dropped the connection (a restart) that rollback fails. The request's
+    answer is already made by then, so the dead connection is discarded
+    instead of turning that answer into a 500.
+    """
     session = g.pop("db_session", None)
     if session is not None:
-        session.close()
+        try:
+            session.close()
+        except DBAPIError:
+            session.invalidate()

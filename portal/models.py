@@ -119,7 +119,8 @@ class Payment(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     __table_args__ = (
         CheckConstraint("amount_cents > 0", name="amount_pos"),
-        CheckConstraint("to_bank_credit_cents >= 0 AND to_bank_credit_cents <= amount_cents", name="bank_credit_within_amount"),
+        CheckConstraint("to_bank_credit_cents >= 0 AND to_bank_credit_cents <= amount_cents",
+                        name="bank_credit_within_amount"),
         CheckConstraint("month >= 1 AND month <= 12", name="month_range"),
         Index("ix_payments_customer_created", "customer_id", "created_at"),
     )

@@ -178,7 +178,8 @@ class DecisionOut(ma.Schema):
 
 class PortfolioArgs(PageArgs):
     q = ma.fields.String(load_default=None, validate=validate.Length(max=120))
-    sort = ma.fields.String(load_default="id", validate=validate.OneOf(["id", "name", "balance", "paid_pct", "bank_credit"]))
+    sort = ma.fields.String(load_default="id",
+                            validate=validate.OneOf(["id", "name", "balance", "paid_pct", "bank_credit"]))
     order = ma.fields.String(load_default="asc", validate=validate.OneOf(["asc", "desc"]))
 
 

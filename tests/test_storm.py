@@ -1,0 +1,32 @@
+"""Payment storm over HTTP: gunicorn with 3 workers, 8 clients paying 3 customers, replays and races.
+
+The full-size storm is `python -m bench.storm` (16 clients x 500 payments on 10 customers).
+"""
+import pytest
+
+from bench.storm import StormConfig, run_storm
+from portal.db import Database
+from tests.ledger_checks import check_invariants
+
+pytestmark = pytest.mark.slow
+
+
+def test_payment_storm_keeps_every_cent(db_url, tmp_path):
+    cfg = StormConfig(clients=8, payments=30, customers=3, dup_every=5, race_every=7,
+                      time_limit=120, retry_deadline=60, request_timeout=30)
+    result = run_storm(db_url, cfg, workers=3, workdir=tmp_path)
+
+    assert result["ok"], "\n".join(result["problems"]) + "\n" + result.get("gunicorn_log_tail", "")
+    assert result["payments_accepted"] == result["payments_in_ledger"] == 8 * 30
+    assert result["http_5xx"] == result["rejected_4xx"] == result["unresolved"] == 0
+    # Sequential resends (every 5th) and racing twins (every 7th) were answered, all with the first answer.
+    assert result["replays_answered"] >= 8 * (30 // 5 + 30 // 7)
+    assert result["replays_matching_first_answer"] == result["replays_answered"]
+    assert result["accepted_cents"] == result["allocated_cents"] + result["bank_credit_cents"]
+    assert result["allocated_cents"] > 0 and result["bank_credit_cents"] > 0  # both paths taken
+
+    db = Database(db_url)
+    try:
+        check_invariants(db)
+    finally:
+        db.dispose()
