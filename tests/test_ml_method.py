@@ -165,7 +165,8 @@ def test_manager_model_page_and_replay_button(app_live):
     assert client.get("/manager/model").status_code == 403  # this client is customer 102
     login_page = client.get("/manager/login")
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', login_page.get_data(as_text=True)).group(1)
-    assert client.post("/manager/login", data={"csrf_token": token, "id": "1", "password": "manager123"}).status_code == 302
+    form = {"csrf_token": token, "id": "1", "password": "manager123"}
+    assert client.post("/manager/login", data=form).status_code == 302
     html = client.get("/manager/model").get_data(as_text=True)
     assert "credit-approval version 1" in html and "Recent ML decisions" in html
     assert "paid_pct_1y_ago" in html
