@@ -1,7 +1,8 @@
 """The portal: customers' and managers' ledger, as a Flask app (JSON API and pages)."""
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask, current_app, request
+from sqlalchemy.exc import OperationalError
 
 from portal.config import load_config
 from portal.db import Database, close_session
@@ -90,6 +91,26 @@ def register_errorhandlers(app: Flask) -> None:
 
     app.register_error_handler(LedgerError, handle_ledger_error)
     app.register_error_handler(CSRFError, handle_csrf_error)
+    app.register_error_handler(OperationalError, handle_database_down)
+
+
+def handle_database_down(error):
+    """Answer 503 with Retry-After while the database is unreachable or restarting.
+
+    Nothing was committed (the transaction failed), so a client may retry, with
+    the same Idempotency-Key for a payment.
+    """
+    from portal.api.errors import error_response, is_api_request
+
+    current_app.logger.warning("database unavailable: %s", str(error).splitlines()[0][:200])
+    headers = {"Retry-After": "2"}
+    if is_api_request():
+        response = error_response("the database is unavailable; retry shortly", 503)
+        response.headers.update(headers)
+        return response
+    from portal.web.pages import render_error
+
+    return render_error(503, "The service is briefly unavailable. Please try again in a moment.", headers)
 
 
 def handle_csrf_error(error):

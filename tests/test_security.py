@@ -144,3 +144,16 @@ def test_local_secret_key_is_generated_and_kept(monkeypatch, tmp_path):
     first = load_config()["SECRET_KEY"]
     assert len(first) >= 64 and load_config()["SECRET_KEY"] == first
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_database_down_is_a_503_with_retry_after(app, client, ledger, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    headers = login(client, "customer", 101, "customer123")
+
+    def down(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr("portal.ledger.payments.lock_customer", down)
+    r = client.post("/api/customer/payment", json={"year": 2024, "month": 1, "amount": "1.00"}, headers=headers)
+    assert r.status_code == 503 and r.headers["Retry-After"] == "2" and "retry" in r.json["error"]
