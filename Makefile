@@ -79,7 +79,7 @@ mlflow-ui: install ## open MLflow's UI on the local store (port MLFLOW_UI_PORT, 
 monitor: install ## drift: PSI of each feature, recent ML decisions vs the champion's training data
 	@$(PY) -m pipeline.monitor
 
-bench: install ## run the benchmarks in bench/ and write docs/benchmarks.md
+bench: model ## run every benchmark in bench/ (about 15 min) and write docs/benchmarks.md
 	@$(PY) -m bench.report
 
 browser-deps: ## install Debian's Chromium for the browser tests (needs root; skipped if present)

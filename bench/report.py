@@ -1,0 +1,175 @@
+"""Run every benchmark and write docs/benchmarks.md (``make bench``).
+
+Each benchmark prints its figures and the baseline it measured in the same run,
+and leaves a JSON file in var/bench/; this collects them into one report with a
+plot of each figure against its goal.
+
+    python -m bench.report              # run everything (about 15 minutes), then write the report
+    python -m bench.report --render     # only rewrite the report from the last JSON files
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "var" / "bench"
+DOC = ROOT / "docs" / "benchmarks.md"
+PLOT = ROOT / "docs" / "benchmarks" / "goals.png"
+
+RUNS = [
+    ("ledger", [sys.executable, "-m", "bench.bench_ledger"]),
+    ("train", [sys.executable, "-m", "bench.bench_train", "--json", str(RESULTS / "train.json")]),
+    ("serving", [sys.executable, "-m", "bench.bench_serving"]),
+    ("storm", [sys.executable, "-m", "bench.storm"]),
+    ("crash", [sys.executable, "-m", "bench.crash"]),
+]
+
+
+def run_all(names: list[str]) -> dict[str, dict]:
+    """Run the benchmarks one after another; return how each went."""
+    status = {}
+    for name, command in RUNS:
+        if names and name not in names:
+            continue
+        print(f"\n=== {name}: {' '.join(command[1:])}", flush=True)
+        start = time.perf_counter()
+        code = subprocess.call(command, cwd=ROOT)
+        status[name] = {"exit": code, "seconds": round(time.perf_counter() - start, 1),
+                        "command": "python " + " ".join(command[1:])}
+    return status
+
+
+def _load(name: str):
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def goal_rows() -> list[dict]:
+    """Every figure with a goal: name, value, baseline, ratio, goal and whether it was met."""
+    rows = []
+    ledger = _load("ledger")
+    for r in (ledger or {}).get("results", []):
+        rows.append({"name": r["name"], "value": f"{r['figure']} {r.get('unit', '')}".strip(),
+                     "baseline": f"{r.get('baseline')} ({r.get('baseline_name', '')})",
+                     "ratio": r.get("ratio"), "goal": r.get("goal") or "-", "met": r.get("met")})
+    serving = _load("serving")
+    if serving:
+        ours, theirs, ip = serving["ours"], serving["mlflow"], serving["in_process"]
+        rows += [
+            {"name": "serving requests/s, one-row /invocations, 8 connections", "value": f"{ours['rps']:.0f}/s",
+             "baseline": f"{theirs['rps']:.0f}/s (mlflow models serve, same model, workers, wrk load)",
+             "ratio": round(serving["throughput_ratio"], 1), "goal": ">= 10x", "met": serving["met"]["throughput_ratio"]},
+            {"name": "serving p99 latency at 8 connections", "value": f"{ours['p99_ms']:.2f} ms",
+             "baseline": f"{theirs['p99_ms']:.2f} ms (mlflow models serve)",
+             "ratio": round(theirs["p99_ms"] / ours["p99_ms"], 1), "goal": "<= 5 ms", "met": serving["met"]["p99_ms"]},
+            {"name": f"in-process decision per row (score + reasons, {ip['model_kind']})",
+             "value": f"{ip['decision_us']:.0f} us",
+             "baseline": f"{ip['sklearn_predict_proba_us']:.0f} us (sklearn predict_proba of one row, score only)",
+             "ratio": round(ip["sklearn_predict_proba_us"] / ip["decision_us"], 1), "goal": "<= 25 us",
+             "met": serving["met"]["decision_us"]},
+            {"name": "batch scoring of 1,000,000 rows", "value": f"{ip['batch_1m_s']:.2f} s", "baseline": "-",
+             "ratio": None, "goal": "<= 1 s", "met": serving["met"]["batch_1m_s"]},
+        ]
+    for r in _load("train") or []:
+        rows.append({"name": f"training: {r['name']}", "value": r["value"], "baseline": "-", "ratio": None,
+                     "goal": r["goal"], "met": {"met": True, "MISSED": False}.get(r["result"])})
+    return rows
+
+
+def storm_rows(name: str) -> list[str]:
+    """One line per database of the storm or crash run."""
+    data = _load(name)
+    lines = []
+    for db, r in ((data or {}).get("results") or {}).items():
+        replays = f"{r.get('replays_matching_first_answer', r.get('replays_matching', '?'))}/{r.get('replays_answered', '?')}"
+        lines.append(f"| {name} | {db} | {r.get('payments_accepted')} accepted, {r.get('payments_in_ledger')} in the ledger "
+                     f"| {r.get('payments_per_second', '-')} | {r.get('http_5xx', '-')} | {replays} | "
+                     f"{'yes' if r.get('ok') else 'NO: ' + '; '.join(r.get('problems', [])[:3])} |")
+    return lines
+
+
+def plot(rows: list[dict]) -> None:
+    """Draw each figure with a goal as met / missed (the ratio where there is one)."""
+    from matplotlib.figure import Figure
+
+    shown = [r for r in rows if r["met"] is not None]
+    if not shown:
+        return
+    fig = Figure(figsize=(8, 0.35 * len(shown) + 1))
+    ax = fig.subplots()
+    ax.barh([r["name"][:60] for r in shown], [1 for _ in shown],
+            color=["tab:green" if r["met"] else "tab:red" for r in shown])
+    for i, r in enumerate(shown):
+        ax.text(0.02, i, f"{r['value']}  (goal {r['goal']})", va="center", color="white", fontsize=8)
+    ax.set_xticks([])
+    ax.invert_yaxis()
+    ax.set_title("Goals met (green) and missed (red), last run")
+    fig.tight_layout()
+    PLOT.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(PLOT, dpi=90)
+
+
+def render(status: dict) -> str:
+    """Write the report and return its text."""
+    rows = goal_rows()
+    plot(rows)
+    load = os.getloadavg()
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`python -m bench.report`); every figure comes with a baseline measured in the",
+        "same run on the same machine. Absolute numbers move with the machine's load: this workplace's",
+        "machines have 2 shared vCPUs, and the load generator runs on the same cores as the servers.",
+        "",
+        f"- when: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
+        f"- machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python {platform.python_version()}",
+        f"- load average when the report was written: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}",
+        "",
+        "## Figures against goals",
+        "",
+        f"![goals]({PLOT.relative_to(DOC.parent)})",
+        "",
+        "| figure | value | baseline (same run) | ratio | goal | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        met = "-" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']}x"
+        lines.append(f"| {r['name']} | {r['value']} | {r['baseline']} | {ratio} | {r['goal']} | {met} |")
+    lines += ["", "## Storm and crash", "",
+              "| run | database | payments | payments/s | 5xx | replays = first answer | invariants hold |",
+              "|---|---|---|---|---|---|---|"]
+    lines += storm_rows("storm") + storm_rows("crash")
+    lines += ["", "## Commands", ""]
+    for name, command in RUNS:
+        how = status.get(name)
+        note = f" (exit {how['exit']}, {how['seconds']} s)" if how else ""
+        lines.append(f"- {name}: `python {' '.join(command[1:])}`{note}")
+    lines += ["", "Method and discussion of each part: [benchmarks_ledger.md](benchmarks_ledger.md) (ledger, storm,",
+              "crash), [serving.md](serving.md) (decision service), [pipeline.md](pipeline.md) (training).", ""]
+    text = "\n".join(lines)
+    DOC.write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks (unless --render) and write the report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--render", action="store_true", help="only rewrite the report from var/bench/*.json")
+    parser.add_argument("--only", nargs="*", default=[], choices=[name for name, _ in RUNS])
+    args = parser.parse_args(argv)
+    status = {} if args.render else run_all(args.only)
+    print(render(status))
+    return 0 if all(s["exit"] == 0 for s in status.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
