@@ -5,7 +5,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import select
+from sqlalchemy import insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from portal.db import write_transaction
@@ -62,29 +62,41 @@ def pay(session: Session, customer_id: int, year: int, month: int, amount_cents:
                                    "Idempotency-Key")
                 return PaymentResult.from_record(previous.response)
 
-        dues = session.scalars(
-            select(Due).where(Due.customer_id == customer_id).order_by(Due.year, Due.month)
+        # Only the chosen month and the later months that still owe can take money.
+        when = tuple_(Due.year, Due.month)
+        rows = session.execute(
+            select(Due.year, Due.month, Due.due_cents, Due.paid_cents)
+            .where(Due.customer_id == customer_id, when >= tuple_(year, month),
+                   or_(when == tuple_(year, month), Due.paid_cents < Due.due_cents))
+            .order_by(Due.year, Due.month)
         ).all()
-        by_month = {(d.year, d.month): d for d in dues}
-        if (year, month) not in by_month:
-            field = "year" if all(d.year != year for d in dues) else "month"
-            raise InvalidRequest(f"{year}-{month:02d} is not in the customer's schedule", field)
+        if not rows or (rows[0].year, rows[0].month) != (year, month):
+            known_year = session.scalar(select(Due.year).where(Due.customer_id == customer_id, Due.year == year)
+                                        .limit(1))
+            raise InvalidRequest(f"{year}-{month:02d} is not in the customer's schedule",
+                                 "year" if known_year is None else "month")
 
-        outstanding = [rule.Outstanding(d.year, d.month, d.due_cents - d.paid_cents) for d in dues]
+        outstanding = [rule.Outstanding(r.year, r.month, r.due_cents - r.paid_cents) for r in rows]
         allocations, to_bank = rule.allocate(amount_cents, (year, month), outstanding)
 
-        payment = Payment(customer_id=customer_id, year=year, month=month, amount_cents=amount_cents,
-                          to_bank_credit_cents=to_bank, source=source, idempotency_key=idempotency_key)
-        session.add(payment)
-        session.flush()
-        for a in allocations:
-            by_month[(a.year, a.month)].paid_cents += a.amount_cents
-            session.add(Allocation(payment_id=payment.id, customer_id=customer_id,
-                                   year=a.year, month=a.month, amount_cents=a.amount_cents))
+        payment_id = session.execute(
+            insert(Payment).values(customer_id=customer_id, year=year, month=month, amount_cents=amount_cents,
+                                   to_bank_credit_cents=to_bank, source=source, idempotency_key=idempotency_key,
+                                   created_at=utcnow()).returning(Payment.id)
+        ).scalar_one()
+        if allocations:
+            paid = {(r.year, r.month): r.paid_cents for r in rows}
+            session.execute(insert(Allocation), [
+                {"payment_id": payment_id, "customer_id": customer_id, "year": a.year, "month": a.month,
+                 "amount_cents": a.amount_cents} for a in allocations])
+            # Absolute new values are safe: the customer's lock is held until commit.
+            session.execute(update(Due), [
+                {"customer_id": customer_id, "year": a.year, "month": a.month,
+                 "paid_cents": paid[(a.year, a.month)] + a.amount_cents} for a in allocations])
         customer.total_paid_cents += amount_cents - to_bank
         customer.bank_credit_cents += to_bank
 
-        result = PaymentResult(payment.id, customer_id, year, month, amount_cents, allocations, to_bank)
+        result = PaymentResult(payment_id, customer_id, year, month, amount_cents, allocations, to_bank)
         if idempotency_key is not None:
             session.add(IdempotencyRecord(customer_id=customer_id, key=idempotency_key,
                                           request_hash=fingerprint, response=result.to_record()))
