@@ -15,9 +15,9 @@ SERVING_URL ?= http://127.0.0.1:$(SERVING_PORT)
 PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus
 PORTAL_CMD = $(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(PORTAL_PORT) --no-control-socket --access-logfile - 'portal:create_app()'
 SERVE_CMD = rm -rf $(PROMETHEUS_MULTIPROC_DIR) && mkdir -p $(PROMETHEUS_MULTIPROC_DIR) && \
-	$(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(SERVING_PORT) --no-control-socket --access-logfile - 'serving:create_app()'
+	PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) $(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(SERVING_PORT) --no-control-socket --access-logfile - 'serving:create_app()'
 
-export PORTAL_PORT SERVING_PORT MLFLOW_TRACKING_URI SERVING_URL PROMETHEUS_MULTIPROC_DIR
+export PORTAL_PORT SERVING_PORT MLFLOW_TRACKING_URI SERVING_URL
 
 .PHONY: help install run portal serve migrate seed data model train promote rollback models mlflow-ui monitor \
 	bench test test-fast lint clean-var browser-deps

@@ -17,6 +17,10 @@ from prometheus_client import (
     multiprocess,
 )
 
+# prometheus_client opens its per-process files as soon as a metric is made: make sure the folder exists.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 REQUESTS = Counter("serving_requests_total", "Requests answered", ["endpoint", "status"])
 ROWS = Counter("serving_rows_scored_total", "Rows scored", ["endpoint"])
 ERRORS = Counter("serving_errors_total", "Requests refused or failed", ["endpoint", "kind"])
