@@ -1,4 +1,5 @@
 """Login throttling, sessions, token revocation, CSRF, security headers, password hashing."""
+import os
 import re
 
 import pytest
@@ -157,3 +158,79 @@ def test_database_down_is_a_503_with_retry_after(app, client, ledger, monkeypatc
     monkeypatch.setattr("portal.ledger.payments.lock_customer", down)
     r = client.post("/api/customer/payment", json={"year": 2024, "month": 1, "amount": "1.00"}, headers=headers)
     assert r.status_code == 503 and r.headers["Retry-After"] == "2" and "retry" in r.json["error"]
+
+
+SQL_PAYLOADS = ["' OR '1'='1", "'; DROP TABLE customers; --", '" OR ""="', "101; DELETE FROM dues", "%' --",
+                "\\'; SELECT pg_sleep(5); --", "名前' UNION SELECT password_hash FROM customers --"]
+
+
+@pytest.mark.parametrize("payload", SQL_PAYLOADS)
+def test_sql_metacharacters_in_every_string_field(app, client, ledger, payload):
+    from sqlalchemy import func, select
+
+    from portal.models import Customer, Due
+
+    with ledger.sessions() as s:
+        before = (s.scalar(select(func.count()).select_from(Customer)), s.scalar(select(func.count()).select_from(Due)))
+    # Login: the password and (as a string) the id.
+    assert client.post("/api/customer/login", json={"id": 101, "password": payload}).status_code == 401
+    assert client.post("/api/customer/login", json={"id": payload, "password": "x"}).status_code == 422
+    manager = login(client, "manager", 1, "manager123")
+    customer = login(app.test_client(), "customer", 101, "customer123")
+    # Search: the payload matches nobody's name, and never everybody.
+    found = client.get("/api/manager/portfolio", query_string={"q": payload}, headers=manager)
+    assert found.status_code == 200 and found.json["total"] == 0
+    # Every string a manager can write, stored and read back verbatim.
+    created = client.post("/api/manager/customers", headers=manager,
+                          json={"name": payload, "password": payload + "-long-enough", "phone": "555 0100"})
+    assert created.status_code == 201 and created.json["name"] == payload.strip()
+    new_id = created.json["id"]
+    assert client.post(f"/api/manager/customers/{new_id}/password", headers=manager,
+                       json={"password": payload + "-again!"}).status_code == 200
+    assert client.post("/api/customer/login", json={"id": new_id, "password": payload + "-again!"}).status_code == 200
+    bad_email = client.post("/api/manager/customers", headers=manager,
+                            json={"name": "X", "password": "long-enough", "email": payload})
+    assert bad_email.status_code == 422 and bad_email.json["field"] == "email"
+    # A payment's idempotency key and a reversal's reason.
+    paid = client.post("/api/customer/payment", json={"year": 2024, "month": 1, "amount": "1.00"},
+                       headers={**customer, "Idempotency-Key": payload})
+    assert paid.status_code == 200
+    again = client.post("/api/customer/payment", json={"year": 2024, "month": 1, "amount": "1.00"},
+                        headers={**customer, "Idempotency-Key": payload})
+    assert again.json["payment_id"] == paid.json["payment_id"]
+    reversal = client.post(f"/api/manager/payments/{paid.json['payment_id']}/reversal", headers=manager,
+                           json={"reason": payload})
+    assert reversal.status_code == 201 and reversal.json["reason"] == payload.strip()
+    # Amounts and filters refuse it cleanly.
+    assert client.post("/api/customer/payment", json={"year": 2024, "month": 1, "amount": payload},
+                       headers=customer).status_code == 422
+    assert client.get("/api/manager/decisions", query_string={"method": payload},
+                      headers=manager).status_code == 422
+    with ledger.sessions() as s:
+        after = (s.scalar(select(func.count()).select_from(Customer)), s.scalar(select(func.count()).select_from(Due)))
+    assert after == (before[0] + 1, before[1])
+
+
+def test_login_throttling_shared_through_redis(db_url):
+    """With REDIS_URL set, every worker counts the same failures (checked with two apps)."""
+    import uuid
+
+    import redis
+
+    from portal import create_app
+
+    try:
+        redis.Redis.from_url("redis://127.0.0.1:6379/0").ping()
+    except redis.RedisError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("Redis not reachable")
+    config = {"SECRET_KEY": "x", "DATABASE_URL": db_url, "REDIS_URL": "redis://127.0.0.1:6379/0"}
+    first, second = create_app(config), create_app(config)
+    assert first.config["RATELIMIT_STORAGE_URI"].startswith("redis://")
+    # Redis outlives the test: a fresh id per run keeps earlier runs' counts out of this one.
+    user_id = 10**9 + uuid.uuid4().int % 10**9
+    add_customer(first.extensions["ledger_db"], user_id, password="customer123")
+    codes = [app.test_client().post("/api/customer/login", json={"id": user_id, "password": "nope"}).status_code
+             for app in (first, second, first, second, first, second)]
+    assert codes == [401] * 5 + [429]
