@@ -64,11 +64,13 @@ def drift(inputs: list[dict], version: str, tracking_uri: str | None = None) -> 
     """Return the PSI table of recent decisions' features against the version's training data."""
     import pandas as pd
 
-    from pipeline.monitor import decisions_features, psi_table
+    from pipeline.monitor import NOISY_BELOW, decisions_features, psi_table
 
     reference = _reference(version, tracking_uri)
     current = decisions_features(pd.DataFrame({"inputs": inputs}), list(reference["distributions"]))
     table = psi_table(reference, current)
+    if len(current) < NOISY_BELOW:  # a handful of decisions says nothing about a population
+        table["band"] = f"too few (< {NOISY_BELOW})"
     return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
             for row in table.to_dict("records")]
 

@@ -356,7 +356,7 @@ def test_ml_decision_page_shows_score_and_threshold(client, ledger, monkeypatch)
     web_login(client, "customer", 104, "five-years")
     r = credit_form(client, method="ml")
     page = text_of(client.get(r.headers["Location"]))
-    assert "Credit rejected" in page and "0.42 (threshold 0.80)" in page and "Model version 7" in page
+    assert "Credit rejected" in page and "0.420 (threshold 0.80)" in page and "Model version 7" in page
     assert f"Paid 0% in {FIVE_YEARS[-1]}" in page and f"{FIVE_YEARS[0]}" in page
 
 
