@@ -16,16 +16,24 @@ METHODS = ("percentage", "ml")
 
 
 def request_credit(session: Session, customer_id: int, year: int, month: int, amount_cents: int,
-                   method: str, today: date | None = None) -> CreditDecision:
-    """Decide a credit request by `method`, store the decision and return it."""
+                   method: str, today: date | None = None, idempotency_key: str | None = None) -> CreditDecision:
+    """Decide a credit request by `method`, store the decision and return it (once per Idempotency-Key)."""
     cfg = current_app.config
     today = today or date.today()
     if method == "percentage":
         return credit.request_by_percentage(session, customer_id, year, month, amount_cents,
                                             threshold=cfg["PERCENTAGE_THRESHOLD"],
-                                            max_cents=cfg["MAX_CREDIT_CENTS"], today=today)
+                                            max_cents=cfg["MAX_CREDIT_CENTS"], today=today,
+                                            idempotency_key=idempotency_key)
     if method == "ml":
         credit.check_credit_request(year, month, amount_cents, cfg["MAX_CREDIT_CENTS"], today)
+        idempotency = None
+        if idempotency_key is not None:
+            idempotency = (idempotency_key, credit.credit_fingerprint(year, month, amount_cents, "ml"))
+            previous = credit.previous_decision(session, customer_id, *idempotency)
+            if previous is not None:  # a retry: no second call to the model
+                return previous
         decision = ml.decide_by_model(session, customer_id, cfg["SERVING_URL"], cfg["SERVING_TIMEOUT"])
-        return credit.record_decision(session, customer_id, year, month, amount_cents, lambda _c: decision)
+        return credit.record_decision(session, customer_id, year, month, amount_cents, lambda _c: decision,
+                                      idempotency)
     raise LedgerError(f"unknown method {method!r}", "method")

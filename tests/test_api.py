@@ -269,3 +269,18 @@ def test_openapi_document(client):
         assert path in doc["paths"], path
     payment = doc["components"]["schemas"]["PaymentIn"]
     assert set(payment["required"]) == {"year", "month", "amount"}
+
+
+def test_credit_request_is_idempotent(client, ledger):
+    headers = {**login(client, "customer", 102, "other-pw"), "Idempotency-Key": "credit-1"}
+    client.post("/api/customer/payment", json={"year": 2024, "month": 2, "amount": "2000.00"}, headers=headers)
+    body = {"year": THIS_YEAR + 1, "month": 2, "amount": "100.00", "method": "percentage"}
+    first = client.post("/api/customer/credit-request", json=body, headers=headers)
+    assert first.status_code == 200 and first.json["approved"] is True
+    before = snapshot(ledger)
+    again = client.post("/api/customer/credit-request", json=body, headers=headers)
+    assert again.json["request_id"] == first.json["request_id"]
+    assert snapshot(ledger) == before  # the credit was not added twice
+    clash = client.post("/api/customer/credit-request", json={**body, "amount": "999.00"}, headers=headers)
+    assert clash.status_code == 409 and clash.json["field"] == "Idempotency-Key"
+    assert snapshot(ledger) == before

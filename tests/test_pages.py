@@ -222,7 +222,8 @@ def test_error_500_page(app, ledger):
 
 FORMS = [
     ("customer", "/pay", {"year": "2024", "month": "1", "amount": "1.00", "idempotency_key": "web-" + "a" * 32}),
-    ("customer", "/credit", {"year": str(NEXT_YEAR), "month": "1", "amount": "1.00", "method": "percentage"}),
+    ("customer", "/credit", {"year": str(NEXT_YEAR), "month": "1", "amount": "1.00", "method": "percentage",
+                             "idempotency_key": "web-" + "b" * 32}),
     ("customer", "/logout", {}),
     ("manager", "/manager/customers/new", {"name": "Eve", "password": "long-enough-pw"}),
     ("manager", "/manager/customers/101/password", {"password": "long-enough-pw"}),
@@ -308,9 +309,23 @@ def test_pay_errors_are_shown_and_change_nothing(customer, ledger, fields, messa
 
 
 def credit_form(client, **fields):
-    token = form_token(client, "/credit")
-    return client.post("/credit", data={"csrf_token": token, "year": str(NEXT_YEAR), "month": "3",
-                                        "amount": "500.00", "method": "percentage", **fields})
+    page = client.get("/credit")
+    key = re.search(r'value="(web-[0-9a-f]{32})"', page.text).group(1)
+    return client.post("/credit", data={"csrf_token": token_of(page.text), "year": str(NEXT_YEAR), "month": "3",
+                                        "amount": "500.00", "method": "percentage", "idempotency_key": key,
+                                        **fields})
+
+
+def test_credit_double_submit_gives_one_decision(customer, ledger):
+    page = customer.get("/credit")
+    form = {"csrf_token": token_of(page.text), "year": str(NEXT_YEAR), "month": "3", "amount": "500.00",
+            "method": "percentage", "idempotency_key": re.search(r'value="(web-[0-9a-f]{32})"', page.text).group(1)}
+    first = customer.post("/credit", data=form)
+    before = snapshot(ledger)
+    again = customer.post("/credit", data=form)
+    assert again.headers["Location"] == first.headers["Location"] and snapshot(ledger) == before
+    changed = customer.post("/credit", data=dict(form, amount="1.00"))
+    assert changed.status_code == 409 and "already used" in changed.text and snapshot(ledger) == before
 
 
 def test_credit_rejected_by_percentage(customer, ledger):

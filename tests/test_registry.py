@@ -13,6 +13,7 @@ import yaml
 from mlflow import MlflowClient
 
 import model_registry
+from model_registry import store
 from model_registry.__main__ import main as registry_cli
 from pipeline import dataset as ds
 from pipeline import train as tr
@@ -54,7 +55,7 @@ def test_the_logged_model_has_signature_example_and_pinned_requirements(trained_
     import mlflow
 
     uri, _ = trained_store
-    mlflow.set_tracking_uri(uri)
+    store.configure(uri)  # tracking and registry: another test may have pointed the registry elsewhere
     path = Path(mlflow.artifacts.download_artifacts("models:/credit-approval@champion", dst_path=str(tmp_path)))
     mlmodel = yaml.safe_load((path / "MLmodel").read_text())
     inputs = json.loads(mlmodel["signature"]["inputs"])
@@ -71,7 +72,7 @@ def test_stock_mlflow_scores_the_champion_like_the_pipeline(trained_store, demo_
     import mlflow
 
     uri, outcome = trained_store
-    mlflow.set_tracking_uri(uri)
+    store.configure(uri)
     frame = ds.load(database_url=demo_ledger_url).frame
     pyfunc = mlflow.pyfunc.load_model("models:/credit-approval@champion")
     stock = np.asarray(pyfunc.predict(frame[FEATURES].astype(float)))

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
-from model_registry import registry
+from model_registry import registry, store
 from pipeline.features import FEATURES, feature_years
 from serving import create_app
 from serving.holder import ModelHolder
@@ -34,8 +34,7 @@ def service(trained_store):
 
 
 def stock_predictions(uri: str, frame: pd.DataFrame) -> np.ndarray:
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    store.configure(uri)
     return np.asarray(mlflow.pyfunc.load_model("models:/credit-approval@champion").predict(frame), dtype=float)
 
 

@@ -81,12 +81,15 @@ def pay(headers, body):
 
 
 @blp.route("/credit-request", methods=["POST"])
+@blp.arguments(IdempotencyHeader, location="headers")
 @blp.arguments(CreditIn)
 @blp.response(200, DecisionOut)
 @blp.alt_response(422, schema=ErrorSchema, description="invalid amount or month")
+@blp.alt_response(409, schema=ErrorSchema, description="Idempotency-Key reused with a different body")
 @blp.alt_response(503, schema=ErrorSchema, description="ML method unavailable")
-def credit_request(body):
+def credit_request(headers, body):
     """Ask for credit by the percentage or the ML method; the decision is stored."""
     user = require_login("customer")
-    row = request_credit(get_session(), user.user_id, body["year"], body["month"], body["amount"], body["method"])
+    row = request_credit(get_session(), user.user_id, body["year"], body["month"], body["amount"], body["method"],
+                         idempotency_key=headers.get("idempotency_key"))
     return present.decision(row)

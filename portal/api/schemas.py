@@ -99,7 +99,7 @@ class IdempotencyHeader(ma.Schema):
     class Meta:
         unknown = ma.EXCLUDE
 
-    idempotency_key = ma.fields.String(data_key="Idempotency-Key", validate=validate.Length(min=1, max=128))
+    idempotency_key = ma.fields.String(data_key="Idempotency-Key", validate=validate.Length(min=1, max=120))
 
 
 class AllocationOut(ma.Schema):

@@ -11,12 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.db import write_transaction
-from portal.ledger.errors import InvalidRequest
+from portal.ledger.errors import Conflict, InvalidRequest
 from portal.ledger.locks import lock_customer
-from portal.models import CreditDecision, Customer, Due
+from portal.ledger.payments import request_fingerprint
+from portal.models import CreditDecision, Customer, Due, IdempotencyRecord
 from portal.money import format_cents
 
 # How far ahead a credit may be booked.
@@ -72,8 +74,29 @@ def check_credit_request(year: int, month: int, amount_cents: int, max_cents: in
         raise InvalidRequest("credit can only be booked on this month or a later one", field_name)
 
 
+# Credit requests share the idempotency table with payments, in a namespace of their own.
+KEY_PREFIX = "credit:"
+
+
+def credit_fingerprint(year: int, month: int, amount_cents: int, method: str) -> str:
+    """Hash what makes two credit requests the same request."""
+    return request_fingerprint(kind="credit", year=year, month=month, amount_cents=amount_cents, method=method)
+
+
+def previous_decision(session: Session, customer_id: int, key: str, fingerprint: str) -> CreditDecision | None:
+    """Return the decision already made for this Idempotency-Key, or None; 409 if the key meant another request."""
+    record = session.get(IdempotencyRecord, (customer_id, KEY_PREFIX + key))
+    if record is None:
+        return None
+    if record.request_hash != fingerprint:
+        raise Conflict("Idempotency-Key was already used for a different request", "Idempotency-Key")
+    return session.scalars(select(CreditDecision).where(
+        CreditDecision.request_id == record.response["request_id"])).one()
+
+
 def record_decision(session: Session, customer_id: int, year: int, month: int,
-                    amount_cents: int, decide: Callable[[Customer], Decision]) -> CreditDecision:
+                    amount_cents: int, decide: Callable[[Customer], Decision],
+                    idempotency: tuple[str, str] | None = None) -> CreditDecision:
     """Decide under the customer's lock, store the decision, and on approval add the due.
 
     `decide` sees the locked customer row, so a rule over the running totals
@@ -82,6 +105,10 @@ def record_decision(session: Session, customer_id: int, year: int, month: int,
     """
     with write_transaction(session):
         customer = lock_customer(session, customer_id)
+        if idempotency is not None:  # (key, fingerprint): a retry gets the first decision, nothing added twice
+            previous = previous_decision(session, customer_id, *idempotency)
+            if previous is not None:
+                return previous
         decision = decide(customer)
         if decision.approved:
             due = session.get(Due, (customer_id, year, month))
@@ -98,15 +125,21 @@ def record_decision(session: Session, customer_id: int, year: int, month: int,
             reasons=decision.reasons, model_version=decision.model_version,
         )
         session.add(row)
+        if idempotency is not None:
+            session.add(IdempotencyRecord(customer_id=customer_id, key=KEY_PREFIX + idempotency[0],
+                                          request_hash=idempotency[1], response={"request_id": row.request_id}))
     return row
 
 
 def request_by_percentage(session: Session, customer_id: int, year: int, month: int,
                           amount_cents: int, threshold: float, max_cents: int,
-                          today: date | None = None) -> CreditDecision:
-    """Decide a credit request by the percentage method and record it."""
+                          today: date | None = None, idempotency_key: str | None = None) -> CreditDecision:
+    """Decide a credit request by the percentage method and record it (once per Idempotency-Key)."""
     check_credit_request(year, month, amount_cents, max_cents, today or date.today())
+    idempotency = None
+    if idempotency_key is not None:
+        idempotency = (idempotency_key, credit_fingerprint(year, month, amount_cents, "percentage"))
     return record_decision(
         session, customer_id, year, month, amount_cents,
-        lambda c: decide_by_percentage(c.total_paid_cents, c.total_due_cents, threshold),
+        lambda c: decide_by_percentage(c.total_paid_cents, c.total_due_cents, threshold), idempotency,
     )

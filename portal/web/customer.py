@@ -203,7 +203,12 @@ def credit():
         cents = _amount(form)
         if cents is not None:
             try:
-                row = request_credit(db, uid, form.year.data, form.month.data, cents, form.method.data)
+                row = request_credit(db, uid, form.year.data, form.month.data, cents, form.method.data,
+                                     idempotency_key=form.idempotency_key.data)
+            except Conflict:
+                error = "This form was already used for a different request. Check the details and ask again."
+                form.idempotency_key.data = None
+                status = 409
             except MLUnavailable as exc:  # never a made-up score: say so, approve nothing
                 detail = re.sub(r"\s*\([^)]*\)$", "", exc.message.removeprefix("ML method unavailable: "))
                 detail = f"{detail[:1].upper()}{detail[1:]}. Please use the percentage method for now."
@@ -217,7 +222,12 @@ def credit():
         else:
             status = 422
     else:
+        if form.idempotency_key.errors:  # missing or tampered: a fresh one below
+            error = "The form has expired. Please check the details and ask again."
+            form.idempotency_key.data = None
         status = 422
+    if not form.idempotency_key.data:
+        form.idempotency_key.data = f"web-{uuid.uuid4().hex}"
     return render_template("customer/credit.html", form=form, info=info, error=error, detail=detail,
                            threshold=current_app.config["PERCENTAGE_THRESHOLD"]), status
 

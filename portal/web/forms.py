@@ -37,6 +37,8 @@ class CreditForm(FlaskForm):
     amount = StringField("Amount", validators=[InputRequired("Enter an amount")], description=AMOUNT_HINT)
     method = RadioField("Method", default="percentage", choices=[
         SelectChoice("percentage", "Percentage of dues paid"), SelectChoice("ml", "ML model score")])
+    # As for payments: a second submit of the same form gets the first decision, not a second credit.
+    idempotency_key = HiddenField(validators=[Regexp(r"^web-[0-9a-f]{32}$", message="expired form")])
 
 
 def year_choices(years) -> list[SelectChoice]:
