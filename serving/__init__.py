@@ -15,7 +15,7 @@ from flask import Flask, Response, jsonify, request
 
 from serving import metrics
 from serving.holder import ModelHolder, NoModel
-from serving.protocol import BadInput, rows_from_mlflow, to_matrix
+from serving.protocol import BadInput, NotJson, rows_from_mlflow, to_matrix
 from serving.reasons import contributions, profile_vector, reasons_for
 
 
@@ -111,52 +111,44 @@ def register_routes(app: Flask) -> None:
         body, content_type = metrics.render()
         return Response(body, content_type=content_type)
 
-    def parse(endpoint: str):
+    @app.errorhandler(NoModel)
+    def no_model(_error):
+        return mlflow_error("no model is loaded", 503, "SERVICE_UNAVAILABLE")
+
+    @app.errorhandler(BadInput)
+    def bad_input(error):
+        metrics.ERRORS.labels(request.endpoint or "unknown", "bad_input").inc()
+        if isinstance(error, NotJson):
+            return mlflow_error(str(error), 415, "UNSUPPORTED_MEDIA_TYPE")
+        return mlflow_error(str(error))
+
+    def json_body():
         if not request.is_json:
-            metrics.ERRORS.labels(endpoint, "content_type").inc()
-            return None, mlflow_error("Content-Type must be application/json", 415,
-                                      "UNSUPPORTED_MEDIA_TYPE")
+            raise NotJson("Content-Type must be application/json")
         body = request.get_json(silent=True)
         if body is None:
-            metrics.ERRORS.labels(endpoint, "bad_json").inc()
-            return None, mlflow_error("the body is not valid JSON")
-        return body, None
+            raise BadInput("the body is not valid JSON")
+        return body
 
     @app.post("/invocations")
     def invocations():
-        body, error = parse("invocations")
-        if error:
-            return error
-        try:
-            live = holder.live
-            x = to_matrix(rows_from_mlflow(body, live.features), live.features, live.bounds, app.config["MAX_ROWS"])
-        except NoModel:
-            return mlflow_error("no model is loaded", 503, "SERVICE_UNAVAILABLE")
-        except BadInput as exc:
-            metrics.ERRORS.labels("invocations", "bad_input").inc()
-            return mlflow_error(str(exc))
+        body = json_body()
+        live = holder.live
+        x = to_matrix(rows_from_mlflow(body, live.features), live.features, live.bounds, app.config["MAX_ROWS"])
         scores = live.score(x)
         metrics.ROWS.labels("invocations").inc(len(scores))
         return {"predictions": scores.tolist()}
 
     @app.post("/v1/decisions")
     def decisions():
-        body, error = parse("decisions")
-        if error:
-            return error
-        try:
-            live = holder.live
-            if not isinstance(body, dict) or not isinstance(body.get("rows"), list):
-                raise BadInput("the body must be {\"rows\": [{feature: value, ...}, ...]}")
-            decision_year = body.get("decision_year", date.today().year)
-            if isinstance(decision_year, bool) or not isinstance(decision_year, int) or not 1900 < decision_year < 2200:
-                raise BadInput("decision_year must be a year")
-            x = to_matrix(body["rows"], live.features, live.bounds, app.config["MAX_ROWS"])
-        except NoModel:
-            return mlflow_error("no model is loaded", 503, "SERVICE_UNAVAILABLE")
-        except BadInput as exc:
-            metrics.ERRORS.labels("decisions", "bad_input").inc()
-            return mlflow_error(str(exc))
+        body = json_body()
+        live = holder.live
+        if not isinstance(body, dict) or not isinstance(body.get("rows"), list):
+            raise BadInput("the body must be {\"rows\": [{feature: value, ...}, ...]}")
+        decision_year = body.get("decision_year", date.today().year)
+        if isinstance(decision_year, bool) or not isinstance(decision_year, int) or not 1900 < decision_year < 2200:
+            raise BadInput("decision_year must be a year")
+        x = to_matrix(body["rows"], live.features, live.bounds, app.config["MAX_ROWS"])
         rows = decide(live, x, decision_year)
         metrics.ROWS.labels("decisions").inc(len(rows))
         return {"model_version": live.version, "threshold": live.threshold, "decision_year": decision_year,

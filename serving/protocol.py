@@ -13,7 +13,11 @@ FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
 class BadInput(ValueError):
-    """A request the model cannot score; the message says why."""
+    """A request the model cannot score; the message says why (400)."""
+
+
+class NotJson(BadInput):
+    """A body that is not JSON at all (415)."""
 
 
 def rows_from_mlflow(body: object, features: tuple[str, ...]) -> list:
