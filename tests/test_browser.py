@@ -195,12 +195,12 @@ def test_customer_journey(browser, server):
     expect(page.locator(".decision")).to_contain_text("threshold 80%")
     shot(page, "credit-sanctioned")
 
-    # The ML method says it is not available yet, and approves nothing.
+    # With no decision service the ML method says it is unavailable, and approves nothing.
     page.goto("/credit")
     page.get_by_label("Amount", exact=True).fill("500.00")
     page.get_by_label("ML model score", exact=True).check()
     page.get_by_role("button", name="Request credit").click()
-    expect(page.get_by_role("alert")).to_contain_text("ML method not available yet")
+    expect(page.get_by_role("alert")).to_contain_text("ML method unavailable right now")
     shot(page, "credit-ml-unavailable")
 
     # Exports: the history as CSV and the statement as PDF.

@@ -352,7 +352,7 @@ def test_ml_method_says_not_available_yet(client, ledger):
     web_login(client, "customer", 104, "five-years")
     before = snapshot(ledger)
     r = credit_form(client, method="ml")
-    assert r.status_code == 503 and "ML method not available yet" in r.text and "Credit sanctioned" not in r.text
+    assert r.status_code == 503 and "ML method unavailable right now" in r.text and "Credit sanctioned" not in r.text
     assert snapshot(ledger) == before
 
 

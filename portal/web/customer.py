@@ -212,7 +212,7 @@ def credit():
             except MLUnavailable as exc:  # never a made-up score: say so, approve nothing
                 detail = re.sub(r"\s*\([^)]*\)$", "", exc.message.removeprefix("ML method unavailable: "))
                 detail = f"{detail[:1].upper()}{detail[1:]}. Please use the percentage method for now."
-                error, status = "ML method not available yet", 503
+                error, status = "ML method unavailable right now", 503
             except LedgerError as exc:
                 if not _field_error(form, exc):
                     error = exc.message
