@@ -10,14 +10,13 @@ PORTAL_PORT ?= 5000
 SERVING_PORT ?= 5001
 CUSTOMERS ?= 1000
 FLASK := $(VENV)/bin/flask --app portal
-MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/var/mlflow.db
 SERVING_URL ?= http://127.0.0.1:$(SERVING_PORT)
 PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus
 PORTAL_CMD = $(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(PORTAL_PORT) --no-control-socket --access-logfile - 'portal:create_app()'
 SERVE_CMD = rm -rf $(PROMETHEUS_MULTIPROC_DIR) && mkdir -p $(PROMETHEUS_MULTIPROC_DIR) && \
 	PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) $(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(SERVING_PORT) --no-control-socket --access-logfile - 'serving:create_app()'
 
-export PORTAL_PORT SERVING_PORT MLFLOW_TRACKING_URI SERVING_URL
+export PORTAL_PORT SERVING_PORT SERVING_URL
 
 .PHONY: help install run portal serve migrate seed data model train promote rollback models mlflow-ui monitor \
 	bench test test-fast lint clean-var browser-deps

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 
 import pytest
@@ -16,6 +17,13 @@ from sqlalchemy import create_engine, text
 
 from portal.cli import migrate
 from portal.db import Database
+
+def pytest_configure(config):
+    """Keep every test away from the developer's var/ (ledger, MLflow store, secret key)."""
+    scratch = tempfile.mkdtemp(prefix="credit-tests-")
+    os.environ["VAR_DIR"] = scratch
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch}/mlflow.db"
+
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PG_REQUIRED = os.environ.get("TEST_POSTGRES") == "1"
