@@ -29,44 +29,73 @@ def _unwrap(estimator):
     return getattr(estimator, "estimator", estimator) if type(estimator).__name__ == "FrozenEstimator" else estimator
 
 
-def _prepare(step, n_features: int):
-    """Return a function for the `prepare` step, or None when it is not a plain column passthrough/scaler."""
-    from sklearn.compose import ColumnTransformer
+def _column_steps(transformer) -> list | None:
+    """Return numpy functions for a column transformer's steps, or None if one is not supported."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    steps = [step for _, step in transformer.steps] if isinstance(transformer, Pipeline) else [transformer]
+    functions = []
+    for step in steps:
+        if step in (None, "passthrough") or (isinstance(step, FunctionTransformer) and step.func is None):
+            continue
+        if isinstance(step, StandardScaler):
+            mean = step.mean_ if step.with_mean else None
+            scale = step.scale_ if step.with_std else None
+            functions.append(lambda z, m=mean, s=scale: ((z - m) if m is not None else z) / (s if s is not None else 1))
+        elif isinstance(step, SimpleImputer) and np.isnan(step.missing_values if step.missing_values is not None
+                                                            else np.nan):
+            fill = step.statistics_.astype(np.float64)
+            flagged = step.indicator_.features_ if step.add_indicator and step.indicator_ is not None else None
+
+            def impute(z, fill=fill, flagged=flagged):
+                missing = np.isnan(z)
+                out = np.where(missing, fill, z)
+                if flagged is not None and len(flagged):
+                    out = np.concatenate([out, missing[:, flagged].astype(np.float64)], axis=1)
+                return out
+
+            functions.append(impute)
+        else:
+            return None
+    return functions
+
+
+def _prepare(step, n_features: int):
+    """Return a function for the `prepare` step, or None when a part of it is not supported."""
+    from sklearn.compose import ColumnTransformer
 
     if step is None or step == "passthrough":
         return lambda x: x
-    if not isinstance(step, ColumnTransformer) or step.remainder not in ("drop",) and len(step.transformers_) > 1:
+    if not isinstance(step, ColumnTransformer):
         return None
-    order: list[int] = []
     parts = []
+    covered: list[int] = []
     for name, transformer, columns in step.transformers_:
+        cols = list(columns) if not isinstance(columns, slice) else None
         if name == "remainder":
-            if transformer == "drop" or (isinstance(columns, list) and not columns):
+            if transformer == "drop" or not cols:
                 continue
             return None
-        cols = list(columns)
-        if transformer == "passthrough" or (isinstance(transformer, FunctionTransformer) and transformer.func is None):
-            parts.append((cols, None, None))
-        elif isinstance(transformer, StandardScaler):
-            mean = transformer.mean_ if transformer.with_mean else np.zeros(len(cols))
-            scale = transformer.scale_ if transformer.with_std else np.ones(len(cols))
-            parts.append((cols, mean, scale))
-        else:
+        functions = _column_steps(transformer)
+        if cols is None or functions is None:
             return None
-        order.extend(cols)
-    if sorted(order) != list(range(n_features)):
+        parts.append((cols, functions))
+        covered.extend(cols)
+    if sorted(covered) != list(range(n_features)):
         return None
-    identity = order == list(range(n_features)) and all(m is None for _, m, _ in parts)
-    if identity:
+    if len(parts) == 1 and not parts[0][1] and parts[0][0] == list(range(n_features)):
         return lambda x: x
 
     def prepare(x: np.ndarray) -> np.ndarray:
-        out = []
-        for cols, mean, scale in parts:
-            block = x[:, cols]
-            out.append(block if mean is None else (block - mean) / scale)
-        return np.concatenate(out, axis=1)
+        blocks = []
+        for cols, functions in parts:
+            z = x[:, cols]
+            for function in functions:
+                z = function(z)
+            blocks.append(z)
+        return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
 
     return prepare
 

@@ -5,8 +5,10 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.frozen import FrozenEstimator
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
+from sklearn.pipeline import Pipeline as SkPipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from serving.fastpath import compile_pipeline
@@ -25,10 +27,13 @@ def data(n=1500, seed=0):
 
 def build(base, method, prepare):
     x, y = data()
-    fitted = base.fit(x[:1000], y[:1000])
-    calibrated = CalibratedClassifierCV(FrozenEstimator(fitted), method=method).fit(x[1000:], y[1000:])
+    x[::13, 1] = np.nan  # missing values in training: the imputer adds an indicator column
+    if isinstance(base, LogisticRegression) and not isinstance(prepare, SkPipeline):
+        x = np.nan_to_num(x)
     step = ColumnTransformer([("num", prepare, list(range(5)))])
-    step.fit(x)
+    z = step.fit_transform(x)
+    fitted = base.fit(z[:1000], y[:1000])
+    calibrated = CalibratedClassifierCV(FrozenEstimator(fitted), method=method).fit(z[1000:], y[1000:])
     return Pipeline([("prepare", step), ("model", calibrated)])
 
 
@@ -37,15 +42,20 @@ def build(base, method, prepare):
     LogisticRegression(max_iter=1000),
     HistGradientBoostingClassifier(max_iter=60, max_leaf_nodes=8, monotonic_cst=[1] * 5, random_state=0),
 ], ids=["logreg", "hgb"])
-@pytest.mark.parametrize("prepare", [FunctionTransformer(feature_names_out="one-to-one"), "passthrough",
-                                     StandardScaler()], ids=["identity", "passthrough", "scaler"])
+@pytest.mark.parametrize("prepare", [
+    FunctionTransformer(feature_names_out="one-to-one"), "passthrough", StandardScaler(),
+    SkPipeline([("impute", SimpleImputer(strategy="median", add_indicator=True)), ("scale", StandardScaler())]),
+], ids=["identity", "passthrough", "scaler", "impute-scale"])
 def test_compiled_equals_predict_proba(base, method, prepare):
+    if isinstance(base, HistGradientBoostingClassifier) and isinstance(prepare, SkPipeline):
+        pytest.skip("the pipeline never imputes for the trees (they route missing values themselves)")
     pipeline = build(base, method, prepare)
     scorer, max_rows = compile_pipeline(pipeline, 5)
     x = probe_rows(FEATURES, BOUNDS, n=3000, seed=1)
-    x[5:50, 2] = np.nan  # missing values follow the trees' learned direction
-    expected = pipeline.predict_proba(np.nan_to_num(x) if isinstance(base, LogisticRegression) else x)[:, 1]
-    x_in = np.nan_to_num(x) if isinstance(base, LogisticRegression) else x
+    x[5:50, 1] = np.nan  # missing values: imputed, or the trees' learned direction
+    plain_logistic = isinstance(base, LogisticRegression) and not isinstance(prepare, SkPipeline)
+    x_in = np.nan_to_num(x) if plain_logistic else x
+    expected = pipeline.predict_proba(x_in)[:, 1]
     limit = max_rows or len(x)
     got = np.concatenate([scorer(x_in[i:i + limit]) for i in range(0, len(x_in), limit)])
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
@@ -57,3 +67,18 @@ def test_other_shapes_are_not_compiled():
     forest = Pipeline([("model", CalibratedClassifierCV(RandomForestClassifier(n_estimators=5), cv=2))]).fit(x, y)
     assert compile_pipeline(forest, 5) is None
     assert compile_pipeline(Pipeline([("model", LogisticRegression().fit(x, y))]), 5) is None
+
+
+@pytest.mark.parametrize("kind", ["logreg", "hgb"])
+def test_the_pipelines_own_candidates_compile(kind):
+    from pipeline import train as tr
+    from tests.mlflow_fixtures import synthetic_frame
+
+    frame = synthetic_frame(600)
+    frame.loc[frame.index[::17], "paid_pct_3y_ago"] = np.nan  # the ledger's "nothing due that year"
+    pipeline = tr.fit_calibrated(kind, tr.split(frame))
+    compiled = compile_pipeline(pipeline, 5)
+    assert compiled is not None, f"{kind} is not compiled"
+    scorer, max_rows = compiled
+    x = probe_rows(tuple(f"f{i}" for i in range(5)), BOUNDS, n=max_rows or 2000)
+    np.testing.assert_allclose(scorer(x), pipeline.predict_proba(x)[:, 1], rtol=0, atol=1e-12)
