@@ -16,7 +16,7 @@ from flask import Flask, Response, jsonify, request
 from serving import metrics
 from serving.holder import ModelHolder, NoModel
 from serving.protocol import BadInput, NotJson, rows_from_mlflow, to_matrix
-from serving.reasons import contributions, profile_vector, reasons_for
+from serving.reasons import contributions, reasons_for
 
 
 def create_app(test_config: dict | None = None, holder: ModelHolder | None = None) -> Flask:
@@ -58,7 +58,7 @@ def mlflow_error(message: str, status: int = 400, code: str = "BAD_REQUEST"):
 
 def decide(live, x: np.ndarray, decision_year: int) -> list[dict]:
     """Score rows and explain each decision (one model call for all rows and their substitutions)."""
-    profile = profile_vector(live.model.reference, live.features, live.bounds)
+    profile = live.profile
     scores, contrib = contributions(live.score, x, profile)
     out = []
     for i, score in enumerate(scores):

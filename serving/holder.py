@@ -16,6 +16,7 @@ import numpy as np
 from sklearn import config_context
 
 from serving.fastpath import compile_pipeline
+from serving.reasons import profile_vector
 
 log = logging.getLogger("serving.model")
 
@@ -42,6 +43,7 @@ class Live:
     loaded_at: float
     fast: Callable[[np.ndarray], np.ndarray] | None = None
     fast_max_rows: int | None = None
+    profile: np.ndarray | None = None  # the near-cut-off profile reasons compare with, in feature order
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """Return the probability of a good outcome for each row of a float matrix."""
@@ -84,7 +86,9 @@ def _check(model) -> Live:
             fast, fast_max_rows = scorer, limit
         else:
             log.warning("compiled scorer differs from scikit-learn on version %s: using predict_proba", model.version)
-    return Live(model, features, bounds, float(model.threshold), str(model.version), time.time(), fast, fast_max_rows)
+    profile = profile_vector(model.reference, features, bounds)
+    return Live(model, features, bounds, float(model.threshold), str(model.version), time.time(), fast,
+                fast_max_rows, profile)
 
 
 class ModelHolder:

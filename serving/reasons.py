@@ -44,21 +44,24 @@ def describe(feature: str, value: float, reference: float | None, decision_year:
 def reasons_for(x_row: np.ndarray, contrib_row: np.ndarray, approved: bool, features: tuple[str, ...],
                 profile: np.ndarray, decision_year: int) -> list[dict]:
     """Rank up to four features by how much they pushed this row's score the way it went."""
-    signed = contrib_row if approved else -contrib_row
-    order = [j for j in np.argsort(-signed, kind="stable") if signed[j] > 1e-9][:MAX_REASONS]
+    # Plain Python on five numbers: numpy's per-call overhead would cost more than the work.
+    values, contrib, reference = x_row.tolist(), contrib_row.tolist(), profile.tolist()
+    sign = 1.0 if approved else -1.0
+    order = sorted((j for j in range(len(contrib)) if sign * contrib[j] > 1e-9), key=lambda j: -sign * contrib[j])
+    order = order[:MAX_REASONS]
     code = "raised_score" if approved else "lowered_score"
     if not order and not approved:
         # Nothing scored below the cut-off profile by itself (the row sits just under the
         # line): name the features closest to falling short, so a rejection always says why.
-        order = list(np.argsort(x_row - profile, kind="stable")[:1])
+        order = [min(range(len(values)), key=lambda j: values[j] - reference[j])]
         code = "closest_to_cutoff"
     return [{
         "code": code,
         "feature": features[j],
-        "value": round(float(x_row[j]), 2),
-        "reference": round(float(profile[j]), 2),
-        "contribution": round(float(contrib_row[j]), 4),
-        "text": describe(features[j], float(x_row[j]), float(profile[j]), decision_year),
+        "value": round(values[j], 2),
+        "reference": round(reference[j], 2),
+        "contribution": round(contrib[j], 4),
+        "text": describe(features[j], values[j], reference[j], decision_year),
     } for j in order]
 
 
