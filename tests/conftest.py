@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, text
 from portal.cli import migrate
 from portal.db import Database
 
+
 def pytest_configure(config):
     """Keep every test away from the developer's var/ (ledger, MLflow store, secret key)."""
     scratch = tempfile.mkdtemp(prefix="credit-tests-")
