@@ -540,3 +540,16 @@ def test_static_files(client):
     assert client.get("/static/site.css").status_code == 200
     js = client.get("/static/site.js")
     assert js.status_code == 200 and "Show password" in js.text and "data-busy" in js.text
+
+
+def test_statement_pdf_draws_names_beyond_latin_1():
+    from datetime import date
+
+    from portal.web.exports import statement_pdf
+
+    info = {"customer": {"id": 7, "name": "Zoë Ångström Łukasz Дмитрий", "email": "z@example.com", "phone": None},
+            "total_credit": "1.00", "total_paid": "0.00", "balance": "1.00", "bank_credit": "0.00",
+            "percentage_paid": 0.0}
+    pdf = statement_pdf(info, None, [], {"amount_to_pay": "0.00", "amount_paid": "0.00", "needtopay": "0.00"},
+                        [], date(2026, 11, 27))
+    assert pdf.startswith(b"%PDF") and b"DejaVu" in pdf  # the Unicode font is embedded: no "?" for Ł or Д

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date
+from pathlib import Path
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
@@ -38,14 +39,28 @@ def history_csv(entries) -> str:
 
 
 def _text(value) -> str:
-    """Fit text to the PDF core fonts (Latin-1), replacing what they cannot draw."""
-    return str(value).encode("latin-1", "replace").decode("latin-1")
+    """Return text for the PDF (the embedded DejaVu font draws Latin, Greek and Cyrillic names; not CJK)."""
+    return str(value)
+
+
+FONT = "DejaVu"
 
 
 class Statement(FPDF):
+    """An A4 statement with an embedded Unicode font and page numbers."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # matplotlib (already a dependency) ships DejaVu Sans: no font file of our own to keep.
+        import matplotlib
+
+        fonts = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+        self.add_font(FONT, "", str(fonts / "DejaVuSans.ttf"))
+        self.add_font(FONT, "B", str(fonts / "DejaVuSans-Bold.ttf"))
+
     def footer(self):
         self.set_y(-12)
-        self.set_font("Helvetica", size=8)
+        self.set_font(FONT, size=8)
         self.cell(0, 8, f"Page {self.page_no()}/{{nb}}", align="C")
 
 
@@ -66,32 +81,32 @@ def statement_pdf(info: dict, year: int | None, months: list[dict], totals: dict
     pdf.set_title(_text(f"Statement for customer {c['id']}"))
     pdf.set_author("Credit decision service")
     pdf.add_page()
-    pdf.set_font("Helvetica", "B", 16)
+    pdf.set_font(FONT, "B", 16)
     pdf.cell(0, 10, "Account statement", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_font("Helvetica", size=10)
+    pdf.set_font(FONT, size=10)
     period = "all years" if year is None else str(year)
     for line in (f"Customer {c['id']}: {c['name']}", f"Email: {c['email'] or '-'}   Phone: {c['phone'] or '-'}",
                  f"Period: {period}   Issued: {today.isoformat()}"):
         pdf.cell(0, 6, _text(line), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(3)
-    pdf.set_font("Helvetica", "B", 12)
+    pdf.set_font(FONT, "B", 12)
     pdf.cell(0, 8, "Totals (whole account)", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_font("Helvetica", size=10)
+    pdf.set_font(FONT, size=10)
     _table(pdf, ["Total credit", "Total paid", "Balance", "Bank credit", "Paid %"],
            [[info["total_credit"], info["total_paid"], info["balance"], info["bank_credit"],
              pct(info["percentage_paid"])]], (1, 1, 1, 1, 1))
     pdf.ln(4)
-    pdf.set_font("Helvetica", "B", 12)
+    pdf.set_font(FONT, "B", 12)
     pdf.cell(0, 8, f"Months ({period})", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_font("Helvetica", size=9)
+    pdf.set_font(FONT, size=9)
     rows = [[str(m["year"]), month_name(m["month"]), m["amount_to_pay"], m["amount_paid"], m["needtopay"]]
             for m in months]
     rows.append(["Total", "", totals["amount_to_pay"], totals["amount_paid"], totals["needtopay"]])
     _table(pdf, ["Year", "Month", "Amount to pay", "Paid", "Need to pay"], rows, (1, 1, 2, 2, 2))
     pdf.ln(4)
-    pdf.set_font("Helvetica", "B", 12)
+    pdf.set_font(FONT, "B", 12)
     pdf.cell(0, 8, "Payments", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_font("Helvetica", size=9)
+    pdf.set_font(FONT, size=9)
     if entries:
         rows = [[when(e.payment.created_at), f"{e.payment.year}-{e.payment.month:02d}",
                  format_cents(e.payment.amount_cents), _where(e) or "-",
