@@ -12,8 +12,6 @@ from portal.ledger.errors import LedgerError
 from portal.ml import MLUnavailable  # noqa: F401 - re-exported for callers
 from portal.models import CreditDecision
 
-METHODS = ("percentage", "ml")
-
 
 def request_credit(session: Session, customer_id: int, year: int, month: int, amount_cents: int,
                    method: str, today: date | None = None, idempotency_key: str | None = None) -> CreditDecision:
@@ -27,13 +25,11 @@ def request_credit(session: Session, customer_id: int, year: int, month: int, am
                                             idempotency_key=idempotency_key)
     if method == "ml":
         credit.check_credit_request(year, month, amount_cents, cfg["MAX_CREDIT_CENTS"], today)
-        idempotency = None
-        if idempotency_key is not None:
-            idempotency = (idempotency_key, credit.credit_fingerprint(year, month, amount_cents, "ml"))
-            previous = credit.previous_decision(session, customer_id, *idempotency)
+        once = credit.idempotency(idempotency_key, year, month, amount_cents, "ml")
+        if once is not None:
+            previous = credit.previous_decision(session, customer_id, *once)
             if previous is not None:  # a retry: no second call to the model
                 return previous
         decision = ml.decide_by_model(session, customer_id, cfg["SERVING_URL"], cfg["SERVING_TIMEOUT"])
-        return credit.record_decision(session, customer_id, year, month, amount_cents, lambda _c: decision,
-                                      idempotency)
+        return credit.record_decision(session, customer_id, year, month, amount_cents, lambda _c: decision, once)
     raise LedgerError(f"unknown method {method!r}", "method")

@@ -82,7 +82,6 @@ def register_routes(app: Flask) -> None:
         endpoint = request.endpoint or "unknown"
         metrics.REQUESTS.labels(endpoint, str(response.status_code)).inc()
         metrics.LATENCY.labels(endpoint).observe(time.perf_counter() - request.environ["serving.start"])
-        metrics.MODEL_VERSION.set(float(holder.live.version) if holder.ready else 0)
         return response
 
     @app.get("/health")

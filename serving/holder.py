@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn import config_context
 
+from serving import metrics
 from serving.fastpath import compile_pipeline
 from serving.reasons import profile_vector
 
@@ -40,7 +40,6 @@ class Live:
     bounds: dict[str, tuple[float, float]]
     threshold: float
     version: str
-    loaded_at: float
     fast: Callable[[np.ndarray], np.ndarray] | None = None
     fast_max_rows: int | None = None
     profile: np.ndarray | None = None  # the near-cut-off profile reasons compare with, in feature order
@@ -87,8 +86,7 @@ def _check(model) -> Live:
         else:
             log.warning("compiled scorer differs from scikit-learn on version %s: using predict_proba", model.version)
     profile = profile_vector(model.reference, features, bounds)
-    return Live(model, features, bounds, float(model.threshold), str(model.version), time.time(), fast,
-                fast_max_rows, profile)
+    return Live(model, features, bounds, float(model.threshold), str(model.version), fast, fast_max_rows, profile)
 
 
 class ModelHolder:
@@ -103,8 +101,6 @@ class ModelHolder:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.last_error: str | None = None
-        self.reloads = 0
-        self.failed_reloads = 0
 
     @property
     def live(self) -> Live:
@@ -131,14 +127,14 @@ class ModelHolder:
                     return False
                 live = _check(model)
             except Exception as exc:  # noqa: BLE001 - any failure keeps the last good model
-                self.failed_reloads += 1
+                metrics.RELOAD_FAILURES.inc()
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.error("model reload failed, keeping version %s: %s",
                           self._live.version if self._live else None, self.last_error)
                 return False
             previous = self._live.version if self._live else None
             self._live = live  # one reference assignment: requests see the old or the new model, whole
-            self.reloads += 1
+            metrics.MODEL_VERSION.set(float(live.version))
             self.last_error = None
             log.info("serving credit-approval version %s (was %s)", live.version, previous)
             return True

@@ -177,6 +177,9 @@ def test_alias_move_is_picked_up_and_a_bad_reload_keeps_the_last_good_model(stor
     assert holder.refresh() is False
     v = client.get("/version").json
     assert v["version"] == v2 and v["last_reload_error"]
+    page = client.get("/metrics").get_data(as_text=True)
+    failures = float(re.search(r"^serving_model_reload_failures_total (\S+)$", page, re.M).group(1))
+    assert failures >= 1 and f"serving_model_version {float(v2)}" in page
     assert client.get("/ready").status_code == 200
     assert client.post("/invocations", json={"instances": [list(GOOD.values())]}).status_code == 200
 

@@ -31,7 +31,6 @@ class Principal(UserMixin):
     user_id: int
     name: str
     jti: str
-    via_token: bool = False
 
     def get_id(self) -> str:
         """Return the login record id Flask-Login keeps in the session."""
@@ -91,10 +90,7 @@ def principal_from_token(session: Session, token: str) -> Principal | None:
         jti = _serializer().loads(token, max_age=current_app.config["TOKEN_MAX_AGE"])
     except (BadSignature, SignatureExpired):
         return None
-    principal = load_login(session, jti) if isinstance(jti, str) else None
-    if principal is not None:
-        principal.via_token = True
-    return principal
+    return load_login(session, jti) if isinstance(jti, str) else None
 
 
 def end_login(session: Session, jti: str) -> None:

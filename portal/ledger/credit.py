@@ -78,9 +78,13 @@ def check_credit_request(year: int, month: int, amount_cents: int, max_cents: in
 KEY_PREFIX = "credit:"
 
 
-def credit_fingerprint(year: int, month: int, amount_cents: int, method: str) -> str:
-    """Hash what makes two credit requests the same request."""
-    return request_fingerprint(kind="credit", year=year, month=month, amount_cents=amount_cents, method=method)
+def idempotency(key: str | None, year: int, month: int, amount_cents: int, method: str) -> tuple[str, str] | None:
+    """Return (key, fingerprint of the request) for an Idempotency-Key, or None without one."""
+    if key is None:
+        return None
+    fingerprint = request_fingerprint(kind="credit", year=year, month=month, amount_cents=amount_cents,
+                                      method=method)
+    return key, fingerprint
 
 
 def previous_decision(session: Session, customer_id: int, key: str, fingerprint: str) -> CreditDecision | None:
@@ -96,7 +100,7 @@ def previous_decision(session: Session, customer_id: int, key: str, fingerprint:
 
 def record_decision(session: Session, customer_id: int, year: int, month: int,
                     amount_cents: int, decide: Callable[[Customer], Decision],
-                    idempotency: tuple[str, str] | None = None) -> CreditDecision:
+                    once: tuple[str, str] | None = None) -> CreditDecision:
     """Decide under the customer's lock, store the decision, and on approval add the due.
 
     `decide` sees the locked customer row, so a rule over the running totals
@@ -105,8 +109,8 @@ def record_decision(session: Session, customer_id: int, year: int, month: int,
     """
     with write_transaction(session):
         customer = lock_customer(session, customer_id)
-        if idempotency is not None:  # (key, fingerprint): a retry gets the first decision, nothing added twice
-            previous = previous_decision(session, customer_id, *idempotency)
+        if once is not None:  # (key, fingerprint): a retry gets the first decision, nothing added twice
+            previous = previous_decision(session, customer_id, *once)
             if previous is not None:
                 return previous
         decision = decide(customer)
@@ -125,9 +129,9 @@ def record_decision(session: Session, customer_id: int, year: int, month: int,
             reasons=decision.reasons, model_version=decision.model_version,
         )
         session.add(row)
-        if idempotency is not None:
-            session.add(IdempotencyRecord(customer_id=customer_id, key=KEY_PREFIX + idempotency[0],
-                                          request_hash=idempotency[1], response={"request_id": row.request_id}))
+        if once is not None:
+            session.add(IdempotencyRecord(customer_id=customer_id, key=KEY_PREFIX + once[0],
+                                          request_hash=once[1], response={"request_id": row.request_id}))
     return row
 
 
@@ -136,10 +140,8 @@ def request_by_percentage(session: Session, customer_id: int, year: int, month: 
                           today: date | None = None, idempotency_key: str | None = None) -> CreditDecision:
     """Decide a credit request by the percentage method and record it (once per Idempotency-Key)."""
     check_credit_request(year, month, amount_cents, max_cents, today or date.today())
-    idempotency = None
-    if idempotency_key is not None:
-        idempotency = (idempotency_key, credit_fingerprint(year, month, amount_cents, "percentage"))
     return record_decision(
         session, customer_id, year, month, amount_cents,
-        lambda c: decide_by_percentage(c.total_paid_cents, c.total_due_cents, threshold), idempotency,
+        lambda c: decide_by_percentage(c.total_paid_cents, c.total_due_cents, threshold),
+        idempotency(idempotency_key, year, month, amount_cents, "percentage"),
     )
