@@ -43,7 +43,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -65,6 +64,7 @@ if str(ROOT) not in sys.path:  # `python bench/storm.py` as well as `python -m b
 
 from portal.db import Database  # noqa: E402
 from portal.ledger import allocation as rule  # noqa: E402
+from tests.servers import free_port  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 STORM_PASSWORD = "storm-password-1"
@@ -72,13 +72,6 @@ SECRET_KEY = "storm-secret-key-not-for-production"
 
 
 # --------------------------------------------------------------------------- the server
-
-def free_port() -> int:
-    """Return a free TCP port on the loopback interface."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _alive(pid: int) -> bool:
     """Tell whether a process exists and is not a zombie."""
