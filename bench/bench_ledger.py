@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import multiprocessing
 import os
 import random
@@ -29,27 +30,23 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.storm import (  # noqa: E402
-    PG_ADMIN_URL,
-    Gunicorn,
-    StormConfig,
-    ThrowawayDatabase,
-    machine,
-    percentile,
-    run_storm,
-    write_json,
-)
+from bench.results import machine, percentile, write_json  # noqa: E402
+from bench.storm import run_storm  # noqa: E402
+from bench.storm_client import StormConfig  # noqa: E402
 from portal.db import Database  # noqa: E402
+from portal.importer import seed_demo  # noqa: E402
+from testing.databases import PG_ADMIN_URL, throwaway_database  # noqa: E402
+from testing.servers import portal  # noqa: E402
 
 PGBENCH_ARGS = ["-c", "8", "-j", "2", "-T", "10"]
 
@@ -72,24 +69,15 @@ def entry(name: str, figure: float, unit: str, baseline: float | None, baseline_
 
 def pgbench_tps(admin_url: str, args: list[str] = PGBENCH_ARGS, scale: int = 1) -> dict:
     """Run pgbench's TPC-B-like test on a throwaway database of the same server; return its tps."""
-    from sqlalchemy.engine import make_url
-
     url = make_url(admin_url)
-    name = f"pgbench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
     conn_args = ["-h", url.host or "127.0.0.1", "-p", str(url.port or 5432), "-U", url.username or "postgres"]
     env = {**os.environ, "PGPASSWORD": url.password or ""}
-    try:
+    with throwaway_database("postgres", "pgbench", admin_url=admin_url) as bench_url:
+        name = make_url(bench_url).database
         subprocess.run(["pgbench", "-i", "-q", "-s", str(scale), *conn_args, name], check=True, env=env,
                        capture_output=True, timeout=300)
         done = subprocess.run(["pgbench", *args, *conn_args, name], check=True, env=env, capture_output=True,
                               text=True, timeout=300)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
     match = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", done.stdout)
     if match is None:
         match = re.search(r"tps = ([0-9.]+)", done.stdout)
@@ -171,7 +159,7 @@ def payments_per_second(kind: str, admin_url: str, clients: int, payments: int, 
     """Run a storm without replays on a fresh ledger; return its figures."""
     cfg = StormConfig(clients=clients, payments=payments, customers=customers, dup_every=0, race_every=0,
                       seed=7, first_customer_id=800_001)
-    with ThrowawayDatabase(kind, admin_url) as url:
+    with throwaway_database(kind, "bench", migrated=True, admin_url=admin_url) as url:
         result = run_storm(url, cfg, workers=workers)
     if not result["ok"]:
         raise RuntimeError(f"the {kind} payment run failed its audit: {result['problems']}")
@@ -217,8 +205,6 @@ def _get(port: int, path: str, headers: dict) -> tuple[int, float]:
 
 
 def _manager_token(port: int) -> str:
-    import json
-
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         conn.request("POST", "/api/manager/login", body=json.dumps({"id": 1, "password": "manager123"}),
@@ -246,7 +232,7 @@ def summary_latency(urls: dict[int, str], requests_n: int = 2000, warmup: int = 
             with engine.connect() as conn:
                 ids[n] = [row[0] for row in conn.execute(text("SELECT id FROM customers"))]
             engine.dispose()
-            servers[n] = Gunicorn(url, workers=2).start()
+            servers[n] = portal(url, workers=2).start()
             headers[n] = {"Authorization": f"Bearer {_manager_token(servers[n].port)}"}
         latencies: dict[int, list[float]] = {n: [] for n in urls}
         statuses = set()
@@ -269,9 +255,8 @@ def summary_latency(urls: dict[int, str], requests_n: int = 2000, warmup: int = 
 @contextmanager
 def seeded(kind: str, admin_url: str, customers: int):
     """Create a fresh ledger, seed `customers` demo customers and time it; yield (url, stats)."""
-    from portal.importer import seed_demo
-
-    with ThrowawayDatabase(kind, admin_url) as url, tempfile.TemporaryDirectory(prefix="seed-files-") as files:
+    with throwaway_database(kind, "bench", migrated=True, admin_url=admin_url) as url, \
+            tempfile.TemporaryDirectory(prefix="seed-files-") as files:
         db = Database(url)
         try:
             started = time.perf_counter()

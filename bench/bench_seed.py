@@ -10,36 +10,23 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from alembic import command  # noqa: E402
-from alembic.config import Config  # noqa: E402
-from sqlalchemy import create_engine  # noqa: E402
+if str(ROOT) not in sys.path:  # `python bench/bench_seed.py` as well as `python -m bench.bench_seed`
+    sys.path.insert(0, str(ROOT))
 
 from pipeline.simulate import simulate  # noqa: E402
 from portal.db import Database  # noqa: E402
 from portal.importer import import_ledger  # noqa: E402
+from testing.databases import PG_ADMIN_URL, throwaway_database  # noqa: E402
 
 TARGET_SECONDS = 60.0  # simulate + import of 100,000 customers on SQLite
 
 
-def migrate(url: str) -> None:
-    """Migrate a ledger to head."""
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "portal" / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", url)
-    command.upgrade(cfg, "head")
-
-
 def run(url: str, n: int) -> dict:
     """Simulate n customers and import them into the migrated ledger at url."""
-    migrate(url)
     db = Database(url)
     try:
         started = time.perf_counter()
@@ -59,22 +46,10 @@ def main() -> int:
     parser.add_argument("customers", nargs="?", type=int, default=100_000)
     parser.add_argument("--postgres", metavar="ADMIN_URL", help="benchmark PostgreSQL instead of SQLite")
     args = parser.parse_args()
-    if args.postgres:
-        admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT")
-        name = f"bench_seed_{uuid.uuid4().hex[:10]}"
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        try:
-            result = run(args.postgres.rsplit("/", 1)[0] + "/" + name, args.customers)
-        finally:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.dispose()
-        engine = "postgresql"
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            result = run(f"sqlite:///{Path(tmp) / 'ledger.db'}", args.customers)
-        engine = "sqlite"
+    kind = "postgres" if args.postgres else "sqlite"
+    with throwaway_database(kind, "bench_seed", migrated=True, admin_url=args.postgres or PG_ADMIN_URL) as url:
+        result = run(url, args.customers)
+    engine = "postgresql" if args.postgres else "sqlite"
     print(f"{engine}: {args.customers:,} customers, {result['rows']:,} rows")
     print(f"  simulate {result['simulate_s']:.2f} s, validate {result['validate_s']:.2f} s, "
           f"write {result['write_s']:.2f} s")

@@ -29,8 +29,9 @@ import numpy as np
 import requests
 
 from model_registry import registry, store
+from serving import decide
 from serving.holder import ModelHolder
-from tests.servers import free_port, start_gunicorn, stop
+from testing.servers import Gunicorn, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ROW = {"paid_pct_5y_ago": 81.3, "paid_pct_4y_ago": 79.4, "paid_pct_3y_ago": 92.7, "paid_pct_2y_ago": 92.6,
@@ -82,8 +83,6 @@ def start_mlflow(uri: str, workers: int) -> tuple[subprocess.Popen, str]:
 
 def in_process(uri: str) -> dict:
     """Time one decision (score + reasons) per row, and one batch of 1,000,000 rows."""
-    from serving import decide
-
     holder = ModelHolder(lambda: registry.load_champion(tracking_uri=uri),
                          lambda: registry.champion_version(tracking_uri=uri))
     holder.refresh()
@@ -147,13 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     results["in_process"] = in_process(uri)
 
     print("ours: gunicorn serving ...", flush=True)
-    ours, url = start_gunicorn("serving:create_app()", {"MLFLOW_TRACKING_URI": uri, "MODEL_POLL_SECONDS": "3600"},
-                               workers=args.workers, ready_path="/ready")
-    try:
-        wrk(url + "/invocations", 2)  # warm up
-        results["ours"] = wrk(url + "/invocations", args.seconds)
-    finally:
-        stop(ours)
+    with Gunicorn("serving:create_app()", {"MLFLOW_TRACKING_URI": uri, "MODEL_POLL_SECONDS": "3600"},
+                  workers=args.workers, ready_path="/ready") as ours:
+        wrk(ours.url + "/invocations", 2)  # warm up
+        results["ours"] = wrk(ours.url + "/invocations", args.seconds)
     print("baseline: mlflow models serve ...", flush=True)
     theirs, url = start_mlflow(uri, args.workers)
     try:

@@ -37,28 +37,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.storm import (  # noqa: E402
-    PG_ADMIN_URL,
-    Gunicorn,
-    Storm,
-    StormConfig,
-    ThrowawayDatabase,
-    audit,
-    create_customers,
-    free_port,
-    login_all,
-    machine,
-    plan_schedule,
-    print_storm,
-    summarize,
-    write_json,
-)
+from bench.results import machine, write_json  # noqa: E402
+from bench.storm import finish, prepare, print_storm  # noqa: E402
+from bench.storm_client import StormConfig  # noqa: E402
+from testing.databases import PG_ADMIN_URL, throwaway_database  # noqa: E402
+from testing.servers import free_port, portal  # noqa: E402
 
 DB_FAULTS = ("db-fast", "db-immediate")
 
@@ -174,12 +161,10 @@ def run_crash(database_url: str, cfg: StormConfig, faults: list[Fault], workers:
 
     `restart_db(mode)` restarts the database server (needed for db-* faults).
     """
-    schedule = plan_schedule(cfg)
-    create_customers(database_url, schedule)
-    server = Gunicorn(database_url, workers=workers, workdir=workdir).start()
+    server = portal(database_url, workers=workers, workdir=workdir).start()
     events: list[dict] = []
     try:
-        storm = Storm(server.base_url, schedule, cfg, login_all(server.base_url, schedule.customer_ids))
+        storm = prepare(database_url, cfg, server)
         runner = threading.Thread(target=storm.run, name="storm", daemon=True)
         runner.start()
         for fault in sorted(faults, key=lambda f: f.at):
@@ -196,7 +181,7 @@ def run_crash(database_url: str, cfg: StormConfig, faults: list[Fault], workers:
             if fault.kind == "workers":
                 event["killed"] = server.kill_workers()
             elif fault.kind == "gunicorn":
-                event["killed"] = [server.proc.pid, *server.worker_pids()]
+                event["killed"] = [server.pid, *server.worker_pids()]
                 server.kill_all()
                 server.start()
             elif fault.kind in DB_FAULTS:
@@ -221,44 +206,20 @@ def run_crash(database_url: str, cfg: StormConfig, faults: list[Fault], workers:
         out = storm.out
     finally:
         server.stop()
-    report = audit(database_url, schedule, out)
     with_db_faults = any(e["fault"] in DB_FAULTS and e["struck"] for e in events)
-    result = summarize(cfg, out, report, workers=workers, database=create_engine(database_url).dialect.name,
-                       faults=events, gunicorn_starts=server.starts)
-    extra = []
+    problems = []
     if out.unresolved:
-        extra.append(f"{len(out.unresolved)} payment(s) never answered")
+        problems.append(f"{len(out.unresolved)} payment(s) never answered")
     if out.rejected:
-        extra.append(f"{len(out.rejected)} payment(s) answered 4xx: {out.rejected[:3]}")
+        problems.append(f"{len(out.rejected)} payment(s) answered 4xx: {out.rejected[:3]}")
     if out.http_5xx and not with_db_faults:
-        extra.append(f"{out.http_5xx} 5xx answers without a database fault")
+        problems.append(f"{out.http_5xx} 5xx answers without a database fault")
     if out.stopped_early:
-        extra.append("the storm stopped early")
-    extra += out.client_errors
+        problems.append("the storm stopped early")
+    problems += out.client_errors
     if not all(e["struck"] for e in events):
-        extra.append("not every fault struck: " + str([e for e in events if not e["struck"]]))
-    if extra:
-        result["ok"] = False
-        result["problems"] = result["problems"] + extra
-    if not result["ok"]:
-        result["gunicorn_log"] = str(server.log_path)
-        result["gunicorn_log_tail"] = server.log_tail()
-    else:
-        server.cleanup()
-    return result
-
-
-def migrate_new_database(admin_url: str, name: str = "ledger") -> str:
-    """Create and migrate a database on a server; return its URL."""
-    from portal.cli import migrate
-
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = admin_url.rsplit("/", 1)[0] + "/" + name
-    migrate(url)
-    return url
+        problems.append("not every fault struck: " + str([e for e in events if not e["struck"]]))
+    return finish(database_url, storm, server, problems, faults=events, gunicorn_starts=server.starts)
 
 
 def print_crash(result: dict) -> None:
@@ -294,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     for kind in kinds:
         if kind == "sqlite":
-            with ThrowawayDatabase("sqlite") as url:
+            with throwaway_database("sqlite", "bench", migrated=True) as url:
                 results["sqlite"] = run_crash(url, cfg, app_faults, workers=args.workers)
             print("  sqlite, kill -9 workers twice, then all of gunicorn:")
             print_crash(results["sqlite"])
@@ -304,17 +265,17 @@ def main(argv: list[str] | None = None) -> int:
             print("  (not root or no PostgreSQL server tools: no database restarts)")
             args.pg_restart = "none"
         if args.pg_restart == "private":
-            with PrivateCluster() as cluster:
-                url = migrate_new_database(cluster.admin_url)
+            with PrivateCluster() as cluster, \
+                    throwaway_database("postgres", "bench", migrated=True, admin_url=cluster.admin_url) as url:
                 results["postgres"] = run_crash(url, cfg, pg_faults, workers=args.workers, restart_db=cluster.restart)
             where = "a private cluster"
         elif args.pg_restart == "shared":
-            with ThrowawayDatabase("postgres", args.pg_admin_url) as url:
+            with throwaway_database("postgres", "bench", migrated=True, admin_url=args.pg_admin_url) as url:
                 results["postgres"] = run_crash(url, cfg, pg_faults, workers=args.workers,
                                                 restart_db=restart_shared_cluster)
             where = "the shared cluster (pg_ctlcluster)"
         else:
-            with ThrowawayDatabase("postgres", args.pg_admin_url) as url:
+            with throwaway_database("postgres", "bench", migrated=True, admin_url=args.pg_admin_url) as url:
                 results["postgres"] = run_crash(url, cfg, app_faults, workers=args.workers)
             where = "no server restart"
         print(f"  postgresql ({where}): kill -9 workers twice, all of gunicorn, then server restarts:")

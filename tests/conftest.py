@@ -1,4 +1,4 @@
-"""Shared fixtures: a migrated ledger on SQLite and (when switched on) PostgreSQL, apps and clients.
+"""Shared fixtures: a fresh migrated ledger per test (SQLite and, when switched on, PostgreSQL), the app, clients.
 
 PostgreSQL tests run when PostgreSQL answers on 127.0.0.1:5432; with
 TEST_POSTGRES=1 (as CI sets) an unreachable server fails them instead of
@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import uuid
 
 import pytest
-from sqlalchemy import create_engine, text
 
+from portal import create_app
 from portal.cli import migrate
 from portal.db import Database
+from testing.databases import ping_postgres, throwaway_database
+
+PG_REQUIRED = os.environ.get("TEST_POSTGRES") == "1"
 
 
 def pytest_configure(config):
@@ -26,27 +28,13 @@ def pytest_configure(config):
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch}/mlflow.db"
 
 
-PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-PG_REQUIRED = os.environ.get("TEST_POSTGRES") == "1"
-
-
-
-def _pg_admin():
-    return create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
-
-
-def _pg_url(name: str) -> str:
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
+# --------------------------------------------------------------------------- fresh ledgers
 
 @pytest.fixture(scope="session")
 def pg_available():
     """Tell whether PostgreSQL answers; fail instead of skipping when it is required."""
     try:
-        engine = _pg_admin()
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
+        ping_postgres()
         return True
     except Exception as exc:  # noqa: BLE001 - any connection failure means unavailable
         if PG_REQUIRED:
@@ -64,45 +52,32 @@ def sqlite_template(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def pg_template(pg_available):
-    """Create a PostgreSQL template database migrated to head; drop it at the end."""
+    """Return the URL of a PostgreSQL database migrated to head, to copy per test; dropped at the end."""
     if not pg_available:
         pytest.skip("PostgreSQL not reachable (set TEST_POSTGRES=1 to make this a failure)")
-    name = f"credit_tmpl_{uuid.uuid4().hex[:10]}"
-    admin = _pg_admin()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    migrate(_pg_url(name))
-    yield name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with throwaway_database("postgres", "credit_tmpl", migrated=True) as url:
+        yield url
 
 
-def new_database_url(kind: str, request, tmp_path) -> str:
-    """Create a fresh migrated ledger of `kind` for one test; dropped afterwards."""
-    if kind == "sqlite":
-        path = tmp_path / "ledger.db"
-        shutil.copy(request.getfixturevalue("sqlite_template"), path)
-        return f"sqlite:///{path}"
-    template = request.getfixturevalue("pg_template")
-    name = f"credit_test_{uuid.uuid4().hex[:10]}"
-    admin = _pg_admin()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+@pytest.fixture
+def sqlite_url(sqlite_template, tmp_path):
+    """A fresh, migrated, empty SQLite ledger for one test (a copy of the template)."""
+    path = tmp_path / "ledger.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
 
-    def drop():
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
-    request.addfinalizer(drop)
-    return _pg_url(name)
+@pytest.fixture
+def postgres_url(pg_template):
+    """A fresh, migrated, empty PostgreSQL ledger for one test (a copy of the template), dropped afterwards."""
+    with throwaway_database("postgres", "credit_test", template=pg_template) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path):
+def db_url(request):
     """A fresh, migrated, empty ledger: once on SQLite, once on PostgreSQL."""
-    return new_database_url(request.param, request, tmp_path)
+    return request.getfixturevalue(f"{request.param}_url")
 
 
 @pytest.fixture
@@ -113,11 +88,11 @@ def db(db_url):
     database.dispose()
 
 
+# --------------------------------------------------------------------------- the app
+
 @pytest.fixture
 def app(db_url):
     """A portal app on the fresh ledger."""
-    from portal import create_app
-
     # SERVING_URL: a port nobody listens on, so no test reaches a decision service by accident.
     app = create_app({"SECRET_KEY": "test-secret", "DATABASE_URL": db_url, "TESTING": True,
                       "RATELIMIT_STORAGE_URI": "memory://", "SERVING_URL": "http://127.0.0.1:9"})

@@ -4,8 +4,8 @@ from datetime import date
 
 import pytest
 
+from testing.audit import check_invariants, snapshot
 from tests.factories import add_customer, add_manager, login
-from tests.ledger_checks import check_invariants, snapshot
 
 THIS_YEAR = date.today().year
 

@@ -16,8 +16,8 @@ import pytest
 from portal.cli import migrate
 from portal.db import Database
 from portal.ledger import payments
+from testing.servers import free_port, portal
 from tests.factories import add_customer, add_manager
-from tests.servers import free_port, start_gunicorn, stop
 
 pytestmark = pytest.mark.browser
 
@@ -69,11 +69,10 @@ def server(tmp_path_factory):
     payment_id = seed(db)
     db.dispose()
     # No decision service listens on SERVING_URL: the ML method must say it is not available.
-    process, base = start_gunicorn("portal:create_app()", {
-        "DATABASE_URL": url, "SECRET_KEY": "browser-test-secret", "VAR_DIR": str(tmp),
-        "SERVING_URL": f"http://127.0.0.1:{free_port()}", "SERVING_TIMEOUT": "1"}, ready_path="/")
-    yield {"base": base, "payment_id": payment_id}
-    stop(process)
+    with portal(url, {"SECRET_KEY": "browser-test-secret", "VAR_DIR": str(tmp),
+                      "SERVING_URL": f"http://127.0.0.1:{free_port()}", "SERVING_TIMEOUT": "1"},
+                workers=2, ready_path="/", workdir=tmp) as server:
+        yield {"base": server.url, "payment_id": payment_id}
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from sqlalchemy import func, select
 
 from portal.ledger import payments
 from portal.models import Customer, Payment
+from testing.audit import check_invariants
 from tests.factories import add_customer
-from tests.ledger_checks import check_invariants
 
 THREADS = 8
 PAYMENTS_PER_THREAD = 25

@@ -6,10 +6,11 @@ the ledger's sums must hold to the cent. The full size is `python -m bench.crash
 """
 import pytest
 
-from bench.crash import Fault, PrivateCluster, can_restart_postgres, migrate_new_database, run_crash
-from bench.storm import StormConfig
+from bench.crash import Fault, PrivateCluster, can_restart_postgres, run_crash
+from bench.storm_client import StormConfig
 from portal.db import Database
-from tests.ledger_checks import check_invariants
+from testing.audit import check_invariants
+from testing.databases import throwaway_database
 
 pytestmark = pytest.mark.slow
 
@@ -42,8 +43,8 @@ def test_kill_workers_and_gunicorn_mid_storm(db_url, tmp_path):
 @pytest.mark.skipif(not can_restart_postgres(), reason="restarting PostgreSQL needs root and its server tools")
 def test_postgres_restarts_mid_storm(tmp_path):
     # A private throwaway cluster, so that restarting it disturbs no other test using the shared server.
-    with PrivateCluster() as cluster:
-        url = migrate_new_database(cluster.admin_url)
+    with PrivateCluster() as cluster, \
+            throwaway_database("postgres", "crash", migrated=True, admin_url=cluster.admin_url) as url:
         faults = [Fault("workers", 0.15), Fault("db-immediate", 0.35), Fault("db-fast", 0.65)]
         result = run_crash(url, CFG, faults, workers=3, restart_db=cluster.restart, workdir=tmp_path)
         _assert_survived(result, url)

@@ -1,16 +1,10 @@
 """Importing an export into the ledger: totals, the features view, validation, atomicity."""
-import os
-import uuid
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
+import shutil
 
 import numpy as np
 import pandas as pd
 import psycopg
 import pytest
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import create_engine
 
 from pipeline import simulate as sim
 from pipeline.features import FEATURES, TARGET, yearly_percentages
@@ -19,76 +13,31 @@ from portal.auth.passwords import verify_password
 from portal.db import Database
 from portal.importer import LedgerImportError, ensure_demo_users, import_ledger, seed_demo
 
-ROOT = Path(__file__).resolve().parent.parent
 TABLES = ("customers", "dues", "outcomes", "managers", "payments", "allocations")
-PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-def migrate(url: str) -> None:
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "portal" / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", url)
-    command.upgrade(cfg, "head")
-
-
-def sqlite_url(folder: Path) -> str:
-    url = f"sqlite:///{folder / 'ledger.db'}"
-    migrate(url)
-    return url
-
-
-@contextmanager
-def postgres_url():
-    """Create a throwaway migrated PostgreSQL database; drop it afterwards."""
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"test_importer_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means no server
-        admin.dispose()
-        if os.environ.get("TEST_POSTGRES") == "1":
-            pytest.fail(f"TEST_POSTGRES=1 but PostgreSQL is unreachable: {exc}")
-        pytest.skip(f"PostgreSQL not reachable: {exc.__class__.__name__}")
-    try:
-        url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-        migrate(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def ledger(request, tmp_path):
-    """A fresh migrated ledger: once on SQLite, once on PostgreSQL."""
-    with ExitStack() as stack:
-        url = sqlite_url(tmp_path) if request.param == "sqlite" else stack.enter_context(postgres_url())
-        database = Database(url)
-        stack.callback(database.dispose)
-        yield database
 
 
 @pytest.fixture
-def sqlite_ledger(tmp_path):
-    database = Database(sqlite_url(tmp_path))
+def sqlite_ledger(sqlite_url):
+    """A fresh migrated SQLite ledger."""
+    database = Database(sqlite_url)
     yield database
     database.dispose()
 
 
 @pytest.fixture
-def pg_ledger():
-    with postgres_url() as url:
-        database = Database(url)
-        yield database
-        database.dispose()
+def pg_ledger(postgres_url):
+    """A fresh migrated PostgreSQL ledger."""
+    database = Database(postgres_url)
+    yield database
+    database.dispose()
 
 
 @pytest.fixture(scope="module")
-def empty_ledger(tmp_path_factory):
+def empty_ledger(sqlite_template, tmp_path_factory):
     """One migrated SQLite ledger for the tests that must leave it empty."""
-    database = Database(sqlite_url(tmp_path_factory.mktemp("empty")))
+    path = tmp_path_factory.mktemp("empty") / "ledger.db"
+    shutil.copy(sqlite_template, path)
+    database = Database(f"sqlite:///{path}")
     yield database
     database.dispose()
 
@@ -138,42 +87,42 @@ def check_imported(db, data, managers=0):
     return customers
 
 
-def test_import_sets_opening_balances_totals_and_features(ledger, data):
-    report = import_ledger(ledger, data, progress=False)
+def test_import_sets_opening_balances_totals_and_features(db, data):
+    report = import_ledger(db, data, progress=False)
     assert report["customers"] == 150 and report["dues"] == 150 * 60 and report["outcomes"] == 150
     assert report["seconds"] >= 0
-    customers = check_imported(ledger, data)
+    customers = check_imported(db, data)
     assert customers["password_hash"].isna().all()  # cannot log in until a manager sets a password
 
 
-def test_demo_password_is_hashed_once_and_shared(ledger, data):
-    import_ledger(ledger, data, demo_password="s3cret", progress=False)
-    with ledger.engine.connect() as conn:
+def test_demo_password_is_hashed_once_and_shared(db, data):
+    import_ledger(db, data, demo_password="s3cret", progress=False)
+    with db.engine.connect() as conn:
         hashes = [row[0] for row in conn.exec_driver_sql("SELECT password_hash FROM customers")]
     assert len(set(hashes)) == 1
     assert verify_password(hashes[0], "s3cret")
     assert not verify_password(hashes[0], "wrong")
 
 
-def test_refuses_customers_already_in_ledger(ledger, data):
-    import_ledger(ledger, data, progress=False)
-    before = counts(ledger)
+def test_refuses_customers_already_in_ledger(db, data):
+    import_ledger(db, data, progress=False)
+    before = counts(db)
     overlapping = copy(data)
     shift = 100  # half of the ids are new, half exist
     for name in sim.FILES:
         overlapping[name]["customer_id"] += shift
     with pytest.raises(LedgerImportError, match=r"already in the ledger \(\d+"):
-        import_ledger(ledger, overlapping, progress=False)
-    assert counts(ledger) == before
+        import_ledger(db, overlapping, progress=False)
+    assert counts(db) == before
 
 
-def test_disjoint_import_adds_to_ledger(ledger, data):
-    import_ledger(ledger, data, progress=False)
+def test_disjoint_import_adds_to_ledger(db, data):
+    import_ledger(db, data, progress=False)
     other = sim.simulate(20, seed=9)
     for name in sim.FILES:
         other[name]["customer_id"] += 10_000
-    import_ledger(ledger, other, progress=False)
-    assert counts(ledger)["customers"] == 170
+    import_ledger(db, other, progress=False)
+    assert counts(db)["customers"] == 170
 
 
 def test_sqlite_failure_while_writing_leaves_nothing(sqlite_ledger, data, monkeypatch):
@@ -266,49 +215,49 @@ def test_invalid_input_is_refused_before_writing(empty_ledger, data, case):
     assert counts(empty_ledger) == dict.fromkeys(TABLES, 0)
 
 
-def test_outcomes_are_optional(ledger, data):
+def test_outcomes_are_optional(db, data):
     without = {"customers": data["customers"], "dues": data["dues"]}
-    assert import_ledger(ledger, without, progress=False)["outcomes"] == 0
-    assert counts(ledger)["outcomes"] == 0
+    assert import_ledger(db, without, progress=False)["outcomes"] == 0
+    assert counts(db)["outcomes"] == 0
 
 
-def test_ensure_demo_users_creates_and_is_idempotent(ledger):
-    done = ensure_demo_users(ledger)
+def test_ensure_demo_users_creates_and_is_idempotent(db):
+    done = ensure_demo_users(db)
     assert done["manager_created"] and done["customer_created"]
-    with ledger.engine.connect() as conn:
+    with db.engine.connect() as conn:
         manager_hash = conn.exec_driver_sql("SELECT password_hash FROM managers WHERE id = 1").scalar_one()
         customer_hash = conn.exec_driver_sql("SELECT password_hash FROM customers WHERE id = 101").scalar_one()
     assert verify_password(manager_hash, "manager123")
     assert verify_password(customer_hash, "customer123")
-    assert not any(ensure_demo_users(ledger).values())
-    with ledger.engine.connect() as conn:
+    assert not any(ensure_demo_users(db).values())
+    with db.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT password_hash FROM managers WHERE id = 1").scalar_one() == manager_hash
-    assert counts(ledger)["managers"] == 1 and counts(ledger)["customers"] == 1
+    assert counts(db)["managers"] == 1 and counts(db)["customers"] == 1
 
 
-def test_ensure_demo_users_sets_missing_password_of_imported_customer(ledger, data):
-    import_ledger(ledger, data, progress=False)
-    done = ensure_demo_users(ledger)
+def test_ensure_demo_users_sets_missing_password_of_imported_customer(db, data):
+    import_ledger(db, data, progress=False)
+    done = ensure_demo_users(db)
     assert done == {"manager_created": True, "manager_password_set": True,
                     "customer_created": False, "customer_password_set": True}
-    with ledger.engine.connect() as conn:
+    with db.engine.connect() as conn:
         rows = conn.exec_driver_sql("SELECT id, password_hash FROM customers WHERE id IN (101, 102)").all()
     hashes = dict(rows)
     assert verify_password(hashes[101], "customer123")
     assert hashes[102] is None
 
 
-def test_seed_demo_writes_files_imports_and_logs_in(ledger, tmp_path):
-    report = seed_demo(ledger, n_customers=40, seed=1, out_dir=tmp_path / "data", progress=False)
+def test_seed_demo_writes_files_imports_and_logs_in(db, tmp_path):
+    report = seed_demo(db, n_customers=40, seed=1, out_dir=tmp_path / "data", progress=False)
     assert report["customers"] == 40 and report["dues"] == 2400
     assert (tmp_path / "data" / "dues.parquet").exists()
-    with ledger.engine.connect() as conn:
+    with db.engine.connect() as conn:
         manager_hash = conn.exec_driver_sql("SELECT password_hash FROM managers WHERE id = 1").scalar_one()
         customer_hash = conn.exec_driver_sql("SELECT password_hash FROM customers WHERE id = 101").scalar_one()
     assert verify_password(manager_hash, "manager123")
     assert verify_password(customer_hash, "customer123")
-    assert not importer.ledger_is_empty(ledger)
-    check_imported(ledger, sim.read(tmp_path / "data"), managers=1)
+    assert not importer.ledger_is_empty(db)
+    check_imported(db, sim.read(tmp_path / "data"), managers=1)
 
 
 def test_ledger_is_empty(empty_ledger):

@@ -5,8 +5,8 @@ import pytest
 
 from portal.ledger import credit, payments, statements
 from portal.ledger.errors import Conflict, InvalidRequest, NotFound
+from testing.audit import check_invariants, snapshot
 from tests.factories import add_customer, add_manager
-from tests.ledger_checks import check_invariants, snapshot
 
 
 def test_pay_overflows_forward_across_years_then_bank_credit(db):

@@ -1,5 +1,4 @@
 """Migrations from empty to head (and back) on both engines; the models match the migrations."""
-import uuid
 from pathlib import Path
 
 import pytest
@@ -7,7 +6,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, inspect, text
 
-from tests.conftest import _pg_admin, _pg_url
+from testing.databases import throwaway_database
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = {"customers", "managers", "dues", "payments", "allocations", "payment_reversals", "credit_decisions",
@@ -28,14 +27,8 @@ def empty_url(request, tmp_path):
         return
     if not request.getfixturevalue("pg_available"):
         pytest.skip("PostgreSQL not reachable")
-    name = f"credit_mig_{uuid.uuid4().hex[:10]}"
-    admin = _pg_admin()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield _pg_url(name)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with throwaway_database("postgres", "credit_mig") as url:
+        yield url
 
 
 def test_empty_to_head_and_back(empty_url):

@@ -10,10 +10,10 @@ import pytest
 
 from pipeline.features import FEATURES, feature_years
 from portal import create_app
+from testing.audit import check_invariants, snapshot
+from testing.servers import Gunicorn, free_port
 from tests.factories import add_customer, add_manager, login
-from tests.ledger_checks import check_invariants, snapshot
 from tests.mlflow_fixtures import *  # noqa: F403 - demo_ledger_url, mlflow_template, trained_store
-from tests.servers import free_port, start_gunicorn, stop
 
 pytestmark = pytest.mark.slow
 YEARS = feature_years(date.today().year)
@@ -22,10 +22,8 @@ NEXT_YEAR = date.today().year + 1
 
 @pytest.fixture(scope="module")
 def serving_url(trained_store):
-    process, url = start_gunicorn("serving:create_app()", {"MLFLOW_TRACKING_URI": trained_store[0]},
-                                  ready_path="/ready")
-    yield url
-    stop(process)
+    with Gunicorn("serving:create_app()", {"MLFLOW_TRACKING_URI": trained_store[0]}, ready_path="/ready") as server:
+        yield server.url
 
 
 def history(paid_share: dict[int, float], monthly: int = 10_000):

@@ -12,8 +12,8 @@ from sqlalchemy import select, update
 from pipeline.features import feature_years
 from portal.ledger import credit, payments
 from portal.models import ApiToken
+from testing.audit import check_invariants, snapshot
 from tests.factories import add_customer, add_manager, login
-from tests.ledger_checks import check_invariants, snapshot
 
 THIS_YEAR = date.today().year
 NEXT_YEAR = THIS_YEAR + 1

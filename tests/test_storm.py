@@ -4,9 +4,10 @@ The full-size storm is `python -m bench.storm` (16 clients x 500 payments on 10 
 """
 import pytest
 
-from bench.storm import StormConfig, run_storm
+from bench.storm import run_storm
+from bench.storm_client import StormConfig
 from portal.db import Database
-from tests.ledger_checks import check_invariants
+from testing.audit import check_invariants
 
 pytestmark = pytest.mark.slow
 

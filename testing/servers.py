@@ -1,0 +1,179 @@
+"""Run gunicorn on a free loopback port for tests and benchmarks: start, wait until ready, stop or kill by pid."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+PORTAL_SECRET_KEY = "test-secret-key-not-for-production"
+
+
+def free_port() -> int:
+    """Return a loopback port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _alive(pid: int) -> bool:
+    """Tell whether a process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+class Gunicorn:
+    """`gunicorn <app>` on a loopback port, in a process group of its own; started, killed and restarted by pid.
+
+    The app sees the inherited environment updated with `env` (a value of None
+    removes that variable) and, unless `env` names one, a VAR_DIR of its own
+    under `workdir`: nothing lands in the repository's var/. gunicorn's log
+    goes to `workdir` too; `workdir` defaults to a temporary folder that
+    `cleanup` deletes. Ready means `ready_path` answers 200 and every worker runs.
+    """
+
+    def __init__(self, app: str, env: dict[str, str | None] | None = None, *, workers: int = 2,
+                 ready_path: str = "/health", port: int | None = None, workdir: Path | None = None,
+                 timeout: int = 60):
+        self.app = app
+        self.workers = workers
+        self.ready_path = ready_path
+        self.port = port or free_port()
+        self.timeout = timeout
+        self.owns_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="gunicorn-"))
+        self.log_path = self.workdir / f"gunicorn-{self.port}.log"
+        self.env = {"VAR_DIR": str(self.workdir / "var"), "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The master's pid (None before the first start)."""
+        return self.proc.pid if self.proc is not None else None
+
+    def start(self, ready_timeout: float = 60.0) -> Gunicorn:
+        """Start gunicorn (again, on the same port, after a stop or kill) and wait until it is ready."""
+        env = {**os.environ, **self.env}
+        env = {name: value for name, value in env.items() if value is not None}
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "--workers", str(self.workers),
+                 "--bind", f"127.0.0.1:{self.port}", "--timeout", str(self.timeout),
+                 "--graceful-timeout", "5", "--backlog", "256", "--no-control-socket", self.app],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+        finally:
+            log.close()
+        self.starts += 1
+        try:
+            self.wait_ready(ready_timeout)
+        except BaseException:
+            self.kill_all()
+            raise
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until `ready_path` answers 200 and the master has all its workers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.app} exited with {self.proc.returncode}; log: {self.log_tail()}")
+            try:
+                ok = requests.get(self.url + self.ready_path, timeout=2).status_code == 200
+            except requests.RequestException:
+                ok = False
+            if ok and len(self.worker_pids()) >= self.workers:
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.app} not ready on {self.url} in {timeout} s; log: {self.log_tail()}")
+
+    def worker_pids(self) -> list[int]:
+        """Return the pids of the master's current workers."""
+        if self.proc is None or self.proc.poll() is not None:
+            return []
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(p) for p in children.split()]
+
+    def kill_workers(self) -> list[int]:
+        """SIGKILL every worker (the master starts new ones); return the pids killed."""
+        pids = self.worker_pids()
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return pids
+
+    def kill_all(self) -> None:
+        """SIGKILL the master and its workers (this gunicorn's own process group)."""
+        if self.proc is None:
+            return
+        workers = self.worker_pids()
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
+        for pid in workers:  # orphaned workers are reaped by init: wait until each is dead
+            deadline = time.monotonic() + 10
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Stop gunicorn: SIGTERM, then SIGKILL to the process group after 15 s."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.kill_all()
+
+    def cleanup(self) -> None:
+        """Stop, and delete the log and VAR_DIR if this object made their folder."""
+        self.stop()
+        if self.owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        """Return the end of gunicorn's log."""
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def __enter__(self) -> Gunicorn:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
+
+
+def portal(database_url: str, env: dict[str, str | None] | None = None, **options) -> Gunicorn:
+    """Return a portal on the ledger at `database_url` under gunicorn, not started yet.
+
+    It has a fixed secret key and no REDIS_URL (login throttling counts in each
+    worker's memory); `env` adds to or overrides that, `options` go to Gunicorn.
+    """
+    options.setdefault("ready_path", "/api/openapi.json")
+    return Gunicorn("portal:create_app()", {"DATABASE_URL": database_url, "SECRET_KEY": PORTAL_SECRET_KEY,
+                                            "REDIS_URL": None, **(env or {})}, **options)
