@@ -27,33 +27,20 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path:  # `python bench/bench_train.py` as well as `python -m bench.bench_train`
+    sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 from pipeline import dataset as ds  # noqa: E402
 from pipeline import train as tr  # noqa: E402
 from pipeline.run import TARGETS, RunConfig, run  # noqa: E402
-
-
-def make_ledger(path: Path, customers: int, seed: int) -> str:
-    """Simulate customers and import them into a migrated SQLite ledger at path; return its URL."""
-    from pipeline.simulate import simulate
-    from portal.cli import migrate
-    from portal.db import Database
-    from portal.importer import import_ledger
-
-    url = f"sqlite:///{path}"
-    migrate(url)
-    db = Database(url)
-    import_ledger(db, simulate(customers, seed), progress=False)
-    db.dispose()
-    return url
+from testing.ledgers import simulated_ledger  # noqa: E402
 
 
 def quality(folder: Path, customers: int, seed: int) -> list[tuple[str, str, str, str]]:
     """Train on the demo data and compare the metrics with the targets."""
     started = time.perf_counter()
-    url = make_ledger(folder / "demo.db", customers, seed)
+    url = simulated_ledger(f"sqlite:///{folder / 'demo.db'}", customers, seed)
     print(f"demo ledger: {customers:,} customers (seed {seed}) in {time.perf_counter() - started:.1f} s")
     outcome = run(RunConfig(database_url=url, tracking_uri=f"sqlite:///{folder / 'demo-mlflow' / 'mlflow.db'}"),
                   out=lambda line: None)
@@ -84,7 +71,7 @@ def speed(folder: Path, customers: int, seed: int, cache: bool) -> list[tuple[st
     else:
         ledger.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        url = make_ledger(ledger, customers, seed)
+        url = simulated_ledger(f"sqlite:///{ledger}", customers, seed)
         print(f"\nledger of {customers:,} customers built in {time.perf_counter() - started:.1f} s (not timed below)")
 
     started = time.perf_counter()
