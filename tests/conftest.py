@@ -3,7 +3,8 @@
 PostgreSQL tests run when PostgreSQL answers on 127.0.0.1:5432; with
 TEST_POSTGRES=1 (as CI sets) an unreachable server fails them instead of
 skipping. Each test gets a throwaway database of its own: a copy of a template
-migrated once per run.
+migrated once per run. The MLflow fixtures (the demo ledger, stores, a trained
+model) come from the plugin ``tests/plugins/mlflow_stores.py``.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from portal import create_app
 from portal.cli import migrate
 from portal.db import Database
 from testing.databases import ping_postgres, throwaway_database
+
+pytest_plugins = ["tests.plugins.mlflow_stores"]
 
 PG_REQUIRED = os.environ.get("TEST_POSTGRES") == "1"
 

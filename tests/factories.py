@@ -1,6 +1,10 @@
-"""Test data: customers with a schedule, written straight through the ORM."""
+"""Test data: customers with a schedule (written straight through the ORM), year_percentage frames."""
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
+
+from pipeline.features import FEATURES
 from portal.auth.passwords import hash_password
 from portal.models import Customer, Due, Manager
 
@@ -44,3 +48,20 @@ def login(client, role: str, user_id: int, password: str) -> dict:
     r = client.post(f"/api/{role}/login", json={"id": user_id, "password": password})
     assert r.status_code == 200, r.json
     return {"Authorization": f"Bearer {r.json['token']}"}
+
+
+def synthetic_frame(n: int = 400, seed: int = 0, *, with_age: bool = True) -> pd.DataFrame:
+    """Return a year_percentage-shaped frame whose label rises with the paid percentages."""
+    rng = np.random.default_rng(seed)
+    skill = rng.beta(4, 1, n)
+    pct = np.clip(100 * (skill[:, None] + rng.normal(0, 0.08, (n, len(FEATURES)))), 0, 100).round(2)
+    logit = -6 + 0.08 * pct.mean(axis=1) + rng.normal(0, 0.5, n)
+    p = 1 / (1 + np.exp(-logit))
+    frame = pd.DataFrame(pct, columns=FEATURES)
+    frame.insert(0, "customer_id", np.arange(1000, 1000 + n))
+    frame.insert(1, "decision_year", 2026)
+    frame["result"] = (rng.random(n) < p).astype(int)
+    frame["true_probability"] = p
+    if with_age:
+        frame["age"] = rng.integers(18, 80, n)
+    return frame

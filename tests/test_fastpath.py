@@ -11,8 +11,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.pipeline import Pipeline as SkPipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+from pipeline import train as tr
 from serving.fastpath import compile_pipeline
 from serving.holder import probe_rows
+from tests.factories import synthetic_frame
 
 FEATURES = tuple(f"f{i}" for i in range(5))
 BOUNDS = dict.fromkeys(FEATURES, (0.0, 100.0))
@@ -84,9 +86,6 @@ def test_other_shapes_are_not_compiled():
 
 @pytest.mark.parametrize("kind", ["logreg", "hgb"])
 def test_the_pipelines_own_candidates_compile(kind):
-    from pipeline import train as tr
-    from tests.mlflow_fixtures import synthetic_frame
-
     frame = synthetic_frame(600)
     frame.loc[frame.index[::17], "paid_pct_3y_ago"] = np.nan  # the ledger's "nothing due that year"
     pipeline = tr.fit_calibrated(kind, tr.split(frame))

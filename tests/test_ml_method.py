@@ -13,7 +13,6 @@ from portal import create_app
 from testing.audit import check_invariants, snapshot
 from testing.servers import Gunicorn, free_port
 from tests.factories import add_customer, add_manager, login
-from tests.mlflow_fixtures import *  # noqa: F403 - demo_ledger_url, mlflow_template, trained_store
 
 pytestmark = pytest.mark.slow
 YEARS = feature_years(date.today().year)

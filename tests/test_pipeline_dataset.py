@@ -9,8 +9,7 @@ import pytest
 
 from pipeline import dataset as ds
 from pipeline.features import FEATURES
-from tests.mlflow_fixtures import *  # noqa: F403 - fixtures
-from tests.mlflow_fixtures import synthetic_frame
+from tests.factories import synthetic_frame
 
 
 def problems_of(frame, spec=ds.DEFAULT_SPEC, **kw):

@@ -14,8 +14,7 @@ from pipeline import reference as ref
 from pipeline import train as tr
 from pipeline.features import FEATURES
 from pipeline.run import RunConfig, run
-from tests.mlflow_fixtures import *  # noqa: F403 - fixtures
-from tests.mlflow_fixtures import synthetic_frame
+from tests.factories import synthetic_frame
 
 
 @pytest.fixture(scope="module")

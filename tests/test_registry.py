@@ -19,7 +19,6 @@ from pipeline import dataset as ds
 from pipeline import train as tr
 from pipeline.features import FEATURES
 from pipeline.run import RunConfig, run
-from tests.mlflow_fixtures import *  # noqa: F403 - fixtures
 
 QUIET = {"out": lambda line: None}
 

@@ -13,7 +13,6 @@ from model_registry import registry, store
 from pipeline.features import FEATURES, feature_years
 from serving import create_app
 from serving.holder import ModelHolder
-from tests.mlflow_fixtures import *  # noqa: F403 - session fixtures: demo_ledger_url, trained_store, ...
 
 pytestmark = pytest.mark.slow
 
