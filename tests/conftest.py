@@ -1,4 +1,4 @@
-"""Shared fixtures: a fresh migrated ledger per test (SQLite and, when switched on, PostgreSQL), the app, clients.
+"""Shared fixtures: a fresh migrated ledger per test, the app and its clients, a small ledger with people to log in.
 
 PostgreSQL tests run when PostgreSQL answers on 127.0.0.1:5432; with
 TEST_POSTGRES=1 (as CI sets) an unreachable server fails them instead of
@@ -18,6 +18,7 @@ from portal import create_app
 from portal.cli import migrate
 from portal.db import Database
 from testing.databases import ping_postgres, throwaway_database
+from tests.factories import add_customer, add_manager, login, web_login
 
 pytest_plugins = ["tests.plugins.mlflow_stores"]
 
@@ -113,3 +114,48 @@ def client(app):
 def runner(app):
     """A CLI runner of the app."""
     return app.test_cli_runner()
+
+
+class AuthActions:
+    """Log people in on the `client` fixture: through the JSON API or through a login page."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def login(self, role: str, user_id: int, password: str) -> dict:
+        """Log in through the API; return the bearer header (the client also keeps the session cookie)."""
+        return login(self._client, role, user_id, password)
+
+    def web_login(self, role: str, user_id: int, password: str, next_path: str | None = None):
+        """Submit the login page's form; return the response."""
+        return web_login(self._client, role, user_id, password, next_path)
+
+
+@pytest.fixture
+def auth(client):
+    """Log people in on `client`."""
+    return AuthActions(client)
+
+
+# --------------------------------------------------------------------------- people
+
+@pytest.fixture
+def ledger(app):
+    """Customer 101 owes all of 2024 and January 2025, 102 paid January 2024 of a dearer 2024; manager 1."""
+    db = app.extensions["ledger_db"]
+    add_customer(db, 101, {(2024, m): 10_000 for m in range(1, 13)} | {(2025, 1): 10_000}, password="customer123")
+    add_customer(db, 102, {(2024, m): 20_000 for m in range(1, 13)}, paid={(2024, 1): 20_000}, password="other-pw")
+    add_manager(db, 1, password="manager123")
+    return db
+
+
+@pytest.fixture
+def customer(auth, ledger) -> dict:
+    """Log customer 101 in on `client`; return the bearer header for API calls."""
+    return auth.login("customer", 101, "customer123")
+
+
+@pytest.fixture
+def manager(auth, ledger) -> dict:
+    """Log manager 1 in on `client`; return the bearer header for API calls."""
+    return auth.login("manager", 1, "manager123")

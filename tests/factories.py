@@ -1,5 +1,7 @@
-"""Test data: customers with a schedule (written straight through the ORM), year_percentage frames."""
+"""Test data and logins: customers with a schedule (written straight through the ORM), year_percentage frames."""
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
@@ -48,6 +50,25 @@ def login(client, role: str, user_id: int, password: str) -> dict:
     r = client.post(f"/api/{role}/login", json={"id": user_id, "password": password})
     assert r.status_code == 200, r.json
     return {"Authorization": f"Bearer {r.json['token']}"}
+
+
+def token_of(html: str) -> str:
+    """Return the CSRF token of the (first) form in a page."""
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def form_token(client, path: str) -> str:
+    """Open a page and return its form's CSRF token."""
+    r = client.get(path)
+    assert r.status_code == 200, (path, r.status_code)
+    return token_of(r.text)
+
+
+def web_login(client, role: str, user_id: int, password: str, next_path: str | None = None):
+    """Submit the login page's form (with `next` if given); return the response."""
+    url = f"/{role}/login" + (f"?next={next_path}" if next_path else "")
+    return client.post(url, data={"csrf_token": form_token(client, f"/{role}/login"), "id": str(user_id),
+                                  "password": password})
 
 
 def synthetic_frame(n: int = 400, seed: int = 0, *, with_age: bool = True) -> pd.DataFrame:

@@ -5,28 +5,9 @@ from datetime import date
 import pytest
 
 from testing.audit import check_invariants, snapshot
-from tests.factories import add_customer, add_manager, login
+from tests.factories import login
 
 THIS_YEAR = date.today().year
-
-
-@pytest.fixture
-def ledger(app):
-    db = app.extensions["ledger_db"]
-    add_customer(db, 101, {(2024, m): 10_000 for m in range(1, 13)} | {(2025, 1): 10_000}, password="customer123")
-    add_customer(db, 102, {(2024, m): 20_000 for m in range(1, 13)}, paid={(2024, 1): 20_000}, password="other-pw")
-    add_manager(db, 1, password="manager123")
-    return db
-
-
-@pytest.fixture
-def customer(client, ledger):
-    return login(client, "customer", 101, "customer123")
-
-
-@pytest.fixture
-def manager(client, ledger):
-    return login(client, "manager", 1, "manager123")
 
 
 def test_login_and_summary(client, ledger):

@@ -11,9 +11,9 @@ from sqlalchemy import select, update
 
 from pipeline.features import feature_years
 from portal.ledger import credit, payments
-from portal.models import ApiToken
+from portal.models import ApiToken, Customer
 from testing.audit import check_invariants, snapshot
-from tests.factories import add_customer, add_manager, login
+from tests.factories import add_customer, form_token, login, token_of, web_login
 
 THIS_YEAR = date.today().year
 NEXT_YEAR = THIS_YEAR + 1
@@ -21,16 +21,14 @@ FIVE_YEARS = feature_years(THIS_YEAR)
 
 
 @pytest.fixture
-def ledger(app):
-    """101 owes all of 2024 and January 2025; 102 paid one month; 103 paid everything; manager 1."""
-    db = app.extensions["ledger_db"]
-    add_customer(db, 101, {(2024, m): 10_000 for m in range(1, 13)} | {(2025, 1): 10_000},
-                 password="customer123", name="Asha Rao")
-    add_customer(db, 102, {(2024, m): 20_000 for m in range(1, 13)}, paid={(2024, 1): 20_000},
-                 password="other-pw", name="Ben Okafor")
+def ledger(ledger):
+    """The shared ledger with names; 103 paid everything; 101 and 102 each paid once and asked for credit."""
+    db = ledger
+    with db.sessions.begin() as s:
+        s.execute(update(Customer).where(Customer.id == 101).values(name="Asha Rao"))
+        s.execute(update(Customer).where(Customer.id == 102).values(name="Ben Okafor"))
     dues = {(2024, m): 10_000 for m in range(1, 13)}
     add_customer(db, 103, dues, paid=dues, password="paid-up-pw", name="Carla Mendes")
-    add_manager(db, 1, password="manager123")
     ids = {}
     with db.sessions() as s:
         ids["pay101"] = payments.pay(s, 101, 2024, 1, 5_000).payment_id
@@ -40,34 +38,6 @@ def ledger(app):
                                                             max_cents=10**8).request_id
     db.ids = ids
     return db
-
-
-def token_of(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
-def form_token(client, path: str) -> str:
-    r = client.get(path)
-    assert r.status_code == 200, (path, r.status_code)
-    return token_of(r.text)
-
-
-def web_login(client, role: str, user_id: int, password: str, next_path: str | None = None):
-    url = f"/{role}/login" + (f"?next={next_path}" if next_path else "")
-    return client.post(url, data={"csrf_token": form_token(client, f"/{role}/login"), "id": str(user_id),
-                                  "password": password})
-
-
-@pytest.fixture
-def customer(client, ledger):
-    assert web_login(client, "customer", 101, "customer123").status_code == 302
-    return client
-
-
-@pytest.fixture
-def manager(client, ledger):
-    assert web_login(client, "manager", 1, "manager123").status_code == 302
-    return client
 
 
 def text_of(response) -> str:
@@ -108,36 +78,36 @@ def statuses(client, paths, ids) -> dict:
     return {path: client.get(path.format(**ids)).status_code for path in paths}
 
 
-def test_customer_opens_own_pages_only(customer, ledger):
+def test_customer_opens_own_pages_only(client, customer, ledger):
     ids = ledger.ids
-    assert statuses(customer, OWN + CUSTOMER_ONLY, ids) == {p: 302 if p == "/customer" else 200
-                                                             for p in OWN + CUSTOMER_ONLY}
+    assert statuses(client, OWN + CUSTOMER_ONLY, ids) == {p: 302 if p == "/customer" else 200
+                                                           for p in OWN + CUSTOMER_ONLY}
     # Another customer's pages do not exist for them; manager pages are refused.
-    assert statuses(customer, OTHERS, ids) == dict.fromkeys(OTHERS, 404)
-    assert statuses(customer, MANAGER_ONLY, ids) == dict.fromkeys(MANAGER_ONLY, 403)
-    r = customer.get("/customers/102")
+    assert statuses(client, OTHERS, ids) == dict.fromkeys(OTHERS, 404)
+    assert statuses(client, MANAGER_ONLY, ids) == dict.fromkeys(MANAGER_ONLY, 403)
+    r = client.get("/customers/102")
     assert "Page not found" in r.text and "Ben Okafor" not in r.text
-    r = customer.get("/manager")
+    r = client.get("/manager")
     assert "Not allowed" in r.text and "managers only" in r.text
 
 
-def test_manager_opens_customer_and_manager_pages_but_not_customer_actions(manager, ledger):
+def test_manager_opens_customer_and_manager_pages_but_not_customer_actions(client, manager, ledger):
     every = OWN + OTHERS + MANAGER_ONLY
-    assert statuses(manager, every, ledger.ids) == dict.fromkeys(every, 200)
-    assert statuses(manager, CUSTOMER_ONLY, ledger.ids) == dict.fromkeys(CUSTOMER_ONLY, 403)
+    assert statuses(client, every, ledger.ids) == dict.fromkeys(every, 200)
+    assert statuses(client, CUSTOMER_ONLY, ledger.ids) == dict.fromkeys(CUSTOMER_ONLY, 403)
 
 
-def test_a_manager_id_is_not_a_customer_login(client, ledger):
-    r = web_login(client, "customer", 1, "manager123")
+def test_a_manager_id_is_not_a_customer_login(auth, ledger):
+    r = auth.web_login("customer", 1, "manager123")
     assert r.status_code == 401 and "Wrong ID or password" in r.text
 
 
-def test_unknown_customer_or_year_is_404(manager, ledger):
-    assert manager.get("/customers/999").status_code == 404
-    assert manager.get("/customers/101?year=1999").status_code == 404
-    assert manager.get("/customers/101?year=abcd").status_code == 404
-    assert manager.get("/decisions/not-a-request").status_code == 404
-    assert manager.get("/payments/99999").status_code == 404
+def test_unknown_customer_or_year_is_404(client, manager, ledger):
+    assert client.get("/customers/999").status_code == 404
+    assert client.get("/customers/101?year=1999").status_code == 404
+    assert client.get("/customers/101?year=abcd").status_code == 404
+    assert client.get("/decisions/not-a-request").status_code == 404
+    assert client.get("/payments/99999").status_code == 404
 
 
 # --- logins, next, sessions -----------------------------------------------------------------
@@ -152,14 +122,14 @@ def test_login_returns_to_next(client, ledger):
 
 @pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example",
                                     "javascript:alert(1)", "/api/customer/summary/101", "customers/101"])
-def test_next_must_be_a_local_page(client, ledger, target):
-    r = web_login(client, "customer", 101, "customer123", next_path=target)
+def test_next_must_be_a_local_page(auth, ledger, target):
+    r = auth.web_login("customer", 101, "customer123", next_path=target)
     assert r.status_code == 302 and r.headers["Location"] == "/customer"
 
 
-def test_bad_credentials_are_a_clear_error(client, ledger):
+def test_bad_credentials_are_a_clear_error(client, auth, ledger):
     for user_id, password in ((101, "wrong"), (999, "customer123")):
-        r = web_login(client, "customer", user_id, password)
+        r = auth.web_login("customer", user_id, password)
         assert r.status_code == 401 and "Wrong ID or password" in r.text
     r = client.post("/customer/login", data={"csrf_token": form_token(client, "/customer/login"), "id": "abc",
                                              "password": ""})
@@ -167,32 +137,32 @@ def test_bad_credentials_are_a_clear_error(client, ledger):
     assert 'aria-invalid="true"' in r.text
 
 
-def test_login_throttle_shows_the_message(client, ledger):
-    codes = [web_login(client, "customer", 101, "nope").status_code for _ in range(6)]
+def test_login_throttle_shows_the_message(auth, ledger):
+    codes = [auth.web_login("customer", 101, "nope").status_code for _ in range(6)]
     assert codes == [401] * 5 + [429]
-    r = web_login(client, "customer", 101, "customer123")
+    r = auth.web_login("customer", 101, "customer123")
     assert r.status_code == 429 and "Too many failed logins" in r.text and r.headers.get("Retry-After")
     assert "Customer login" in r.text  # the login page, not a bare error
-    assert web_login(client, "customer", 102, "other-pw").status_code == 302  # another id is not locked
+    assert auth.web_login("customer", 102, "other-pw").status_code == 302  # another id is not locked
 
 
-def test_expired_session_goes_to_login_and_back(app, customer, ledger):
+def test_expired_session_goes_to_login_and_back(client, app, customer, ledger):
     with ledger.sessions.begin() as s:
         s.execute(update(ApiToken).values(expires_at=datetime.now(UTC) - timedelta(minutes=1)))
-    r = customer.get("/pay")
+    r = client.get("/pay")
     assert r.status_code == 302 and r.headers["Location"] == "/customer/login?next=/pay"
-    page = customer.get(r.headers["Location"])
+    page = client.get(r.headers["Location"])
     assert "Your session has ended" in page.text
-    r = customer.post(r.headers["Location"], data={"csrf_token": token_of(page.text), "id": "101",
-                                                   "password": "customer123"})
-    assert r.headers["Location"] == "/pay" and customer.get("/pay").status_code == 200
+    r = client.post(r.headers["Location"], data={"csrf_token": token_of(page.text), "id": "101",
+                                                 "password": "customer123"})
+    assert r.headers["Location"] == "/pay" and client.get("/pay").status_code == 200
 
 
-def test_logout_ends_the_login(customer, ledger):
-    r = customer.post("/logout", data={"csrf_token": form_token(customer, "/customers/101")})
+def test_logout_ends_the_login(client, customer, ledger):
+    r = client.post("/logout", data={"csrf_token": form_token(client, "/customers/101")})
     assert r.status_code == 302 and r.headers["Location"] == "/"
-    assert "You have logged out" in customer.get("/").text
-    assert customer.get("/customers/101").status_code == 302
+    assert "You have logged out" in client.get("/").text
+    assert client.get("/customers/101").status_code == 302
     with ledger.sessions() as s:
         assert all(t.revoked_at is not None for t in s.scalars(select(ApiToken)))
 
@@ -233,8 +203,8 @@ FORMS = [
 
 
 @pytest.mark.parametrize("role,path,data", FORMS)
-def test_every_form_needs_its_csrf_token(client, ledger, role, path, data):
-    web_login(client, role, 1 if role == "manager" else 101, "manager123" if role == "manager" else "customer123")
+def test_every_form_needs_its_csrf_token(client, auth, ledger, role, path, data):
+    auth.web_login(role, 1 if role == "manager" else 101, "manager123" if role == "manager" else "customer123")
     before = snapshot(ledger)
     for token in (None, "forged", form_token(client, "/")[:-2] + "xx"):
         body = dict(data, **({"csrf_token": token} if token else {}))
@@ -256,35 +226,35 @@ def test_login_forms_need_their_csrf_token(client, ledger, role):
 
 # --- customer pages -------------------------------------------------------------------------
 
-def test_dashboard(customer, ledger):
-    r = customer.get("/customers/101")
+def test_dashboard(client, customer, ledger):
+    r = client.get("/customers/101")
     t = text_of(r)
     assert "Asha Rao" in t and "c101@example.com" in t
     assert "Total credit 1300.00" in t and "Paid 50.00" in t and "Balance 1250.00" in t and "Bank credit 0.00" in t
     assert re.findall(r'<option value="([^"]+)"', r.text)[:3] == ["all", "2024", "2025"]
     assert "Apply Filter" in t and "Due and paid per year" in t and r.text.count("<tr") >= 13
-    r = customer.get("/customers/101?year=2024")
+    r = client.get("/customers/101?year=2024")
     assert r.text.count('class="bar bar-due"') == 12 and "Due and paid per month in 2024" in r.text
     assert '<option value="2024" selected>' in r.text
     assert "Jan 2024: 50.00" in text_of(r)  # the payment history says where the money went
 
 
-def test_pay_defaults_overflows_and_is_idempotent(customer, ledger):
-    r = customer.get("/pay")
+def test_pay_defaults_overflows_and_is_idempotent(client, customer, ledger):
+    r = client.get("/pay")
     assert '<option selected value="2024">' in r.text and '<option selected value="1">January' in r.text
     key = re.search(r'name="idempotency_key" type="hidden" value="(web-[0-9a-f]{32})"', r.text).group(1)
-    assert key != re.search(r'value="(web-[0-9a-f]{32})"', customer.get("/pay").text).group(1)
+    assert key != re.search(r'value="(web-[0-9a-f]{32})"', client.get("/pay").text).group(1)
     form = {"csrf_token": token_of(r.text), "year": "2024", "month": "12", "amount": "250.00", "idempotency_key": key}
-    first = customer.post("/pay", data=form)
+    first = client.post("/pay", data=form)
     assert first.status_code == 302 and first.headers["Location"].startswith("/payments/")
-    receipt = text_of(customer.get(first.headers["Location"]))
+    receipt = text_of(client.get(first.headers["Location"]))
     assert "December 2024 100.00" in receipt and "January 2025 100.00" in receipt and "Bank credit 50.00" in receipt
     before = snapshot(ledger)
-    again = customer.post("/pay", data=form)  # a double submit of the same form
+    again = client.post("/pay", data=form)  # a double submit of the same form
     assert again.headers["Location"] == first.headers["Location"]
-    assert "already recorded" in customer.get(again.headers["Location"]).text
+    assert "already recorded" in client.get(again.headers["Location"]).text
     assert snapshot(ledger) == before
-    changed = customer.post("/pay", data=dict(form, amount="1.00"))  # the same form, edited after paying
+    changed = client.post("/pay", data=dict(form, amount="1.00"))  # the same form, edited after paying
     assert changed.status_code == 422 and "already used" in changed.text and snapshot(ledger) == before
     check_invariants(ledger)
 
@@ -298,12 +268,12 @@ def test_pay_defaults_overflows_and_is_idempotent(customer, ledger):
     ({"year": "1999"}, "Not a valid choice"),
     ({"idempotency_key": "x"}, "The form has expired"),
 ])
-def test_pay_errors_are_shown_and_change_nothing(customer, ledger, fields, message):
-    r = customer.get("/pay")
+def test_pay_errors_are_shown_and_change_nothing(client, customer, ledger, fields, message):
+    r = client.get("/pay")
     key = re.search(r'value="(web-[0-9a-f]{32})"', r.text).group(1)
     before = snapshot(ledger)
     form = {"csrf_token": token_of(r.text), "year": "2024", "month": "3", "amount": "10.00", "idempotency_key": key}
-    r = customer.post("/pay", data=dict(form, **fields))
+    r = client.post("/pay", data=dict(form, **fields))
     assert r.status_code == 422 and message in r.text
     assert snapshot(ledger) == before
 
@@ -316,29 +286,29 @@ def credit_form(client, **fields):
                                         **fields})
 
 
-def test_credit_double_submit_gives_one_decision(customer, ledger):
-    page = customer.get("/credit")
+def test_credit_double_submit_gives_one_decision(client, customer, ledger):
+    page = client.get("/credit")
     form = {"csrf_token": token_of(page.text), "year": str(NEXT_YEAR), "month": "3", "amount": "500.00",
             "method": "percentage", "idempotency_key": re.search(r'value="(web-[0-9a-f]{32})"', page.text).group(1)}
-    first = customer.post("/credit", data=form)
+    first = client.post("/credit", data=form)
     before = snapshot(ledger)
-    again = customer.post("/credit", data=form)
+    again = client.post("/credit", data=form)
     assert again.headers["Location"] == first.headers["Location"] and snapshot(ledger) == before
-    changed = customer.post("/credit", data=dict(form, amount="1.00"))
+    changed = client.post("/credit", data=dict(form, amount="1.00"))
     assert changed.status_code == 409 and "already used" in changed.text and snapshot(ledger) == before
 
 
-def test_credit_rejected_by_percentage(customer, ledger):
-    r = credit_form(customer)
+def test_credit_rejected_by_percentage(client, customer, ledger):
+    r = credit_form(client)
     assert r.status_code == 302 and r.headers["Location"].startswith("/decisions/")
-    page = text_of(customer.get(r.headers["Location"]))
+    page = text_of(client.get(r.headers["Location"]))
     assert "Credit rejected" in page and "Paid 4% of all dues; 80% needed" in page
     assert "500.00" in page and "March " + str(NEXT_YEAR) in page and "threshold 80%" in page
     assert "Pay now" in page and "Try again" in page
 
 
-def test_credit_sanctioned_by_percentage(client, ledger):
-    web_login(client, "customer", 103, "paid-up-pw")
+def test_credit_sanctioned_by_percentage(client, auth, ledger):
+    auth.web_login("customer", 103, "paid-up-pw")
     assert "You have paid 100% of all your dues" in text_of(client.get("/credit"))
     r = credit_form(client, amount="1250.50")
     page = text_of(client.get(r.headers["Location"]))
@@ -347,28 +317,28 @@ def test_credit_sanctioned_by_percentage(client, ledger):
     assert "Total credit 2450.50" in text_of(client.get("/customers/103"))
 
 
-def test_ml_method_says_not_available_yet(client, ledger):
+def test_ml_method_says_not_available_yet(client, auth, ledger):
     add_customer(ledger, 104, {(y, m): 10_000 for y in FIVE_YEARS for m in range(1, 13)}, password="five-years")
-    web_login(client, "customer", 104, "five-years")
+    auth.web_login("customer", 104, "five-years")
     before = snapshot(ledger)
     r = credit_form(client, method="ml")
     assert r.status_code == 503 and "ML method unavailable right now" in r.text and "Credit sanctioned" not in r.text
     assert snapshot(ledger) == before
 
 
-def test_ml_method_needs_five_years(customer, ledger):
-    r = credit_form(customer, method="ml")
+def test_ml_method_needs_five_years(client, customer, ledger):
+    r = credit_form(client, method="ml")
     assert r.status_code == 422 and "needs dues in each of the last five complete years" in r.text
 
 
-def test_ml_decision_page_shows_score_and_threshold(client, ledger, monkeypatch):
+def test_ml_decision_page_shows_score_and_threshold(client, auth, ledger, monkeypatch):
     from portal import ml
 
     add_customer(ledger, 104, {(y, m): 10_000 for y in FIVE_YEARS for m in range(1, 13)}, password="five-years")
     reasons = [{"code": "strong_year", "text": f"Paid 0% in {FIVE_YEARS[-1]}", "feature": "paid_pct_1y_ago"}]
     monkeypatch.setattr(ml, "score", lambda *a, **k: {"score": 0.42, "threshold": 0.8, "approved": False,
                                                       "model_version": "7", "reasons": reasons})
-    web_login(client, "customer", 104, "five-years")
+    auth.web_login("customer", 104, "five-years")
     r = credit_form(client, method="ml")
     page = text_of(client.get(r.headers["Location"]))
     assert "Credit rejected" in page and "0.420 (threshold 0.80)" in page and "Model version 7" in page
@@ -381,112 +351,112 @@ def test_ml_decision_page_shows_score_and_threshold(client, ledger, monkeypatch)
     ({"amount": "1e3"}, 422, "at most two decimals"),
     ({"method": "astrology"}, 422, "Not a valid choice"),
 ])
-def test_credit_errors_change_nothing(customer, ledger, fields, status, message):
+def test_credit_errors_change_nothing(client, customer, ledger, fields, status, message):
     before = snapshot(ledger)
-    r = credit_form(customer, **fields)
+    r = credit_form(client, **fields)
     assert r.status_code == status and message.lower() in r.text.lower()
     assert snapshot(ledger) == before
 
 
-def test_exports(customer, ledger):
-    r = customer.get("/customers/101/history.csv")
+def test_exports(client, customer, ledger):
+    r = client.get("/customers/101/history.csv")
     assert r.mimetype == "text/csv" and 'filename="payments-101.csv"' in r.headers["Content-Disposition"]
     lines = r.text.splitlines()
     assert lines[0].startswith("payment_id,created_at,year,month,amount,allocations,to_bank_credit")
     assert ",2024,1,50.00,2024-01 50.00,0.00,api,no,," in lines[1]
-    r = customer.get("/customers/101/statement.pdf?year=2024")
+    r = client.get("/customers/101/statement.pdf?year=2024")
     assert r.mimetype == "application/pdf" and r.data.startswith(b"%PDF") and len(r.data) > 1000
     assert 'filename="statement-101-2024.pdf"' in r.headers["Content-Disposition"]
 
 
-def test_csv_cells_cannot_be_formulas(manager, ledger):
+def test_csv_cells_cannot_be_formulas(client, manager, ledger):
     pay = ledger.ids["pay101"]
-    token = form_token(manager, f"/manager/payments/{pay}/reverse")
-    manager.post(f"/manager/payments/{pay}/reverse", data={"csrf_token": token, "reason": "=HYPERLINK(\"x\")"})
-    assert "'=HYPERLINK" in manager.get("/customers/101/history.csv").text
+    token = form_token(client, f"/manager/payments/{pay}/reverse")
+    client.post(f"/manager/payments/{pay}/reverse", data={"csrf_token": token, "reason": "=HYPERLINK(\"x\")"})
+    assert "'=HYPERLINK" in client.get("/customers/101/history.csv").text
 
 
 # --- manager pages --------------------------------------------------------------------------
 
-def test_portfolio_search_sort_and_pages(manager, ledger):
+def test_portfolio_search_sort_and_pages(client, manager, ledger):
     for i in range(110, 130):
         add_customer(ledger, i, {(2024, 1): 1_000 * i})
-    page = manager.get("/manager")
+    page = client.get("/manager")
     assert "Manager 1" in page.text and "Customers (23)" in text_of(page) and "Page 1 of 2" in page.text
-    assert "Page 2 of 2" in manager.get("/manager?page=2").text
-    assert ">Ben Okafor</a>" in manager.get("/manager?q=ben").text
-    by_id = manager.get("/manager?q=102").text
+    assert "Page 2 of 2" in client.get("/manager?page=2").text
+    assert ">Ben Okafor</a>" in client.get("/manager?q=ben").text
+    by_id = client.get("/manager?q=102").text
     assert ">Ben Okafor</a>" in by_id and "Asha Rao" not in by_id
-    ranked = manager.get("/manager?sort=balance&order=desc").text
+    ranked = client.get("/manager?sort=balance&order=desc").text
     assert ranked.index("Customer 129") < ranked.index("Asha Rao") and 'aria-sort="descending"' in ranked
-    assert manager.get("/manager?sort=password_hash").status_code == 400
-    assert manager.get("/manager?page=0").status_code == 400
+    assert client.get("/manager?sort=password_hash").status_code == 400
+    assert client.get("/manager?page=0").status_code == 400
 
 
-def test_manager_sees_a_customer_read_only(manager, ledger):
-    t = text_of(manager.get("/customers/102"))
+def test_manager_sees_a_customer_read_only(client, manager, ledger):
+    t = text_of(client.get("/customers/102"))
     assert "Manager view: read-only" in t and "Overdue months" in t and "Reset password" in t
-    assert 'href="/pay"' not in manager.get("/customers/102").text.split("<main", 1)[1]
+    assert 'href="/pay"' not in client.get("/customers/102").text.split("<main", 1)[1]
     assert "Reverse…" in t
 
 
-def test_decisions_log(manager, ledger):
-    t = text_of(manager.get("/manager/decisions"))
+def test_decisions_log(client, manager, ledger):
+    t = text_of(client.get("/manager/decisions"))
     assert "Log (2)" in t and "Rejected" in t and "Paid 4% of all dues; 80% needed" in t
-    assert "Log (1)" in text_of(manager.get("/manager/decisions?customer_id=102"))
-    assert "Log (0)" in text_of(manager.get("/manager/decisions?method=ml"))
+    assert "Log (1)" in text_of(client.get("/manager/decisions?customer_id=102"))
+    assert "Log (0)" in text_of(client.get("/manager/decisions?method=ml"))
 
 
 def test_create_customer(manager, client, ledger, app):
-    token = form_token(manager, "/manager/customers/new")
-    bad = manager.post("/manager/customers/new", data={"csrf_token": token, "name": "Dana", "password": "short",
-                                                        "email": "nope", "age": "12", "id": "101"})
+    token = form_token(client, "/manager/customers/new")
+    bad = client.post("/manager/customers/new", data={"csrf_token": token, "name": "Dana", "password": "short",
+                                                       "email": "nope", "age": "12", "id": "101"})
     assert bad.status_code == 422
     assert "Shorter than minimum length 8" in bad.text or "Length must be" in bad.text
     assert "Not a valid email address" in bad.text and "Must be greater than or equal to 18" in bad.text
-    taken = manager.post("/manager/customers/new", data={"csrf_token": token, "name": "Dana", "id": "101",
-                                                          "password": "long-enough-pw"})
+    taken = client.post("/manager/customers/new", data={"csrf_token": token, "name": "Dana", "id": "101",
+                                                         "password": "long-enough-pw"})
     assert taken.status_code == 422 and "customer 101 already exists" in taken.text.lower()
     new = {"csrf_token": token, "name": "Dana Lee", "email": "dana@example.com", "password": "long-enough-pw",
            "age": "40", "phone": "555 0101"}
-    r = manager.post("/manager/customers/new", data=new)
+    r = client.post("/manager/customers/new", data=new)
     assert r.status_code == 302 and r.headers["Location"] == "/customers/104"
-    assert "Customer 104 (Dana Lee) created" in manager.get(r.headers["Location"]).text
+    assert "Customer 104 (Dana Lee) created" in client.get(r.headers["Location"]).text
     other = app.test_client()
     assert web_login(other, "customer", 104, "long-enough-pw").status_code == 302
 
 
-def test_reset_password_ends_the_customers_sessions(app, manager, ledger):
+def test_reset_password_ends_the_customers_sessions(client, app, manager, ledger):
     victim = app.test_client()
     web_login(victim, "customer", 102, "other-pw")
     bearer = login(app.test_client(), "customer", 102, "other-pw")
-    token = form_token(manager, "/manager/customers/102/password")
-    short = manager.post("/manager/customers/102/password", data={"csrf_token": token, "password": "short"})
+    token = form_token(client, "/manager/customers/102/password")
+    short = client.post("/manager/customers/102/password", data={"csrf_token": token, "password": "short"})
     assert short.status_code == 422 and victim.get("/customers/102").status_code == 200
-    r = manager.post("/manager/customers/102/password", data={"csrf_token": token, "password": "a-new-password"})
-    assert r.status_code == 302 and "Password changed for customer 102" in manager.get(r.headers["Location"]).text
+    r = client.post("/manager/customers/102/password", data={"csrf_token": token, "password": "a-new-password"})
+    assert r.status_code == 302 and "Password changed for customer 102" in client.get(r.headers["Location"]).text
     assert victim.get("/customers/102").status_code == 302
     assert app.test_client().get("/api/customer/summary/102", headers=bearer).status_code == 401
     assert web_login(app.test_client(), "customer", 102, "a-new-password").status_code == 302
-    assert manager.get("/manager/customers/999/password").status_code == 404
+    assert client.get("/manager/customers/999/password").status_code == 404
 
 
-def test_reverse_a_payment_after_confirming(manager, ledger):
+def test_reverse_a_payment_after_confirming(client, manager, ledger):
     pay = ledger.ids["pay101"]
-    confirm = manager.get(f"/manager/payments/{pay}/reverse")
+    confirm = client.get(f"/manager/payments/{pay}/reverse")
     assert "Reverse payment #" in confirm.text and "Yes, reverse this payment" in confirm.text
     assert "January 2024 50.00" in text_of(confirm)
     token = token_of(confirm.text)
     before = snapshot(ledger)
-    empty = manager.post(f"/manager/payments/{pay}/reverse", data={"csrf_token": token, "reason": "  "})
+    empty = client.post(f"/manager/payments/{pay}/reverse", data={"csrf_token": token, "reason": "  "})
     assert empty.status_code == 422 and snapshot(ledger) == before
-    r = manager.post(f"/manager/payments/{pay}/reverse", data={"csrf_token": token, "reason": "Cheque bounced"})
+    r = client.post(f"/manager/payments/{pay}/reverse", data={"csrf_token": token, "reason": "Cheque bounced"})
     assert r.status_code == 302 and r.headers["Location"] == "/customers/101"
-    page = text_of(manager.get("/customers/101"))
+    page = text_of(client.get("/customers/101"))
     assert f"Payment #{pay} reversed" in page and "Reversed" in page and "Balance 1300.00" in page
-    again = manager.post(f"/manager/payments/{pay}/reverse", data={"csrf_token": token, "reason": "twice"})
+    again = client.post(f"/manager/payments/{pay}/reverse", data={"csrf_token": token, "reason": "twice"})
     assert again.status_code == 409 and "already reversed" in again.text
-    assert "This payment was reversed" in manager.get(f"/manager/payments/{pay}/reverse").text
+    assert "This payment was reversed" in client.get(f"/manager/payments/{pay}/reverse").text
     check_invariants(ledger)
 
 
@@ -522,9 +492,9 @@ PAGES = {"customer": ["/", "/customers/101", "/customers/101?year=2024", "/pay",
 
 
 @pytest.mark.parametrize("role", ["customer", "manager", None])
-def test_pages_are_csp_safe_and_every_field_has_a_label(client, ledger, role):
+def test_pages_are_csp_safe_and_every_field_has_a_label(client, auth, ledger, role):
     if role:
-        web_login(client, role, 1 if role == "manager" else 101, "manager123" if role == "manager" else "customer123")
+        auth.web_login(role, 1 if role == "manager" else 101, "manager123" if role == "manager" else "customer123")
     for path in PAGES[role]:
         r = client.get(path.format(**ledger.ids))
         assert "default-src 'self'" in r.headers["Content-Security-Policy"]

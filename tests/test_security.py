@@ -6,16 +6,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from portal.auth.passwords import HASHER
-from tests.factories import add_customer, add_manager, login
-
-
-@pytest.fixture
-def ledger(app):
-    db = app.extensions["ledger_db"]
-    add_customer(db, 101, password="customer123")
-    add_customer(db, 102, password="other-pw")
-    add_manager(db, 1, password="manager123")
-    return db
+from tests.factories import add_customer, login
 
 
 def test_repeated_failures_for_an_id_get_429(client, ledger):
