@@ -1,8 +1,9 @@
 """Properties of the allocation rule (pure, so Hypothesis can hammer it)."""
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from portal.ledger.allocation import Outstanding, allocate
+from portal.ledger.allocation import Outstanding, allocate, allocate_rows
 
 months = st.lists(
     st.tuples(st.integers(2020, 2027), st.integers(1, 12), st.integers(0, 10**9)),
@@ -67,10 +68,6 @@ def test_example_overflow_into_next_year_then_bank_credit():
 @given(st.lists(st.tuples(st.integers(1, 10**9), st.lists(st.integers(0, 10**8), min_size=1, max_size=8)),
                 min_size=1, max_size=10))
 def test_batch_rule_matches_month_by_month_reference(rows):
-    import numpy as np
-
-    from portal.ledger.allocation import allocate_rows
-
     width = max(len(owed) for _, owed in rows)
     owed = np.array([o + [0] * (width - len(o)) for _, o in rows], dtype=np.int64)
     parts, bank = allocate_rows(np.array([a for a, _ in rows]), owed)

@@ -10,8 +10,10 @@ import pytest
 from sqlalchemy import select, update
 
 from pipeline.features import feature_years
+from portal import ml
 from portal.ledger import credit, payments
 from portal.models import ApiToken, Customer
+from portal.web.exports import statement_pdf
 from testing.audit import check_invariants, snapshot
 from tests.factories import add_customer, form_token, login, token_of, web_login
 
@@ -332,8 +334,6 @@ def test_ml_method_needs_five_years(client, customer, ledger):
 
 
 def test_ml_decision_page_shows_score_and_threshold(client, auth, ledger, monkeypatch):
-    from portal import ml
-
     add_customer(ledger, 104, {(y, m): 10_000 for y in FIVE_YEARS for m in range(1, 13)}, password="five-years")
     reasons = [{"code": "strong_year", "text": f"Paid 0% in {FIVE_YEARS[-1]}", "feature": "paid_pct_1y_ago"}]
     monkeypatch.setattr(ml, "score", lambda *a, **k: {"score": 0.42, "threshold": 0.8, "approved": False,
@@ -513,10 +513,6 @@ def test_static_files(client):
 
 
 def test_statement_pdf_draws_names_beyond_latin_1():
-    from datetime import date
-
-    from portal.web.exports import statement_pdf
-
     info = {"customer": {"id": 7, "name": "Zoë Ångström Łukasz Дмитрий", "email": "z@example.com", "phone": None},
             "total_credit": "1.00", "total_paid": "0.00", "balance": "1.00", "bank_credit": "0.00",
             "percentage_paid": 0.0}

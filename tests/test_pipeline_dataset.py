@@ -9,6 +9,8 @@ import pytest
 
 from pipeline import dataset as ds
 from pipeline.features import FEATURES
+from pipeline.run import main
+from pipeline.simulate import simulate
 from tests.factories import synthetic_frame
 
 
@@ -107,8 +109,6 @@ def test_reading_the_ledger_view_with_age_and_without_unlabelled_customers(demo_
 
 
 def test_the_export_frame_matches_the_ledger_view(demo_ledger_url):
-    from pipeline.simulate import simulate
-
     view = ds.load(database_url=demo_ledger_url).frame.set_index("customer_id").sort_index()
     export = ds.from_export(simulate(1000, 42)).set_index("customer_id").sort_index()
     pd.testing.assert_frame_equal(view[FEATURES], export[FEATURES], check_exact=False, rtol=1e-9)
@@ -149,15 +149,11 @@ def test_fingerprint_is_stable_and_sensitive():
 
 
 def test_a_missing_file_stops_the_run_with_exit_code_2(tmp_path, capsys):
-    from pipeline.run import main
-
     assert main(["--data", str(tmp_path / "nope.csv"), "--dry-run"]) == 2
     assert "no data file" in capsys.readouterr().err
 
 
 def test_bad_data_stops_the_run_before_training(tmp_path, capsys):
-    from pipeline.run import main
-
     frame = synthetic_frame(200)
     frame.loc[0, "paid_pct_1y_ago"] = 250
     frame.to_csv(tmp_path / "bad.csv", index=False)

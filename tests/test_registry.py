@@ -16,9 +16,12 @@ import model_registry
 from model_registry import store
 from model_registry.__main__ import main as registry_cli
 from pipeline import dataset as ds
+from pipeline import monitor
 from pipeline import train as tr
 from pipeline.features import FEATURES
 from pipeline.run import RunConfig, run
+from portal.db import Database
+from portal.models import CreditDecision
 
 QUIET = {"out": lambda line: None}
 
@@ -152,10 +155,6 @@ def test_describe_on_an_empty_store(mlflow_uri, capsys):
 
 def test_monitor_compares_recent_ml_decisions_with_the_training_data(trained_store, demo_ledger_url,
                                                                      tmp_path, capsys):
-    from pipeline import monitor
-    from portal.db import Database
-    from portal.models import CreditDecision
-
     uri, _ = trained_store
     path = tmp_path / "ledger.db"
     shutil.copy(demo_ledger_url.removeprefix("sqlite:///"), path)

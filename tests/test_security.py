@@ -1,11 +1,18 @@
 """Login throttling, sessions, token revocation, CSRF, security headers, password hashing."""
 import os
 import re
+import uuid
 
 import pytest
+import redis
 from argon2 import PasswordHasher
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
+from portal import create_app
 from portal.auth.passwords import HASHER
+from portal.config import load_config
+from portal.models import Customer, Due
 from tests.factories import add_customer, login
 
 
@@ -100,10 +107,6 @@ def test_security_headers(client, ledger):
 
 
 def test_password_hash_parameters(ledger):
-    from sqlalchemy import select
-
-    from portal.models import Customer
-
     with ledger.sessions() as s:
         stored = s.scalar(select(Customer.password_hash).where(Customer.id == 101))
     assert stored.startswith("$argon2id$")
@@ -114,8 +117,6 @@ def test_password_hash_parameters(ledger):
 
 
 def test_production_needs_a_secret_key(monkeypatch, tmp_path):
-    from portal.config import load_config
-
     monkeypatch.setenv("APP_ENV", "production")
     monkeypatch.delenv("SECRET_KEY", raising=False)
     monkeypatch.setenv("VAR_DIR", str(tmp_path))
@@ -127,8 +128,6 @@ def test_production_needs_a_secret_key(monkeypatch, tmp_path):
 
 
 def test_local_secret_key_is_generated_and_kept(monkeypatch, tmp_path):
-    from portal.config import load_config
-
     monkeypatch.delenv("APP_ENV", raising=False)
     monkeypatch.delenv("FLASK_ENV", raising=False)
     monkeypatch.delenv("SECRET_KEY", raising=False)
@@ -139,8 +138,6 @@ def test_local_secret_key_is_generated_and_kept(monkeypatch, tmp_path):
 
 
 def test_database_down_is_a_503_with_retry_after(app, client, ledger, monkeypatch):
-    from sqlalchemy.exc import OperationalError
-
     headers = login(client, "customer", 101, "customer123")
 
     def down(*args, **kwargs):
@@ -157,10 +154,6 @@ SQL_PAYLOADS = ["' OR '1'='1", "'; DROP TABLE customers; --", '" OR ""="', "101;
 
 @pytest.mark.parametrize("payload", SQL_PAYLOADS)
 def test_sql_metacharacters_in_every_string_field(app, client, ledger, payload):
-    from sqlalchemy import func, select
-
-    from portal.models import Customer, Due
-
     with ledger.sessions() as s:
         before = (s.scalar(select(func.count()).select_from(Customer)), s.scalar(select(func.count()).select_from(Due)))
     # Login: the password and (as a string) the id.
@@ -204,12 +197,6 @@ def test_sql_metacharacters_in_every_string_field(app, client, ledger, payload):
 
 def test_login_throttling_shared_through_redis(db_url):
     """With REDIS_URL set, every worker counts the same failures (checked with two apps)."""
-    import uuid
-
-    import redis
-
-    from portal import create_app
-
     try:
         redis.Redis.from_url("redis://127.0.0.1:6379/0").ping()
     except redis.RedisError:
