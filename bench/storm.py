@@ -117,7 +117,6 @@ def summarize(cfg: StormConfig, out: Outcome, report: dict, **extra) -> dict:
     }
 
 
-
 def finish(database_url: str, storm: Storm, server: Gunicorn, client_problems: list[str], **extra) -> dict:
     """Audit the ledger after a storm and return its figures; `client_problems` (what the clients saw) fail it too.
 
@@ -166,7 +165,6 @@ def print_storm(result: dict) -> None:
           f"allocated {result['allocated_cents']} + bank credit {result['bank_credit_cents']}; "
           f"{result['months_fully_paid']}/{result['months']} months fully paid")
     print("    invariants: " + ("OK" if result["ok"] else "FAILED\n      " + "\n      ".join(result["problems"])))
-
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -162,7 +162,11 @@ class Gunicorn:
             return ""
 
     def __enter__(self) -> Gunicorn:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
 
     def __exit__(self, *exc) -> None:
         self.cleanup()
