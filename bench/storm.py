@@ -63,7 +63,7 @@ if str(ROOT) not in sys.path:  # `python bench/storm.py` as well as `python -m b
     sys.path.insert(0, str(ROOT))
 
 from portal.db import Database  # noqa: E402
-from portal.ledger import allocation as rule  # noqa: E402
+from contracts import allocation as rule  # noqa: E402
 from tests.servers import free_port  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -2,7 +2,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from portal.ledger.allocation import Outstanding, allocate
+from contracts.allocation import Outstanding, allocate
 
 months = st.lists(
     st.tuples(st.integers(2020, 2027), st.integers(1, 12), st.integers(0, 10**9)),
@@ -69,7 +69,7 @@ def test_example_overflow_into_next_year_then_bank_credit():
 def test_batch_rule_matches_month_by_month_reference(rows):
     import numpy as np
 
-    from portal.ledger.allocation import allocate_rows
+    from contracts.allocation import allocate_rows
 
     width = max(len(owed) for _, owed in rows)
     owed = np.array([o + [0] * (width - len(o)) for _, o in rows], dtype=np.int64)
