@@ -82,7 +82,7 @@ def start_mlflow(uri: str, workers: int) -> tuple[subprocess.Popen, str]:
 
 def in_process(uri: str) -> dict:
     """Time one decision (score + reasons) per row, and one batch of 1,000,000 rows."""
-    from serving import decide
+    from serving.decisions import decide
 
     holder = ModelHolder(lambda: registry.load_champion(tracking_uri=uri),
                          lambda: registry.champion_version(tracking_uri=uri))
