@@ -11,12 +11,13 @@ SERVING_PORT ?= 5001
 CUSTOMERS ?= 1000
 FLASK := $(VENV)/bin/flask --app portal
 SERVING_URL ?= http://127.0.0.1:$(SERVING_PORT)
-PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus
+VAR_DIR ?= $(CURDIR)/var
+PROMETHEUS_MULTIPROC_DIR ?= $(VAR_DIR)/prometheus
 PORTAL_CMD = $(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(PORTAL_PORT) --no-control-socket --access-logfile - 'portal:create_app()'
 SERVE_CMD = rm -rf $(PROMETHEUS_MULTIPROC_DIR) && mkdir -p $(PROMETHEUS_MULTIPROC_DIR) && \
 	PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) $(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(SERVING_PORT) --no-control-socket --access-logfile - 'serving:create_app()'
 
-export PORTAL_PORT SERVING_PORT SERVING_URL
+export PORTAL_PORT SERVING_PORT SERVING_URL VAR_DIR
 
 .PHONY: help install run portal serve migrate seed data model train promote rollback models mlflow-ui monitor \
 	bench test test-fast lint clean-var browser-deps
@@ -35,13 +36,16 @@ install: $(STAMP) ## install pinned requirements into .venv (skipped when nothin
 migrate: install ## apply the ledger's migrations (DATABASE_URL, default var/credit.db)
 	@$(FLASK) migrate
 
-seed: install ## migrate and load the demo ledger if it is empty (CUSTOMERS=1000)
-	@$(FLASK) seed --if-empty --customers $(CUSTOMERS)
+data: migrate ## simulate the demo customers (pipeline) and import their export into the ledger (portal), if it is empty
+	@if $(FLASK) ledger-is-empty; then \
+		$(PY) -m pipeline.simulate --customers $(CUSTOMERS) --out $(VAR_DIR)/data && \
+		$(FLASK) import-data $(VAR_DIR)/data --demo; \
+	else echo "ledger already has customers: not seeding"; fi
 	@$(FLASK) ensure-demo
 
-data: seed ## simulate the demo customers and import them into the ledger (if it is empty)
+seed: data ## the same as `make data`
 
-model: seed ## train and promote a first model when there is no champion yet
+model: data ## train and promote a first model when there is no champion yet
 	@$(PY) -m pipeline.run --if-no-champion
 
 run: model ## start the whole system on SQLite: demo data, a trained model, serving and the portal (Ctrl-C stops both)
@@ -53,13 +57,13 @@ run: model ## start the whole system on SQLite: demo data, a trained model, serv
 	@($(SERVE_CMD)) & SERVE_PID=$$!; trap 'kill $$SERVE_PID 2>/dev/null; wait $$SERVE_PID 2>/dev/null' EXIT INT TERM; \
 	$(PORTAL_CMD)
 
-portal: seed ## start only the portal (gunicorn on PORTAL_PORT)
+portal: data ## start only the portal (gunicorn on PORTAL_PORT)
 	@$(PORTAL_CMD)
 
 serve: install ## start only the decision service (gunicorn on SERVING_PORT, loads credit-approval@champion)
 	@$(SERVE_CMD)
 
-train: install ## dataset -> train -> evaluate -> register -> gate, with a summary table (DATA=file to train on a file)
+train: $(if $(DATA),install,data) ## dataset -> train -> evaluate -> register -> gate, with a summary table (DATA=file to train on a file)
 	@$(PY) -m pipeline.run $(if $(DATA),--data $(DATA)) $(TRAIN_ARGS)
 
 promote: install ## give VERSION=n the champion alias (recorded with who, when, why)
@@ -90,8 +94,9 @@ test: install browser-deps ## run the whole test suite (PostgreSQL tests too whe
 test-fast: install ## run the tests except the slow and browser ones
 	@$(VENV)/bin/pytest -n 2 --dist loadfile -m "not slow and not browser"
 
-lint: install ## check style with ruff
-	@$(VENV)/bin/ruff check portal pipeline model_registry serving tests bench testing
+lint: install ## check style (ruff) and the borders between the blocks (import-linter, see pyproject.toml)
+	@$(VENV)/bin/ruff check contracts portal pipeline model_registry serving tests bench testing
+	@$(VENV)/bin/lint-imports --no-cache
 
-clean-var: ## delete all runtime state (ledger, MLflow store, secret key)
-	rm -rf var/
+clean-var: ## delete all runtime state (ledger, MLflow store, secret key) under VAR_DIR
+	rm -rf $(VAR_DIR)

@@ -43,8 +43,11 @@ if str(ROOT) not in sys.path:
 from bench.results import machine, percentile, write_json  # noqa: E402
 from bench.storm import run_storm  # noqa: E402
 from bench.storm_client import StormConfig  # noqa: E402
+from contracts import ledger_export  # noqa: E402
+from pipeline.simulate import simulate  # noqa: E402
 from portal.db import Database  # noqa: E402
-from portal.importer import seed_demo  # noqa: E402
+from portal.demo import DEMO_CUSTOMER_PASSWORD, ensure_demo_users  # noqa: E402
+from portal.importer import import_ledger  # noqa: E402
 from testing.databases import PG_ADMIN_URL, throwaway_database  # noqa: E402
 from testing.servers import portal  # noqa: E402
 
@@ -252,6 +255,20 @@ def summary_latency(urls: dict[int, str], requests_n: int = 2000, warmup: int = 
                 "p99_ms": round(1000 * percentile(v, 0.99), 3)} for n, v in latencies.items()}
 
 
+def seed_demo(db: Database, customers: int, seed: int, out_dir: str) -> dict:
+    """Seed the demo ledger as `make data` does (simulate, write the export, import it, demo logins); time it."""
+    started = time.perf_counter()
+    data = simulate(customers, seed)
+    simulated = time.perf_counter()
+    folder = ledger_export.write(data, out_dir)
+    written = time.perf_counter()
+    counts = import_ledger(db, data, demo_password=DEMO_CUSTOMER_PASSWORD, progress=False)
+    ensure_demo_users(db)
+    return {**counts, "files": str(folder), "simulate_seconds": round(simulated - started, 3),
+            "files_seconds": round(written - simulated, 3), "import_seconds": counts["seconds"],
+            "seconds": round(time.perf_counter() - started, 3)}
+
+
 @contextmanager
 def seeded(kind: str, admin_url: str, customers: int):
     """Create a fresh ledger, seed `customers` demo customers and time it; yield (url, stats)."""
@@ -260,7 +277,7 @@ def seeded(kind: str, admin_url: str, customers: int):
         db = Database(url)
         try:
             started = time.perf_counter()
-            stats = seed_demo(db, n_customers=customers, seed=42, out_dir=files, progress=False)
+            stats = seed_demo(db, customers, 42, files)
             stats["wall_seconds"] = round(time.perf_counter() - started, 3)
         finally:
             db.dispose()

@@ -29,7 +29,7 @@ import numpy as np
 import requests
 
 from model_registry import registry, store
-from serving import decide
+from serving.decisions import decide
 from serving.holder import ModelHolder
 from testing.servers import Gunicorn, free_port
 

@@ -6,7 +6,7 @@ import os
 import platform
 from pathlib import Path
 
-from portal.config import var_dir
+from contracts.settings import var_dir
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -16,7 +16,12 @@ import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
+import joblib
+import mlflow
 import pandas as pd
+import yaml
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 PIPELINE_FILE = "sklearn_pipeline.joblib"
@@ -32,9 +37,6 @@ def pip_requirements() -> list[str]:
 
 def signature(numeric: list[str], categorical: list[str] | None = None):
     """Return the model signature: one double per numeric feature, strings for categorical, a double out."""
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
     inputs = [ColSpec("double", name) for name in numeric]
     inputs += [ColSpec("string", name) for name in categorical or []]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("double", "score")]))
@@ -42,9 +44,6 @@ def signature(numeric: list[str], categorical: list[str] | None = None):
 
 def log_model(pipeline, metadata: dict, reference: dict, input_example: pd.DataFrame, name: str = "model"):
     """Log the pipeline as an MLflow pyfunc model in the active run; return MLflow's ModelInfo."""
-    import joblib
-    import mlflow
-
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         joblib.dump(pipeline, folder / PIPELINE_FILE)
@@ -68,9 +67,6 @@ def log_model(pipeline, metadata: dict, reference: dict, input_example: pd.DataF
 
 def read_model_dir(path: str | Path) -> tuple[object, dict, dict]:
     """Return (pipeline, metadata, reference) from a downloaded model folder."""
-    import joblib
-    import yaml
-
     path = Path(path)
     mlmodel = yaml.safe_load((path / "MLmodel").read_text())
     artifacts = mlmodel["flavors"]["python_function"]["artifacts"]

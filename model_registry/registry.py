@@ -22,7 +22,9 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import mlflow
 import numpy as np
+from mlflow import MlflowClient
 
 from model_registry import package, store
 
@@ -53,6 +55,12 @@ class LoadedModel:
     reference: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
 
+    @property
+    def bounds(self) -> dict[str, tuple[float, float]]:
+        """Return the allowed range of each bounded numeric feature, as the version's dataset spec records it."""
+        spec_bounds = (self.metadata.get("spec") or {}).get("bounds") or {}
+        return {k: (float(v[0]), float(v[1])) for k, v in spec_bounds.items()}
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Return the probability of a good outcome for rows of features in ``features`` order."""
         return self.pipeline.predict_proba(x)[:, 1]
@@ -60,8 +68,6 @@ class LoadedModel:
 
 def client(tracking_uri: str | None = None):
     """Return an MlflowClient on the configured store."""
-    from mlflow import MlflowClient
-
     uri = store.configure(tracking_uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
@@ -217,8 +223,6 @@ def describe(name: str = MODEL_NAME, tracking_uri: str | None = None) -> dict:
 
 def load_version(version: str | int, name: str = MODEL_NAME, tracking_uri: str | None = None) -> LoadedModel:
     """Download a version and return its fitted pipeline with its metadata and feature reference."""
-    import mlflow
-
     c = client(tracking_uri)
     mv = c.get_model_version(name, str(version))
     uri = f"models:/{name}/{mv.version}"

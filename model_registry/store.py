@@ -12,6 +12,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import mlflow
+
+from contracts.settings import var_dir
+
 EXPERIMENT = "credit-approval"
 
 
@@ -21,8 +25,6 @@ def tracking_uri(uri: str | None = None) -> str:
         return uri
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
-    from portal.config import var_dir
-
     return f"sqlite:///{var_dir() / 'mlflow.db'}"
 
 
@@ -39,15 +41,11 @@ def artifact_root(uri: str) -> str | None:
         return (db_path.parent / "mlartifacts").resolve().as_uri()
     if uri.startswith(("http://", "https://", "databricks")):
         return None
-    from portal.config import var_dir
-
     return (var_dir() / "mlartifacts").resolve().as_uri()
 
 
 def configure(uri: str | None = None) -> str:
     """Point MLflow's fluent API at the store (tracking and registry); return the URI."""
-    import mlflow
-
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = tracking_uri(uri)
     if uri.startswith("sqlite:///"):
@@ -59,8 +57,6 @@ def configure(uri: str | None = None) -> str:
 
 def ensure_experiment(uri: str, name: str = EXPERIMENT) -> str:
     """Create the experiment if needed (artifacts under var/ for a local store); return its id."""
-    import mlflow
-
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:
         root = artifact_root(uri)

@@ -16,12 +16,17 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
+from sqlalchemy import create_engine, exc, text
 
-from pipeline.features import FEATURES, ID, TARGET, TRUE_PROBABILITY
+from contracts import ledger_export
+from contracts.settings import database_url, sqlalchemy_url
+from pipeline.features import FEATURES, ID, TARGET, TRUE_PROBABILITY, feature_years, yearly_percentages
 
 DEFAULT_TABLE = "year_percentage"
 AGE = "age"
@@ -98,9 +103,7 @@ def load_spec(path: str | Path | None) -> DatasetSpec:
     """Read a spec from a JSON or YAML file; None gives the default spec."""
     if path is None:
         return DEFAULT_SPEC
-    import yaml  # JSON is YAML too; PyYAML comes with MLflow.
-
-    data = yaml.safe_load(Path(path).read_text())
+    data = yaml.safe_load(Path(path).read_text())  # JSON is YAML too
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a spec file holds a mapping")
     # A spec for another table: nothing of the default carries over unless stated.
@@ -266,9 +269,7 @@ def read_file(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"no data file at {path}")
     if path.is_dir():
-        from pipeline.simulate import read
-
-        return from_export(read(path))
+        return from_export(ledger_export.read(path))
     if path.suffix.lower() in {".parquet", ".pq"}:
         return pd.read_parquet(path)
     return pd.read_csv(path)
@@ -280,10 +281,6 @@ def from_export(data: dict[str, pd.DataFrame], decision_year: int | None = None)
     Uses ``pipeline.features.yearly_percentages``, the view's definition in
     pandas; the decision year defaults to this year, as in the view.
     """
-    from datetime import date
-
-    from pipeline.features import feature_years, yearly_percentages
-
     year = date.today().year if decision_year is None else int(decision_year)
     pct = yearly_percentages(data["dues"]).reindex(columns=feature_years(year))
     pct.columns = FEATURES
@@ -302,8 +299,6 @@ class DataSourceError(RuntimeError):
 
 def read_table(database_url: str, spec: DatasetSpec = DEFAULT_SPEC) -> pd.DataFrame:
     """Read the spec's table from a database; the default view gets each customer's age too."""
-    from sqlalchemy import create_engine, exc, text
-
     if not _IDENTIFIER.match(spec.table):
         raise ValueError(f"not a table name: {spec.table!r}")
     if database_url.startswith("sqlite:///") and not Path(database_url.removeprefix("sqlite:///")).exists():
@@ -340,14 +335,7 @@ def load(spec: DatasetSpec = DEFAULT_SPEC, *, data: str | Path | None = None,
 
 def resolve_database_url(url: str | None = None) -> str:
     """Return a SQLAlchemy URL: the argument (postgres:// spellings get the psycopg driver) or DATABASE_URL."""
-    if not url:
-        from portal.config import database_url
-
-        return database_url()
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    return url
+    return sqlalchemy_url(url) if url else database_url()
 
 
 def _redact(url: str) -> str:

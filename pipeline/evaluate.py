@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score, roc_curve
 from threadpoolctl import threadpool_limits
 
+from contracts.decisions import DEFAULT_THRESHOLD
 from pipeline.dataset import AGE, DEFAULT_SPEC, DatasetSpec, feature_matrix, labels
 
 SMALL_DATA_ROWS = 20_000
@@ -81,7 +82,8 @@ def ks_statistic(y: np.ndarray, p: np.ndarray) -> float:
     return float(np.max(tpr - fpr))
 
 
-def score_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.8, n_bins: int = 10) -> dict[str, float]:
+def score_metrics(y: np.ndarray, p: np.ndarray, threshold: float = DEFAULT_THRESHOLD,
+                  n_bins: int = 10) -> dict[str, float]:
     """Return ranking, calibration and decision metrics of scores against 0/1 outcomes."""
     p = np.clip(np.asarray(p, dtype=float), 0.0, 1.0)
     approved = p >= threshold
@@ -137,7 +139,8 @@ def monotonicity(model, x: np.ndarray, spec: DatasetSpec = DEFAULT_SPEC, *, n_ro
     return {"monotonic": all(d <= 1e-9 for d in drops.values()), "max_drop": drops}
 
 
-def fairness_table(ages: pd.Series | None, y: np.ndarray, p: np.ndarray, threshold: float = 0.8) -> pd.DataFrame:
+def fairness_table(ages: pd.Series | None, y: np.ndarray, p: np.ndarray,
+                   threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
     """Return approval, bad rate and calibration per age band (age is never a feature)."""
     columns = ["age_band", "customers", "good_rate", "mean_score", "approval_rate", "bad_rate_approved", "auc"]
     if ages is None or pd.isna(ages).all():
@@ -172,10 +175,10 @@ class Evaluation:
     monotonic: dict
     y: np.ndarray
     scores: dict[str, np.ndarray] = field(default_factory=dict)
-    threshold: float = 0.8
+    threshold: float = DEFAULT_THRESHOLD
 
 
-def evaluate(model, test: pd.DataFrame, spec: DatasetSpec = DEFAULT_SPEC, threshold: float = 0.8, *,
+def evaluate(model, test: pd.DataFrame, spec: DatasetSpec = DEFAULT_SPEC, threshold: float = DEFAULT_THRESHOLD, *,
              champion_scores: np.ndarray | None = None, n_bins: int = 10, seed: int = 0) -> Evaluation:
     """Score the held-out rows with the model and compare it with the baseline, champion and ceiling."""
     with cpu_threads(len(test)):

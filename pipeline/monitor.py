@@ -16,51 +16,19 @@ it with a bar chart under ``var/monitoring/``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from sqlalchemy import JSON, DateTime, String, column, create_engine, select, table
 
-from pipeline.reference import bin_fractions
-
-STABLE, WATCH = 0.1, 0.25
-EPSILON = 1e-4  # floor for empty bins, so a bin seen on one side only counts without dividing by zero
-NOISY_BELOW = 100
-
-
-def psi(expected: list[float], actual: list[float]) -> float:
-    """Return the population stability index of two distributions over the same bins."""
-    e = np.clip(np.asarray(expected, dtype=float), EPSILON, None)
-    a = np.clip(np.asarray(actual, dtype=float), EPSILON, None)
-    return float(np.sum((a - e) * np.log(a / e)))
-
-
-def band(value: float) -> str:
-    """Return the usual reading of a PSI value: stable, watch or shifted."""
-    if np.isnan(value):
-        return "no data"
-    return "stable" if value < STABLE else "watch" if value <= WATCH else "shifted"
-
-
-def psi_table(reference: dict, current: pd.DataFrame) -> pd.DataFrame:
-    """Return one row per reference feature: PSI, band, and the reference and current means and missing shares."""
-    rows = []
-    for name, dist in reference["distributions"].items():
-        values = (pd.to_numeric(current[name], errors="coerce").to_numpy(dtype=float) if name in current
-                  else np.array([]))
-        if len(values):
-            fractions, missing = bin_fractions(values, dist["cuts"])
-            value = psi(dist["fractions"] + [dist["missing_fraction"]], fractions + [missing])
-            mean = float(np.nanmean(values)) if (~np.isnan(values)).any() else float("nan")
-        else:
-            value, missing, mean = float("nan"), float("nan"), float("nan")
-        rows.append({"feature": name, "psi": value, "band": band(value), "rows": int(len(values)),
-                     "reference_mean": dist["mean"], "current_mean": mean,
-                     "reference_missing": dist["missing_fraction"], "current_missing": missing})
-    return pd.DataFrame(rows)
+import model_registry
+from contracts.settings import var_dir
+from model_registry.drift import NOISY_BELOW, STABLE, WATCH, psi_table
+from pipeline.dataset import resolve_database_url
 
 
 def decisions_features(decisions: pd.DataFrame, features: list[str]) -> pd.DataFrame:
@@ -91,20 +59,21 @@ def psi_plot(table: pd.DataFrame, title: str = "") -> Figure:
 
 # --- I/O edge ---------------------------------------------------------------
 
+# The ledger's table of decisions, as far as the monitor reads it (the portal owns the table).
+CREDIT_DECISIONS = table("credit_decisions", column("method", String), column("model_version", String),
+                         column("created_at", DateTime(timezone=True)), column("inputs", JSON))
+
+
 def read_ml_decisions(database_url: str, *, since: datetime | None = None, limit: int = 5000,
                       model_version: str | None = None) -> pd.DataFrame:
-    """Read the most recent ML decisions (newest first) from the ledger."""
-    from sqlalchemy import create_engine, select
-
-    from portal.models import CreditDecision
-
-    query = select(CreditDecision.created_at, CreditDecision.model_version, CreditDecision.inputs).where(
-        CreditDecision.method == "ml")
+    """Read the most recent ML decisions (newest first) from the ledger's ``credit_decisions`` table."""
+    t = CREDIT_DECISIONS.c
+    query = select(t.created_at, t.model_version, t.inputs).where(t.method == "ml")
     if since is not None:
-        query = query.where(CreditDecision.created_at >= since)
+        query = query.where(t.created_at >= since)
     if model_version is not None:
-        query = query.where(CreditDecision.model_version == str(model_version))
-    query = query.order_by(CreditDecision.created_at.desc()).limit(limit)
+        query = query.where(t.model_version == str(model_version))
+    query = query.order_by(t.created_at.desc()).limit(limit)
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
@@ -116,8 +85,6 @@ def read_ml_decisions(database_url: str, *, since: datetime | None = None, limit
 
 def main(argv: list[str] | None = None) -> int:
     """Print the PSI table of recent ML decisions against the champion's training data; save table and plot."""
-    import os
-
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     p = argparse.ArgumentParser(prog="python -m pipeline.monitor", description=main.__doc__)
     p.add_argument("--database-url", help="ledger (default DATABASE_URL or var/credit.db)")
@@ -127,10 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=5000, help="at most this many recent decisions (default 5000)")
     p.add_argument("--out", type=Path, help="folder for the CSV and PNG (default var/monitoring/)")
     a = p.parse_args(argv)
-
-    import model_registry
-    from pipeline.dataset import resolve_database_url
-    from portal.config import var_dir
 
     model = model_registry.load_version(a.version, tracking_uri=a.tracking_uri) if a.version else \
         model_registry.load_champion(tracking_uri=a.tracking_uri)

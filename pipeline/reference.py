@@ -2,7 +2,7 @@
 
 * ``distributions``: per feature, the training data's quantile bins (cut
   points and the share of rows in each bin, plus the missing share) - the
-  reference that ``pipeline.monitor`` compares recent decisions with (PSI) -
+  reference that ``model_registry.drift`` compares recent decisions with (PSI) -
   and a few summary numbers.
 * ``near_cutoff``: the mean profile of training applicants whose score lies
   near the decision threshold. Serving explains a decision by comparing an
@@ -14,31 +14,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from contracts.decisions import DEFAULT_THRESHOLD
+from model_registry.drift import bin_fractions, quantile_cuts
 from pipeline.dataset import DEFAULT_SPEC, DatasetSpec
-
-QUANTILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
-
-
-def quantile_cuts(values: np.ndarray, quantiles: list[float] = QUANTILES) -> list[float]:
-    """Return the distinct quantile cut points of the non-missing values."""
-    values = values[~np.isnan(values)]
-    if not len(values):
-        return []
-    return sorted({float(v) for v in np.quantile(values, quantiles)})
-
-
-def bin_fractions(values: np.ndarray, cuts: list[float]) -> tuple[list[float], float]:
-    """Return the share of non-missing values in each bin (right-closed at the cuts) and the missing share."""
-    values = np.asarray(values, dtype=float)
-    missing = np.isnan(values)
-    present = values[~missing]
-    counts = np.bincount(np.searchsorted(np.asarray(cuts), present, side="left"), minlength=len(cuts) + 1)
-    total = max(len(values), 1)
-    return [float(c / total) for c in counts], float(missing.sum() / total)
 
 
 def feature_reference(frame: pd.DataFrame, scores: np.ndarray, spec: DatasetSpec = DEFAULT_SPEC, *,
-                      threshold: float = 0.8, band: float = 0.05, min_near: int = 30) -> dict:
+                      threshold: float = DEFAULT_THRESHOLD, band: float = 0.05, min_near: int = 30) -> dict:
     """Describe the training features and the applicants near the threshold (JSON-able)."""
     distributions, categories = {}, {}
     for name in spec.numeric:

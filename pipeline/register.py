@@ -21,10 +21,15 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import mlflow
 import pandas as pd
+import sklearn
 
+import model_registry
+from model_registry import package
 from pipeline.dataset import Dataset, DatasetSpec
 from pipeline.evaluate import Evaluation, plots
+from pipeline.features import feature_labels
 from pipeline.train import TrainParams, TrainResult
 
 SCORE_MEANING = "probability of a good outcome (result = 1): approve when score >= threshold"
@@ -33,11 +38,10 @@ SCORE_MEANING = "probability of a good outcome (result = 1): approve when score 
 def model_metadata(spec: DatasetSpec, training: TrainResult, fingerprint: dict, threshold: float,
                    params: TrainParams) -> dict:
     """Return the metadata stored inside the model (read back by ``model_registry.load_champion``)."""
-    import sklearn
-
     return {
         "name": "credit-approval",
         "features": spec.features,
+        "feature_labels": feature_labels(spec.features),
         "numeric": list(spec.numeric),
         "categorical": list(spec.categorical),
         "threshold": float(threshold),
@@ -92,10 +96,6 @@ def log_run(*, dataset: Dataset, training: TrainResult, evaluation: Evaluation, 
             reference: dict, params: TrainParams, threshold: float, extra_params: dict | None = None,
             split_sizes: dict | None = None, timings: dict | None = None) -> Logged:
     """Log params, metrics, plots, fingerprint, reference and the model to the active MLflow run."""
-    import mlflow
-
-    from model_registry import package
-
     run = mlflow.active_run()
     spec = dataset.spec
     logged_params = {**params.to_dict(), "threshold": threshold, "model_kind": training.kind,
@@ -127,6 +127,4 @@ def log_run(*, dataset: Dataset, training: TrainResult, evaluation: Evaluation, 
 
 def register_version(logged: Logged, tags: dict[str, str], tracking_uri: str | None = None) -> str:
     """Register the logged model as a new ``credit-approval`` version; return its number."""
-    import model_registry
-
     return model_registry.register(logged.model_uri, run_id=logged.run_id, tags=tags, tracking_uri=tracking_uri)

@@ -18,12 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 
+import model_registry
+from contracts.decisions import DEFAULT_THRESHOLD
+from model_registry import store
 from pipeline import dataset as ds
 from pipeline import evaluate as ev
 from pipeline import gate as gt
 from pipeline import reference as ref
+from pipeline import register as rg
 from pipeline import train as tr
 
 STAGES = ("dataset", "train", "evaluate", "register", "gate")
@@ -51,7 +56,7 @@ class RunConfig:
     database_url: str | None = None
     spec: ds.DatasetSpec = ds.DEFAULT_SPEC
     tracking_uri: str | None = None
-    threshold: float = 0.8
+    threshold: float = DEFAULT_THRESHOLD
     params: tr.TrainParams = field(default_factory=tr.TrainParams)
     bars: gt.GateBars = field(default_factory=gt.GateBars)
     min_rows: int = 100
@@ -77,7 +82,7 @@ class RunOutcome:
     timings: dict = field(default_factory=dict)
     skipped: str | None = None
     model: object = None
-    threshold: float = 0.8
+    threshold: float = DEFAULT_THRESHOLD
 
 
 class _Progress:
@@ -102,8 +107,6 @@ def run(config: RunConfig, frame: pd.DataFrame | None = None, out: Callable[[str
     progress, outcome = _Progress(out), RunOutcome(threshold=config.threshold)
     champion = None
     if config.register:
-        import model_registry
-
         uri = model_registry.configure(config.tracking_uri)
         outcome.champion_before = model_registry.champion_version(tracking_uri=uri)
         if config.if_no_champion and outcome.champion_before is not None:
@@ -172,8 +175,6 @@ def run(config: RunConfig, frame: pd.DataFrame | None = None, out: Callable[[str
 
 def _score_champion(test: pd.DataFrame, tracking_uri: str | None):
     """Score the held-out rows with the champion; return (scores, note, champion) or (None, why, None)."""
-    import model_registry
-
     try:
         champion = model_registry.load_champion(tracking_uri=tracking_uri)
     except Exception as exc:  # noqa: BLE001 - a broken champion must not stop training
@@ -188,12 +189,6 @@ def _score_champion(test: pd.DataFrame, tracking_uri: str | None):
 
 
 def _log_and_register(config, data, splits, training, evaluation, fingerprint, decision, progress):
-    import mlflow
-
-    import model_registry
-    from model_registry import store
-    from pipeline import register as rg
-
     uri = model_registry.configure(config.tracking_uri)
     experiment_id = store.ensure_experiment(uri)
     known = pd.concat([splits.train, splits.calibration])
@@ -215,8 +210,6 @@ def _log_and_register(config, data, splits, training, evaluation, fingerprint, d
 
 
 def _apply_gate(config: RunConfig, outcome: RunOutcome, decision: gt.GateDecision) -> bool:
-    import model_registry
-
     if decision.promote and config.promote:
         why = ("first champion: " if outcome.champion_before is None else "gate passed: ") + "; ".join(
             c.detail for c in decision.checks)
@@ -262,7 +255,8 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     src.add_argument("--min-rows", type=int, default=100, help="refuse fewer rows than this (default 100)")
     trn = p.add_argument_group("training")
     trn.add_argument("--seed", type=int, default=42, help="split and model seed (default 42)")
-    trn.add_argument("--threshold", type=float, default=0.8, help="approve when score >= this (default 0.8)")
+    trn.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                     help="approve when score >= this (default %(default)s)")
     trn.add_argument("--candidates", default=",".join(tr.CANDIDATES), help="comma-separated: logreg,hgb")
     trn.add_argument("--calibration", default="sigmoid", choices=["sigmoid", "isotonic"])
     trn.add_argument("--test-size", type=float, default=tr.TrainParams.test_size)

@@ -2,7 +2,8 @@
 
 The demo ledger and the model's training data come from here, and from nowhere
 else. ``simulate`` is pure (parameters in, DataFrames out) and deterministic for
-a seed; ``write`` / ``read`` are the file edge (Parquet under ``var/data/``).
+a seed; ``main`` writes the frames as a ledger export (``contracts.ledger_export``,
+Parquet files under ``var/data/``) for the portal to import.
 
 How a customer behaves
 ----------------------
@@ -12,7 +13,7 @@ How a customer behaves
   unreliable customers) and a job loss (a run of months with almost nothing paid).
 * Each month the customer pays in full (on time or late: the export only shows
   the result), pays part, misses, overpays, or prepays the next months. The
-  ledger's own allocation rule (``portal.ledger.allocation.allocate_rows``)
+  ledger's own allocation rule (``contracts.allocation.allocate_rows``)
   spreads each payment: money beyond a month's due goes to the following
   months, and what is left after the last month is the customer's bank credit.
 * The outcome ``result`` (1 = repaid) is drawn from ``true_probability``, a
@@ -37,13 +38,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from contracts import ledger_export
+from contracts.allocation import allocate_rows
 from pipeline.features import HISTORY_YEARS, yearly_percentages
-from portal.ledger.allocation import allocate_rows
 
 FIRST_CUSTOMER_ID = 101
 YEARS = HISTORY_YEARS
 MONTHS = 12
-FILES = ("customers", "dues", "outcomes")
 DRIFT_SD = 0.3  # spread of the five-year trend in reliability (some improve, some slip)
 DEMO_CUSTOMER_MONTHLY = 0.8  # customer 101's chance of paying a month in full
 
@@ -238,28 +239,6 @@ def _outcomes(rng: np.random.Generator, latent: dict, due: np.ndarray,
     return result, true_probability
 
 
-def default_dir() -> Path:
-    """Return the folder the demo data files live in (``var/data/``)."""
-    from portal.config import var_dir
-
-    return var_dir() / "data"
-
-
-def write(data: dict[str, pd.DataFrame], directory: str | Path | None = None) -> Path:
-    """Write the frames as ``<name>.parquet`` files in a folder; return the folder."""
-    folder = Path(directory) if directory is not None else default_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
-        data[name].to_parquet(folder / f"{name}.parquet", index=False)
-    return folder
-
-
-def read(directory: str | Path | None = None) -> dict[str, pd.DataFrame]:
-    """Read the frames written by ``write`` (or a bank's export of the same shape)."""
-    folder = Path(directory) if directory is not None else default_dir()
-    return {name: pd.read_parquet(folder / f"{name}.parquet") for name in FILES}
-
-
 def summary(data: dict[str, pd.DataFrame]) -> str:
     """Return a few lines describing a simulation."""
     pct = yearly_percentages(data["dues"]).to_numpy().ravel()
@@ -289,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     data = simulate(args.customers, args.seed, args.end_year)
     simulated = time.perf_counter()
     print(f"simulated in {simulated - started:.2f} s; writing ...", flush=True)
-    folder = write(data, args.out)
+    folder = ledger_export.write(data, args.out)
     print(f"wrote {folder} in {time.perf_counter() - simulated:.2f} s (total {time.perf_counter() - started:.2f} s)")
     print(summary(data))
     return 0

@@ -1,11 +1,21 @@
 """The portal: customers' and managers' ledger, as a Flask app (JSON API and pages)."""
 from __future__ import annotations
 
-from flask import Flask, current_app, request
-from sqlalchemy.exc import OperationalError
+from flask import Flask, request
 
+from portal import cli
+from portal.api import auth as api_auth
+from portal.api import customer as api_customer
+from portal.api import manager as api_manager
+from portal.auth import access
 from portal.config import load_config
 from portal.db import Database, close_session
+from portal.errors import error_response, register_errorhandlers
+from portal.extensions import IdConverter, api, csrf, limiter, login_manager
+from portal.web import auth as web_auth
+from portal.web import customer as web_customer
+from portal.web import manager as web_manager
+from portal.web import pages
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -18,7 +28,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_blueprints(app)
     register_errorhandlers(app)
     register_security(app)
-    register_commands(app)
+    cli.register(app)
     return app
 
 
@@ -47,13 +57,12 @@ def register_database(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind Flask-Login, CSRF, the rate limiter and the API to the app."""
-    import portal.auth.access  # noqa: F401 - registers the login loaders
-    from portal.extensions import IdConverter, api, csrf, limiter, login_manager
-
     app.url_map.converters["id"] = IdConverter
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
     login_manager.init_app(app)
     login_manager.session_protection = "basic"
+    login_manager.user_loader(access.load_user)
+    login_manager.request_loader(access.load_user_from_token)
     csrf.init_app(app)
     limiter.init_app(app)
     api.init_app(app)
@@ -61,20 +70,10 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Register the API blueprints (the OpenAPI document is built from them) and the pages."""
-    from portal.api import auth, customer, manager
-    from portal.extensions import api
-
-    for module in (auth, customer, manager):
+    for module in (api_auth, api_customer, api_manager):
         api.register_blueprint(module.blp)
-
-    # Pages (issue 3): plain Flask blueprints, outside the OpenAPI document. Anonymous page
+    # Pages: plain Flask blueprints, outside the OpenAPI document. Anonymous page
     # visitors are sent to the right login page; /api/... keeps answering 401 JSON.
-    from portal.extensions import login_manager
-    from portal.web import auth as web_auth
-    from portal.web import customer as web_customer
-    from portal.web import manager as web_manager
-    from portal.web import pages
-
     for module in (pages, web_auth, web_customer, web_manager):
         app.register_blueprint(module.bp)
     login_manager.login_view = "web_auth.customer_login"
@@ -82,53 +81,8 @@ def register_blueprints(app: Flask) -> None:
     login_manager.unauthorized_handler(web_auth.unauthorized)
 
 
-def register_errorhandlers(app: Flask) -> None:
-    """Answer ledger errors and CSRF failures (JSON for the API, HTML for the pages)."""
-    from flask_wtf.csrf import CSRFError
-
-    from portal.api.errors import handle_ledger_error
-    from portal.ledger.errors import LedgerError
-
-    app.register_error_handler(LedgerError, handle_ledger_error)
-    app.register_error_handler(CSRFError, handle_csrf_error)
-    app.register_error_handler(OperationalError, handle_database_down)
-
-
-def handle_database_down(error):
-    """Answer 503 with Retry-After while the database is unreachable or restarting.
-
-    Nothing was committed (the transaction failed), so a client may retry, with
-    the same Idempotency-Key for a payment.
-    """
-    from portal.api.errors import error_response, is_api_request
-
-    current_app.logger.warning("database unavailable: %s", str(error).splitlines()[0][:200])
-    headers = {"Retry-After": "2"}
-    if is_api_request():
-        response = error_response("the database is unavailable; retry shortly", 503)
-        response.headers.update(headers)
-        return response
-    from portal.web.pages import render_error
-
-    return render_error(503, "The service is briefly unavailable. Please try again in a moment.", headers)
-
-
-def handle_csrf_error(error):
-    """Answer a missing or bad CSRF token: JSON for /api/..., an error page for the pages (issue 3)."""
-    from portal.api.errors import error_response, is_api_request
-
-    if is_api_request():
-        return error_response(error.description, 400, "csrf_token")
-    from portal.web.pages import render_error
-
-    return render_error(400, "The form has expired or did not come from this site. "
-                             "Please go back, reload the page and try again.")
-
-
 def register_security(app: Flask) -> None:
     """Check CSRF on cookie-authenticated writes and add security headers."""
-    from portal.api.errors import error_response
-    from portal.auth.access import check_csrf
 
     @app.before_request
     def json_bodies_only():
@@ -138,7 +92,7 @@ def register_security(app: Flask) -> None:
             return error_response("the body must be JSON (Content-Type: application/json)", 415)
         return None
 
-    app.before_request(check_csrf)
+    app.before_request(access.check_csrf)
 
     @app.after_request
     def security_headers(response):
@@ -155,10 +109,3 @@ def register_security(app: Flask) -> None:
         if response.mimetype == "application/json":
             headers.setdefault("Cache-Control", "no-store")
         return response
-
-
-def register_commands(app: Flask) -> None:
-    """Add the ledger's CLI commands (`flask --app portal ...`)."""
-    from portal.cli import register
-
-    register(app)

@@ -7,37 +7,17 @@ from __future__ import annotations
 
 import os
 import secrets
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from contracts.decisions import DEFAULT_THRESHOLD
+from contracts.settings import database_url, var_dir
 
 PRODUCTION_ENVS = {"production", "prod"}
-
-
-def var_dir() -> Path:
-    """Return the runtime state folder (git-ignored), creating it if needed."""
-    path = Path(os.environ.get("VAR_DIR", ROOT / "var"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def is_production() -> bool:
     """Tell whether the environment declares a production deployment."""
     env = os.environ.get("APP_ENV") or os.environ.get("FLASK_ENV") or ""
     return env.lower() in PRODUCTION_ENVS
-
-
-def database_url() -> str:
-    """Return DATABASE_URL, defaulting to the SQLite ledger under var/."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        # Accept the common postgres:// spelling and pick the psycopg 3 driver.
-        if url.startswith("postgres://"):
-            url = "postgresql://" + url[len("postgres://"):]
-        if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url[len("postgresql://"):]
-        return url
-    return f"sqlite:///{var_dir() / 'credit.db'}"
 
 
 def secret_key() -> str:
@@ -64,6 +44,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI"),
         "REDIS_URL": os.environ.get("REDIS_URL"),
         "PERCENTAGE_THRESHOLD": float(os.environ.get("PERCENTAGE_THRESHOLD", "80")),
+        # The ML method approves at score >= this; the portal decides, serving only scores.
+        "ML_THRESHOLD": float(os.environ.get("ML_THRESHOLD", str(DEFAULT_THRESHOLD))),
         # Largest credit one request may ask for, in minor units (default 1,000,000.00).
         "MAX_CREDIT_CENTS": int(os.environ.get("MAX_CREDIT_CENTS", "100000000")),
         "TOKEN_MAX_AGE": int(os.environ.get("TOKEN_MAX_AGE", str(8 * 3600))),

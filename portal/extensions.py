@@ -1,14 +1,13 @@
 """Flask extensions, created unbound here and bound in the app factory."""
 from __future__ import annotations
 
-from flask import request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.routing import IntegerConverter
 
-from portal.api.errors import LedgerApi
+from portal.errors import LedgerApi
 
 # Ids fit in a JSON-safe integer (2**53 - 1) and so in every database's BIGINT.
 MAX_ID = 2**53 - 1
@@ -20,15 +19,9 @@ class IdConverter(IntegerConverter):
     def __init__(self, url_map):
         super().__init__(url_map, min=1, max=MAX_ID)
 
+
 login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
 api = LedgerApi()
 api.register_converter(IdConverter, lambda _c: {"type": "integer", "minimum": 1, "maximum": MAX_ID})
-
-
-def login_id_key() -> str:
-    """Rate-limit key for logins: the role and id being tried, from the JSON body or form."""
-    body = request.get_json(silent=True) if request.is_json else request.form
-    user_id = str(body.get("id", ""))[:32] if hasattr(body, "get") else ""
-    return f"login:{request.path}:{user_id}"

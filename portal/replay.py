@@ -1,12 +1,15 @@
-"""Replay a stored credit decision: the same inputs, the same rule or model version, the same answer."""
+"""Replay a stored credit decision: the same inputs, the same rule or model version, the same answer.
+
+The rule is replayed here; a model version by the decision service (``POST /v1/replay``).
+"""
 from __future__ import annotations
 
-import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.ledger.credit import decide_by_percentage
+from portal import decision_service
 from portal.ledger.errors import InvalidRequest, NotFound
+from portal.ledger.percentage import decide_by_percentage
 from portal.models import CreditDecision
 from portal.money import parse_amount
 
@@ -14,7 +17,7 @@ from portal.money import parse_amount
 TOLERANCE = 1e-9
 
 
-def replay(session: Session, request_id: str, tracking_uri: str | None = None) -> dict:
+def replay(session: Session, request_id: str, serving_url: str) -> dict:
     """Recompute a stored decision and say whether it matches what was decided then."""
     stored = session.scalars(select(CreditDecision).where(CreditDecision.request_id == request_id)).one_or_none()
     if stored is None:
@@ -26,12 +29,8 @@ def replay(session: Session, request_id: str, tracking_uri: str | None = None) -
         again = decide_by_percentage(parse_amount(inputs["total_paid"]), parse_amount(inputs["total_due"]),
                                      stored.threshold)
         score = again.score
-    else:
-        from model_registry import registry  # MLflow is heavy: only managers replaying need it
-
-        model = registry.load_version(stored.model_version, tracking_uri=tracking_uri)
-        x = np.array([[stored.inputs["features"][name] for name in model.features]], dtype=np.float64)
-        score = float(model.predict(x)[0])
+    else:  # the decision service scores the stored inputs with the version that decided
+        score = decision_service.replay(serving_url, stored.model_version, stored.inputs["features"])
     approved = score is not None and score >= stored.threshold
     return {"request_id": request_id, "method": stored.method, "model_version": stored.model_version,
             "stored_score": stored.score, "replayed_score": score, "threshold": stored.threshold,

@@ -70,7 +70,7 @@ def _check(model) -> Live:
     features = tuple(model.features)
     if not features or len(set(features)) != len(features):
         raise ValueError(f"bad feature list {features!r}")
-    bounds = {k: (float(v[0]), float(v[1])) for k, v in (model.metadata.get("spec", {}).get("bounds") or {}).items()}
+    bounds = model.bounds
     probe = probe_rows(features, bounds)
     expected = model.pipeline.predict_proba(probe)[:, 1]
     if expected.shape != (len(probe),) or not np.isfinite(expected).all():

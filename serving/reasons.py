@@ -8,13 +8,13 @@ cut-off profile, as Regulation B's commentary 9(b)(2)-5 describes ("compare the
 applicant's values with those of applicants at or near the cut-off"). For a
 rejection the reasons are the features that lowered the score most; for an
 approval, those that raised it most. All substitutions of a batch are scored in
-one call.
+one call. How a feature reads in words comes from the version's metadata
+(``feature_labels``, written by the pipeline): a paid percentage is labelled by
+how many years before the decision it lies, shown as the real year.
 """
 from __future__ import annotations
 
 import numpy as np
-
-from pipeline.features import FEATURES, feature_label
 
 MAX_REASONS = 4
 
@@ -29,20 +29,21 @@ def contributions(score_fn, x: np.ndarray, profile: np.ndarray) -> tuple[np.ndar
     return scores[:, 0], scores[:, :1] - scores[:, 1:]
 
 
-def describe(feature: str, value: float, reference: float | None, decision_year: int) -> str:
-    """Say in words what a feature's value was, with real years for the paid percentages."""
-    if feature in FEATURES:
+def describe(feature: str, value: float, reference: float | None, decision_year: int, label: dict) -> str:
+    """Say in words what a feature's value was, with real years for the yearly paid percentages."""
+    if "years_ago" in label:
         # Whole percents read best; one decimal where whole ones would hide the difference.
         digits = 1 if reference is not None and round(value) == round(reference) else 0
-        text = f"Paid {value:.{digits}f}% of dues in {feature_label(feature, decision_year)}"
+        text = f"Paid {value:.{digits}f}% of dues in {decision_year - int(label['years_ago'])}"
         if reference is not None:
             text += f" (applicants near the cut-off paid {reference:.{digits}f}%)"
         return text
-    return f"{feature} = {value:g}" + (f" (near the cut-off: {reference:g})" if reference is not None else "")
+    name = label.get("label", feature)
+    return f"{name} = {value:g}" + (f" (near the cut-off: {reference:g})" if reference is not None else "")
 
 
 def reasons_for(x_row: np.ndarray, contrib_row: np.ndarray, approved: bool, features: tuple[str, ...],
-                profile: np.ndarray, decision_year: int) -> list[dict]:
+                profile: np.ndarray, decision_year: int, labels: dict[str, dict]) -> list[dict]:
     """Rank up to four features by how much they pushed this row's score the way it went."""
     # Plain Python on five numbers: numpy's per-call overhead would cost more than the work.
     values, contrib, reference = x_row.tolist(), contrib_row.tolist(), profile.tolist()
@@ -61,7 +62,7 @@ def reasons_for(x_row: np.ndarray, contrib_row: np.ndarray, approved: bool, feat
         "value": round(values[j], 2),
         "reference": round(reference[j], 2),
         "contribution": round(contrib[j], 4),
-        "text": describe(features[j], values[j], reference[j], decision_year),
+        "text": describe(features[j], values[j], reference[j], decision_year, labels.get(features[j], {})),
     } for j in order]
 
 

@@ -25,8 +25,8 @@ from typing import Protocol
 
 from sqlalchemy import func, select, true
 
+from contracts import allocation as rule
 from portal.db import Database
-from portal.ledger import allocation as rule
 from portal.models import Allocation, CreditDecision, Customer, Due, IdempotencyRecord, Payment, PaymentReversal
 
 

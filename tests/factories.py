@@ -8,9 +8,14 @@ import pandas as pd
 
 from pipeline.features import FEATURES
 from portal.auth.passwords import hash_password
+from portal.credit_requests import CreditSettings
 from portal.models import Customer, Due, Manager
 
 _HASHES: dict[str, str] = {}
+
+# Credit settings as the app's defaults have them; no decision service listens on port 9.
+SETTINGS = CreditSettings(percentage_threshold=80.0, max_credit_cents=10**8, serving_url="http://127.0.0.1:9",
+                          serving_timeout=1.0)
 
 
 def _hash(password: str) -> str:

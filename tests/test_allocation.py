@@ -3,7 +3,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from portal.ledger.allocation import Outstanding, allocate, allocate_rows
+from contracts.allocation import Outstanding, allocate, allocate_rows
 
 months = st.lists(
     st.tuples(st.integers(2020, 2027), st.integers(1, 12), st.integers(0, 10**9)),

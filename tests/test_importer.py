@@ -6,12 +6,14 @@ import pandas as pd
 import psycopg
 import pytest
 
+from contracts import ledger_export
 from pipeline import simulate as sim
-from pipeline.features import FEATURES, TARGET, yearly_percentages
-from portal import importer
+from pipeline.features import FEATURES, TARGET, TRUE_PROBABILITY, feature_years, yearly_percentages
+from portal import create_app
 from portal.auth.passwords import verify_password
 from portal.db import Database
-from portal.importer import LedgerImportError, ensure_demo_users, import_ledger, seed_demo
+from portal.demo import ensure_demo_users
+from portal.importer import LedgerImportError, import_ledger, ledger_is_empty, writers
 
 TABLES = ("customers", "dues", "outcomes", "managers", "payments", "allocations")
 
@@ -77,11 +79,14 @@ def check_imported(db, data, managers=0):
     assert ledger_dues["opening_paid_cents"].tolist() == dues["paid_cents"].tolist()
     assert ledger_dues["due_cents"].tolist() == dues["due_cents"].tolist()
 
+    # The view is the contract with the model: its columns are the pipeline's features, in order,
+    # and its values the pipeline's definition of them (the paid share of each year before this one).
+    assert list(view.columns) == ["customer_id", "decision_year", *FEATURES, TARGET, TRUE_PROBABILITY]
     assert len(view) == len(data["customers"]) and view["customer_id"].is_unique
     features = view[FEATURES].astype(float)
     assert features.notna().all().all()
     assert ((features >= 0) & (features <= 100)).all().all()
-    expected = yearly_percentages(dues)
+    expected = yearly_percentages(dues).reindex(columns=feature_years(int(view["decision_year"].iloc[0])))
     np.testing.assert_allclose(features.to_numpy(), expected.to_numpy(), rtol=1e-9)
     assert view[TARGET].astype(int).tolist() == data["outcomes"]["result"].tolist()
     return customers
@@ -109,7 +114,7 @@ def test_refuses_customers_already_in_ledger(db, data):
     before = counts(db)
     overlapping = copy(data)
     shift = 100  # half of the ids are new, half exist
-    for name in sim.FILES:
+    for name in ledger_export.FILES:
         overlapping[name]["customer_id"] += shift
     with pytest.raises(LedgerImportError, match=r"already in the ledger \(\d+"):
         import_ledger(db, overlapping, progress=False)
@@ -119,21 +124,21 @@ def test_refuses_customers_already_in_ledger(db, data):
 def test_disjoint_import_adds_to_ledger(db, data):
     import_ledger(db, data, progress=False)
     other = sim.simulate(20, seed=9)
-    for name in sim.FILES:
+    for name in ledger_export.FILES:
         other[name]["customer_id"] += 10_000
     import_ledger(db, other, progress=False)
     assert counts(db)["customers"] == 170
 
 
 def test_sqlite_failure_while_writing_leaves_nothing(sqlite_ledger, data, monkeypatch):
-    real = importer._sqlite_insert
+    real = writers._sqlite_insert
 
     def failing(cur, table, *args, **kwargs):
         if table == "outcomes":
             raise RuntimeError("disk on fire")
         return real(cur, table, *args, **kwargs)
 
-    monkeypatch.setattr(importer, "_sqlite_insert", failing)
+    monkeypatch.setattr(writers, "_sqlite_insert", failing)
     with pytest.raises(RuntimeError, match="disk on fire"):
         import_ledger(sqlite_ledger, data, progress=False)
     assert counts(sqlite_ledger) == dict.fromkeys(TABLES, 0)
@@ -247,25 +252,42 @@ def test_ensure_demo_users_sets_missing_password_of_imported_customer(db, data):
     assert hashes[102] is None
 
 
-def test_seed_demo_writes_files_imports_and_logs_in(db, tmp_path):
-    report = seed_demo(db, n_customers=40, seed=1, out_dir=tmp_path / "data", progress=False)
-    assert report["customers"] == 40 and report["dues"] == 2400
+def test_demo_seeding_simulator_files_then_portal_import(db, tmp_path):
+    # `make data`: the simulator writes an export; the portal's CLI imports it and adds the demo logins.
+    assert sim.main(["--customers", "40", "--seed", "1", "--out", str(tmp_path / "data")]) == 0
     assert (tmp_path / "data" / "dues.parquet").exists()
+    runner = create_app({"SECRET_KEY": "x", "DATABASE_URL": db.url}).test_cli_runner()
+    assert runner.invoke(args=["ledger-is-empty"]).exit_code == 0
+    result = runner.invoke(args=["import-data", str(tmp_path / "data"), "--demo", "--if-empty"])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(args=["ensure-demo"]).exit_code == 0
+    assert runner.invoke(args=["ledger-is-empty"]).exit_code == 1
+    again = runner.invoke(args=["import-data", str(tmp_path / "data"), "--demo", "--if-empty"])
+    assert "not importing" in again.output
     with db.engine.connect() as conn:
         manager_hash = conn.exec_driver_sql("SELECT password_hash FROM managers WHERE id = 1").scalar_one()
         customer_hash = conn.exec_driver_sql("SELECT password_hash FROM customers WHERE id = 101").scalar_one()
     assert verify_password(manager_hash, "manager123")
     assert verify_password(customer_hash, "customer123")
-    assert not importer.ledger_is_empty(db)
-    check_imported(db, sim.read(tmp_path / "data"), managers=1)
+    check_imported(db, ledger_export.read(tmp_path / "data"), managers=1)
+
+
+def test_cli_import_refuses_a_bad_export_with_a_message(db, data, tmp_path):
+    bad = copy(data)
+    bad["dues"].loc[3, "paid_cents"] = bad["dues"].loc[3, "due_cents"] + 1
+    ledger_export.write(bad, tmp_path)
+    runner = create_app({"SECRET_KEY": "x", "DATABASE_URL": db.url}).test_cli_runner()
+    result = runner.invoke(args=["import-data", str(tmp_path)])
+    assert result.exit_code != 0 and "import refused" in result.output and "paid_cents" in result.output
+    assert counts(db)["customers"] == 0
 
 
 def test_ledger_is_empty(empty_ledger):
-    assert importer.ledger_is_empty(empty_ledger)
+    assert ledger_is_empty(empty_ledger)
 
 
 def test_import_from_written_files(sqlite_ledger, data, tmp_path):
-    import_ledger(sqlite_ledger, sim.read(sim.write(data, tmp_path)), progress=False)
+    import_ledger(sqlite_ledger, ledger_export.read(ledger_export.write(data, tmp_path)), progress=False)
     check_imported(sqlite_ledger, data)
 
 
@@ -286,9 +308,9 @@ def test_postgres_import_restores_foreign_keys(pg_ledger, data):
 
 @pytest.mark.postgres
 def test_postgres_failure_while_writing_leaves_nothing(pg_ledger, data, monkeypatch):
-    original = importer._binary_rows
+    original = writers._binary_rows
     # Truncate the dues' COPY data: the database rejects it after the customers are in.
-    monkeypatch.setattr(importer, "_binary_rows", lambda columns, types: original(columns, types)[:-3])
+    monkeypatch.setattr(writers, "_binary_rows", lambda columns, types: original(columns, types)[:-3])
     with pytest.raises(psycopg.Error):
         import_ledger(pg_ledger, data, progress=False)
     assert counts(pg_ledger) == dict.fromkeys(TABLES, 0)

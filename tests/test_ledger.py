@@ -3,10 +3,11 @@ from datetime import date
 
 import pytest
 
-from portal.ledger import credit, payments, statements
+from portal.credit_requests import request_credit
+from portal.ledger import payments, statements
 from portal.ledger.errors import Conflict, InvalidRequest, NotFound
 from testing.audit import check_invariants, snapshot
-from tests.factories import add_customer, add_manager
+from tests.factories import SETTINGS, add_customer, add_manager
 
 
 def test_pay_overflows_forward_across_years_then_bank_credit(db):
@@ -70,9 +71,9 @@ def test_percentage_rule_approves_at_80_and_adds_the_due(db):
     add_customer(db, 103, {})
     today = date(2026, 11, 27)
     with db.sessions() as s:
-        ok = credit.request_by_percentage(s, 101, 2026, 12, 50_000, 80.0, 10**8, today)
-        no = credit.request_by_percentage(s, 102, 2026, 12, 50_000, 80.0, 10**8, today)
-        empty = credit.request_by_percentage(s, 103, 2026, 12, 50_000, 80.0, 10**8, today)
+        ok = request_credit(s, 101, 2026, 12, 50_000, "percentage", SETTINGS, today=today)
+        no = request_credit(s, 102, 2026, 12, 50_000, "percentage", SETTINGS, today=today)
+        empty = request_credit(s, 103, 2026, 12, 50_000, "percentage", SETTINGS, today=today)
     assert ok.approved and ok.score == 80.0
     assert not no.approved and no.reasons[0]["text"] == "Paid 80% of all dues; 80% needed"
     assert not empty.approved and empty.reasons[0]["code"] == "no_history"
@@ -91,6 +92,6 @@ def test_credit_request_limits(db, year, month, amount, field):
     add_customer(db, 101)
     before = snapshot(db)
     with db.sessions() as s, pytest.raises(InvalidRequest) as e:
-        credit.request_by_percentage(s, 101, year, month, amount, 80.0, 10**8, date(2026, 11, 27))
+        request_credit(s, 101, year, month, amount, "percentage", SETTINGS, today=date(2026, 11, 27))
     assert e.value.field == field
     assert snapshot(db) == before

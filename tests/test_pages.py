@@ -10,12 +10,13 @@ import pytest
 from sqlalchemy import select, update
 
 from pipeline.features import feature_years
-from portal import ml
-from portal.ledger import credit, payments
+from portal import decision_service
+from portal.credit_requests import request_credit
+from portal.ledger import payments
 from portal.models import ApiToken, Customer
 from portal.web.exports import statement_pdf
 from testing.audit import check_invariants, snapshot
-from tests.factories import add_customer, form_token, login, token_of, web_login
+from tests.factories import SETTINGS, add_customer, form_token, login, token_of, web_login
 
 THIS_YEAR = date.today().year
 NEXT_YEAR = THIS_YEAR + 1
@@ -36,8 +37,7 @@ def ledger(ledger):
         ids["pay101"] = payments.pay(s, 101, 2024, 1, 5_000).payment_id
         ids["pay102"] = payments.pay(s, 102, 2024, 2, 5_000).payment_id
         for cid in (101, 102):
-            ids[f"dec{cid}"] = credit.request_by_percentage(s, cid, NEXT_YEAR, 1, 10_000, threshold=80,
-                                                            max_cents=10**8).request_id
+            ids[f"dec{cid}"] = request_credit(s, cid, NEXT_YEAR, 1, 10_000, "percentage", SETTINGS).request_id
     db.ids = ids
     return db
 
@@ -336,7 +336,7 @@ def test_ml_method_needs_five_years(client, customer, ledger):
 def test_ml_decision_page_shows_score_and_threshold(client, auth, ledger, monkeypatch):
     add_customer(ledger, 104, {(y, m): 10_000 for y in FIVE_YEARS for m in range(1, 13)}, password="five-years")
     reasons = [{"code": "strong_year", "text": f"Paid 0% in {FIVE_YEARS[-1]}", "feature": "paid_pct_1y_ago"}]
-    monkeypatch.setattr(ml, "score", lambda *a, **k: {"score": 0.42, "threshold": 0.8, "approved": False,
+    monkeypatch.setattr(decision_service, "score", lambda *a, **k: {"score": 0.42, "threshold": 0.8, "approved": False,
                                                       "model_version": "7", "reasons": reasons})
     auth.web_login("customer", 104, "five-years")
     r = credit_form(client, method="ml")

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
+from model_registry import drift
 from pipeline import dataset as ds
 from pipeline import evaluate as ev
 from pipeline import gate as gt
@@ -158,12 +159,12 @@ def test_feature_reference_bins_and_near_cutoff_profile(trained):
 def test_psi_is_zero_on_the_same_data_and_large_on_shifted_data(trained):
     frame, splits, result = trained
     reference = ref.feature_reference(splits.train, tr.predict_scores(result.model, splits.train))
-    same = mon.psi_table(reference, splits.train)
+    same = drift.psi_table(reference, splits.train)
     assert (same["psi"] < 1e-9).all() and set(same["band"]) == {"stable"}
     shifted = splits.train[FEATURES] - 25
-    table = mon.psi_table(reference, shifted.clip(lower=0))
+    table = drift.psi_table(reference, shifted.clip(lower=0))
     assert (table["psi"] > 0.25).all() and set(table["band"]) == {"shifted"}
-    assert mon.band(0.05) == "stable" and mon.band(0.2) == "watch" and mon.band(0.3) == "shifted"
+    assert drift.band(0.05) == "stable" and drift.band(0.2) == "watch" and drift.band(0.3) == "shifted"
     fig = mon.psi_plot(table)
     assert fig.axes
 

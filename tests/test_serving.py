@@ -189,3 +189,42 @@ def test_no_champion_means_not_ready(mlflow_uri):
     r = client.post("/invocations", json={"instances": [list(GOOD.values())]})
     assert r.status_code == 503 and r.json["error_code"] == "SERVICE_UNAVAILABLE"
     assert client.get("/health").status_code == 200
+
+
+def test_model_endpoint_gives_the_live_version_and_its_registry_entry(service):
+    info = service.get("/v1/model").json
+    assert info["serving"]["version"] == "1" and info["serving"]["threshold"] == 0.8
+    entry = info["registry"]
+    assert entry["available"] and entry["champion"]["version"] == "1" and entry["history"] == ["1"]
+    assert 0.5 < entry["champion"]["metrics"]["test_auc"] <= 1
+
+
+def test_replay_scores_with_the_named_version(service, demo_rows):
+    rows = demo_rows.head(3).to_dict("records")
+    live = service.post("/invocations", json={"dataframe_records": rows}).json["predictions"]
+    r = service.post("/v1/replay", json={"version": "1", "rows": rows})
+    assert r.status_code == 200 and r.json["version"] == "1" and r.json["threshold"] == 0.8
+    np.testing.assert_allclose(r.json["scores"], live, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("body,status,words", [
+    ({"version": "99", "rows": [GOOD]}, 404, "no registered version 99"),
+    ({"version": 1, "rows": [GOOD]}, 400, "version must be"),
+    ({"version": "1", "rows": [GOOD | {FEATURES[0]: 101}]}, 400, "outside"),
+    ({"version": "1"}, 400, "rows"),
+])
+def test_replay_refuses_what_it_cannot_score(service, body, status, words):
+    r = service.post("/v1/replay", json=body)
+    assert r.status_code == status and words in r.json["message"], r.json
+
+
+def test_drift_of_recent_inputs_against_the_training_data(service, demo_rows):
+    few = service.post("/v1/drift", json={"rows": demo_rows.head(20).to_dict("records")}).json
+    assert few["version"] == "1" and few["rows"] == 20
+    assert [row["feature"] for row in few["table"]] == FEATURES
+    assert {row["band"] for row in few["table"]} == {"too few (< 100)"}
+    shifted = (demo_rows.head(300) * 0.5).to_dict("records")
+    table = service.post("/v1/drift", json={"rows": shifted}).json["table"]
+    assert {row["band"] for row in table} == {"shifted"}
+    same = service.post("/v1/drift", json={"rows": demo_rows.to_dict("records")}).json["table"]
+    assert all(row["psi"] < 0.25 for row in same)

@@ -3,6 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from contracts import ledger_export
 from pipeline import simulate as sim
 from pipeline.features import yearly_percentages
 
@@ -40,7 +41,7 @@ def logistic_fit(x: np.ndarray, y: np.ndarray, steps: int = 25) -> np.ndarray:
 
 def test_same_seed_same_frames_other_seed_differs():
     a, b = sim.simulate(300, seed=11, end_year=END_YEAR), sim.simulate(300, seed=11, end_year=END_YEAR)
-    for name in sim.FILES:
+    for name in ledger_export.FILES:
         pd.testing.assert_frame_equal(a[name], b[name])
     c = sim.simulate(300, seed=12, end_year=END_YEAR)
     assert not a["dues"].equals(c["dues"])
@@ -133,23 +134,23 @@ def test_outcomes_are_plausible_and_not_a_function_of_percentages(big):
 
 
 def test_write_read_round_trip(tmp_path, data):
-    folder = sim.write(data, tmp_path / "data")
+    folder = ledger_export.write(data, tmp_path / "data")
     assert sorted(f.name for f in folder.iterdir()) == ["customers.parquet", "dues.parquet", "outcomes.parquet"]
-    back = sim.read(folder)
-    for name in sim.FILES:
+    back = ledger_export.read(folder)
+    for name in ledger_export.FILES:
         pd.testing.assert_frame_equal(back[name], data[name])
 
 
 def test_default_directory_is_under_var(monkeypatch, tmp_path):
     monkeypatch.setenv("VAR_DIR", str(tmp_path))
-    assert sim.default_dir() == tmp_path / "data"
+    assert ledger_export.default_dir() == tmp_path / "data"
 
 
 def test_cli_writes_files_and_prints_summary(tmp_path, capsys):
     assert sim.main(["--customers", "50", "--seed", "1", "--end-year", "2030", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "good outcomes" in out and "q50" in out
-    assert sim.read(tmp_path)["dues"]["year"].max() == 2029
+    assert ledger_export.read(tmp_path)["dues"]["year"].max() == 2029
 
 
 def test_rejects_no_customers():

@@ -1,28 +1,19 @@
 """Login and logout for customers and managers (JSON)."""
 from __future__ import annotations
 
-from flask import current_app
 from flask import session as cookie_session
 from flask_login import current_user, login_user, logout_user
 from flask_smorest import Blueprint, abort
 from flask_wtf.csrf import generate_csrf
 
-from portal.api import present
-from portal.api.errors import ErrorSchema
+from portal import present
 from portal.api.schemas import LoginIn, LoginOut, MessageOut
 from portal.auth.sessions import authenticate, end_login, start_login
+from portal.auth.throttle import throttled
 from portal.db import get_session
-from portal.extensions import limiter, login_id_key
+from portal.errors import ErrorSchema
 
 blp = Blueprint("auth", __name__, url_prefix="/api", description="Login and logout")
-
-
-def _login_limits() -> str:
-    return current_app.config["LOGIN_LIMITS"]
-
-
-def _failed(response) -> bool:
-    return response.status_code == 401
 
 
 def login(role: str, body: dict) -> dict:
@@ -39,16 +30,8 @@ def login(role: str, body: dict) -> dict:
             "csrf_token": generate_csrf()}
 
 
-def _throttled(view):
-    by_id = limiter.limit(_login_limits, key_func=login_id_key, deduct_when=_failed,
-                          error_message="too many failed logins; try again later")
-    by_address = limiter.limit("30 per minute", deduct_when=_failed, scope="login-address",
-                               error_message="too many failed logins; try again later")
-    return by_address(by_id(view))
-
-
 @blp.route("/customer/login", methods=["POST"])
-@_throttled
+@throttled
 @blp.arguments(LoginIn)
 @blp.response(200, LoginOut)
 @blp.alt_response(401, schema=ErrorSchema, description="wrong id or password")
@@ -59,7 +42,7 @@ def customer_login(body):
 
 
 @blp.route("/manager/login", methods=["POST"])
-@_throttled
+@throttled
 @blp.arguments(LoginIn)
 @blp.response(200, LoginOut)
 @blp.alt_response(401, schema=ErrorSchema, description="wrong id or password")
@@ -80,5 +63,3 @@ def logout():
     logout_user()
     cookie_session.clear()
     return {"message": "logged out"}
-
-

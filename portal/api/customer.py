@@ -1,10 +1,10 @@
 """Customer endpoints: summary, monthly data, history, payments and credit requests."""
 from __future__ import annotations
 
+from flask import current_app
 from flask_smorest import Blueprint, abort
 
-from portal.api import present
-from portal.api.errors import ErrorSchema
+from portal import present
 from portal.api.schemas import (
     CreditIn,
     DecisionOut,
@@ -17,8 +17,9 @@ from portal.api.schemas import (
     YearDataOut,
 )
 from portal.auth.access import require_customer_access, require_login
+from portal.credit_requests import CreditSettings, request_credit
 from portal.db import get_session
-from portal.decisions import request_credit
+from portal.errors import ErrorSchema
 from portal.ledger import payments, statements
 from portal.money import format_cents
 
@@ -91,5 +92,6 @@ def credit_request(headers, body):
     """Ask for credit by the percentage or the ML method; the decision is stored."""
     user = require_login("customer")
     row = request_credit(get_session(), user.user_id, body["year"], body["month"], body["amount"], body["method"],
+                         CreditSettings.from_config(current_app.config),
                          idempotency_key=headers.get("idempotency_key"))
     return present.decision(row)

@@ -6,8 +6,7 @@ from datetime import date
 from flask import current_app
 from flask_smorest import Blueprint
 
-from portal.api import present
-from portal.api.errors import ErrorSchema
+from portal import present
 from portal.api.schemas import (
     CustomerDetailOut,
     CustomerIn,
@@ -23,11 +22,13 @@ from portal.api.schemas import (
     ReversalOut,
     UserOut,
 )
+from portal.auth import accounts
 from portal.auth.access import require_login
 from portal.auth.sessions import revoke_all
 from portal.db import get_session
-from portal.ledger import payments, people, portfolio
-from portal.ledger.credit import percentage_paid
+from portal.errors import ErrorSchema
+from portal.ledger import payments, portfolio
+from portal.ledger.percentage import percentage_paid
 from portal.model_overview import overview
 from portal.models import Manager, Payment
 from portal.money import format_cents
@@ -82,7 +83,7 @@ def customer(customer_id):
 def create_customer(body):
     """Create a customer (no dues yet)."""
     require_login("manager")
-    c = people.create_customer(get_session(), body["name"], body["password"], body["id"],
+    c = accounts.create_customer(get_session(), body["name"], body["password"], body["id"],
                                body["email"], body["age"], body["phone"])
     return present.user(c, "customer")
 
@@ -95,7 +96,7 @@ def reset_password(body, customer_id):
     """Set a customer's new password and end their open sessions."""
     require_login("manager")
     db = get_session()
-    people.reset_password(db, customer_id, body["password"])
+    accounts.reset_password(db, customer_id, body["password"])
     revoke_all(db, "customer", customer_id)
     return {"message": "password changed; the customer's sessions were ended"}
 
@@ -134,7 +135,7 @@ def decisions(args):
 def replay_decision(request_id):
     """Recompute a stored decision with the rule or model version that made it."""
     require_login("manager")
-    return replay(get_session(), request_id, current_app.config.get("MLFLOW_TRACKING_URI"))
+    return replay(get_session(), request_id, current_app.config["SERVING_URL"])
 
 
 @blp.route("/model")
@@ -142,5 +143,4 @@ def replay_decision(request_id):
 def model():
     """Return the live model: version, metrics, threshold, recent ML decisions and drift."""
     require_login("manager")
-    cfg = current_app.config
-    return overview(get_session(), cfg["SERVING_URL"], cfg["SERVING_TIMEOUT"], cfg.get("MLFLOW_TRACKING_URI"))
+    return overview(get_session(), current_app.config["SERVING_URL"])

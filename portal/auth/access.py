@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from portal.auth.sessions import load_login, principal_from_token
 from portal.db import get_session
-from portal.extensions import csrf, login_manager
+from portal.extensions import csrf
 
 
 def _bearer(req) -> str | None:
@@ -15,16 +15,16 @@ def _bearer(req) -> str | None:
     return header[7:].strip() if header.lower().startswith("bearer ") else None
 
 
-@login_manager.user_loader
-def _load_user(jti: str):
+def load_user(jti: str):
+    """Flask-Login's user loader: the principal of the session cookie's login record."""
     # An explicit bearer token wins over a session cookie sent along with it.
     if _bearer(request) is not None:
         return None
     return load_login(get_session(), jti)
 
 
-@login_manager.request_loader
-def _load_user_from_token(req):
+def load_user_from_token(req):
+    """Flask-Login's request loader: the principal of a bearer token."""
     token = _bearer(req)
     return principal_from_token(get_session(), token) if token else None
 

@@ -1,8 +1,8 @@
-"""Credit requests: the percentage rule and recording every decision.
+"""Credit requests: checking a request and recording every decision.
 
-Both methods (percentage here, ML in ``portal.ml``) end in ``record_decision``,
-the one place that stores a decision and, on approval, adds the credit to the
-chosen month's due.
+Both methods (``portal.ledger.percentage``, ``portal.ml``) end in
+``record_decision``, the one place that stores a decision and, on approval,
+adds the credit to the chosen month's due (``portal.credit_requests`` runs them).
 """
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.db import write_transaction
-from portal.ledger.errors import Conflict, InvalidRequest
+from portal.ledger import idempotency
+from portal.ledger.errors import InvalidRequest
 from portal.ledger.locks import lock_customer
-from portal.ledger.payments import request_fingerprint
-from portal.models import CreditDecision, Customer, Due, IdempotencyRecord
+from portal.models import CreditDecision, Customer, Due
 from portal.money import format_cents
 
 # How far ahead a credit may be booked.
@@ -38,27 +38,6 @@ class Decision:
     model_version: str | None = None
 
 
-def percentage_paid(total_paid_cents: int, total_due_cents: int) -> float | None:
-    """Return paid / due x 100, or None when nothing was ever due."""
-    if total_due_cents <= 0:
-        return None
-    return 100.0 * total_paid_cents / total_due_cents
-
-
-def decide_by_percentage(total_paid_cents: int, total_due_cents: int, threshold: float) -> Decision:
-    """Apply the percentage rule: approve when paid / due x 100 >= threshold."""
-    pct = percentage_paid(total_paid_cents, total_due_cents)
-    inputs = {"total_paid": format_cents(total_paid_cents), "total_due": format_cents(total_due_cents)}
-    if pct is None:
-        reason = {"code": "no_history", "text": "Nothing has been due yet, so there is no payment record to judge"}
-        return Decision("percentage", False, threshold, None, inputs, [reason])
-    approved = pct >= threshold
-    inputs["percentage_paid"] = round(pct, 2)
-    text = f"Paid {pct:.0f}% of all dues" + ("" if approved else f"; {threshold:.0f}% needed")
-    return Decision("percentage", approved, threshold, round(pct, 2), inputs,
-                    [{"code": "paid_percentage", "text": text}])
-
-
 def check_credit_request(year: int, month: int, amount_cents: int, max_cents: int, today: date) -> None:
     """Refuse an amount out of bounds or a month in the past (nothing is written)."""
     if amount_cents <= 0:
@@ -74,28 +53,17 @@ def check_credit_request(year: int, month: int, amount_cents: int, max_cents: in
         raise InvalidRequest("credit can only be booked on this month or a later one", field_name)
 
 
-# Credit requests share the idempotency table with payments, in a namespace of their own.
-KEY_PREFIX = "credit:"
-
-
-def idempotency(key: str | None, year: int, month: int, amount_cents: int, method: str) -> tuple[str, str] | None:
-    """Return (key, fingerprint of the request) for an Idempotency-Key, or None without one."""
-    if key is None:
-        return None
-    fingerprint = request_fingerprint(kind="credit", year=year, month=month, amount_cents=amount_cents,
-                                      method=method)
-    return key, fingerprint
+def request_hash(year: int, month: int, amount_cents: int, method: str) -> str:
+    """Return the fingerprint of a credit request, to tell a retry from a reused Idempotency-Key."""
+    return idempotency.fingerprint(kind="credit", year=year, month=month, amount_cents=amount_cents, method=method)
 
 
 def previous_decision(session: Session, customer_id: int, key: str, fingerprint: str) -> CreditDecision | None:
     """Return the decision already made for this Idempotency-Key, or None; 409 if the key meant another request."""
-    record = session.get(IdempotencyRecord, (customer_id, KEY_PREFIX + key))
-    if record is None:
+    answer = idempotency.first_answer(session, "credit", customer_id, key, fingerprint)
+    if answer is None:
         return None
-    if record.request_hash != fingerprint:
-        raise Conflict("Idempotency-Key was already used for a different request", "Idempotency-Key")
-    return session.scalars(select(CreditDecision).where(
-        CreditDecision.request_id == record.response["request_id"])).one()
+    return session.scalars(select(CreditDecision).where(CreditDecision.request_id == answer["request_id"])).one()
 
 
 def record_decision(session: Session, customer_id: int, year: int, month: int,
@@ -130,18 +98,5 @@ def record_decision(session: Session, customer_id: int, year: int, month: int,
         )
         session.add(row)
         if once is not None:
-            session.add(IdempotencyRecord(customer_id=customer_id, key=KEY_PREFIX + once[0],
-                                          request_hash=once[1], response={"request_id": row.request_id}))
+            idempotency.remember(session, "credit", customer_id, *once, {"request_id": row.request_id})
     return row
-
-
-def request_by_percentage(session: Session, customer_id: int, year: int, month: int,
-                          amount_cents: int, threshold: float, max_cents: int,
-                          today: date | None = None, idempotency_key: str | None = None) -> CreditDecision:
-    """Decide a credit request by the percentage method and record it (once per Idempotency-Key)."""
-    check_credit_request(year, month, amount_cents, max_cents, today or date.today())
-    return record_decision(
-        session, customer_id, year, month, amount_cents,
-        lambda c: decide_by_percentage(c.total_paid_cents, c.total_due_cents, threshold),
-        idempotency(idempotency_key, year, month, amount_cents, "percentage"),
-    )

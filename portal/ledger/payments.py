@@ -1,18 +1,17 @@
 """Paying dues and reversing payments: each one locked transaction, used by every caller."""
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass
 
 from sqlalchemy import insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from contracts import allocation as rule
 from portal.db import write_transaction
-from portal.ledger import allocation as rule
+from portal.ledger import idempotency
 from portal.ledger.errors import Conflict, InvalidRequest, NotFound
 from portal.ledger.locks import lock_customer
-from portal.models import Allocation, Due, IdempotencyRecord, Payment, PaymentReversal, utcnow
+from portal.models import Allocation, Due, Payment, PaymentReversal, utcnow
 
 
 @dataclass
@@ -41,26 +40,18 @@ class PaymentResult:
         return cls(**{**data, "allocations": allocations, "replayed": True})
 
 
-def request_fingerprint(**fields) -> str:
-    """Hash a request's meaningful fields, to tell a true retry from a reused key."""
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
-
-
 def pay(session: Session, customer_id: int, year: int, month: int, amount_cents: int,
         idempotency_key: str | None = None, source: str = "api") -> PaymentResult:
     """Record a payment and allocate it by the allocation rule, exactly once per key."""
     if amount_cents <= 0:
         raise InvalidRequest("amount must be positive", "amount")
-    fingerprint = request_fingerprint(year=year, month=month, amount_cents=amount_cents)
+    request_hash = idempotency.fingerprint(year=year, month=month, amount_cents=amount_cents)
     with write_transaction(session):
         customer = lock_customer(session, customer_id)
         if idempotency_key is not None:
-            previous = session.get(IdempotencyRecord, (customer_id, idempotency_key))
+            previous = idempotency.first_answer(session, "payment", customer_id, idempotency_key, request_hash)
             if previous is not None:
-                if previous.request_hash != fingerprint:
-                    raise Conflict("Idempotency-Key was already used for a different request",
-                                   "Idempotency-Key")
-                return PaymentResult.from_record(previous.response)
+                return PaymentResult.from_record(previous)
 
         # Only the chosen month and the later months that still owe can take money.
         when = tuple_(Due.year, Due.month)
@@ -98,8 +89,7 @@ def pay(session: Session, customer_id: int, year: int, month: int, amount_cents:
 
         result = PaymentResult(payment_id, customer_id, year, month, amount_cents, allocations, to_bank)
         if idempotency_key is not None:
-            session.add(IdempotencyRecord(customer_id=customer_id, key=idempotency_key,
-                                          request_hash=fingerprint, response=result.to_record()))
+            idempotency.remember(session, "payment", customer_id, idempotency_key, request_hash, result.to_record())
     return result
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Float, cast, func, or_, select, tuple_
+from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
+from portal.ledger.percentage import PAID_PCT_SQL
 from portal.models import CreditDecision, Customer, Due
 
 _BALANCE = Customer.total_due_cents - Customer.total_paid_cents
-_PAID_PCT = 100.0 * cast(Customer.total_paid_cents, Float) / func.nullif(Customer.total_due_cents, 0)
 SORTS = {"id": Customer.id, "name": Customer.name, "balance": _BALANCE,
-         "paid_pct": _PAID_PCT, "bank_credit": Customer.bank_credit_cents}
+         "paid_pct": PAID_PCT_SQL, "bank_credit": Customer.bank_credit_cents}
 
 
 @dataclass

@@ -8,10 +8,10 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask import session as cookie_session
 from flask_login import current_user, login_user, logout_user
 
-from portal.api.auth import _throttled
-from portal.api.errors import error_response
 from portal.auth.sessions import authenticate, end_login, start_login
+from portal.auth.throttle import throttled
 from portal.db import get_session
+from portal.errors import error_response
 from portal.extensions import login_manager
 from portal.web.forms import ActionForm, LoginForm
 
@@ -66,7 +66,7 @@ def _login(role: str):
     db = get_session()
     user = authenticate(db, role, int(form.id.data), form.password.data)
     if user is None:
-        # 401 is what the login throttle counts (portal.api.auth._throttled).
+        # 401 is what the login throttle counts (portal.auth.throttle).
         return render_template("login.html", form=form, role=role,
                                error="Wrong ID or password. Please check both and try again."), 401
     principal, _token, _expires = start_login(db, role, user)
@@ -77,22 +77,23 @@ def _login(role: str):
 
 
 @bp.route("/customer/login", methods=["GET", "POST"])
-@_throttled
+@throttled
 def customer_login():
     """Log a customer in."""
     return _login("customer")
 
 
 @bp.route("/manager/login", methods=["GET", "POST"])
-@_throttled
+@throttled
 def manager_login():
     """Log a manager in."""
     return _login("manager")
 
 
-def throttled(error):
+@bp.errorhandler(429)
+def too_many_logins(_error):
     """Show the login page with the throttle message (429)."""
-    role = LOGIN_ENDPOINTS[request.endpoint]
+    role = LOGIN_ENDPOINTS.get(request.endpoint, "customer")
     return render_template("login.html", form=LoginForm(), role=role, error=THROTTLED), 429
 
 

@@ -9,10 +9,11 @@ from flask import Blueprint, Response, abort, current_app, flash, redirect, rend
 from flask_login import current_user
 from sqlalchemy import select
 
-from portal.api import present
+from portal import present
 from portal.auth.access import require_customer_access
+from portal.credit_requests import CreditSettings, request_credit
 from portal.db import get_session
-from portal.decisions import MLUnavailable, request_credit
+from portal.decision_service import ServiceUnavailable
 from portal.ledger import payments, portfolio, statements
 from portal.ledger.credit import MAX_YEARS_AHEAD
 from portal.ledger.errors import Conflict, LedgerError
@@ -204,12 +205,13 @@ def credit():
         if cents is not None:
             try:
                 row = request_credit(db, uid, form.year.data, form.month.data, cents, form.method.data,
+                                     CreditSettings.from_config(current_app.config),
                                      idempotency_key=form.idempotency_key.data)
             except Conflict:
                 error = "This form was already used for a different request. Check the details and ask again."
                 form.idempotency_key.data = None
                 status = 409
-            except MLUnavailable as exc:  # never a made-up score: say so, approve nothing
+            except ServiceUnavailable as exc:  # never a made-up score: say so, approve nothing
                 detail = re.sub(r"\s*\([^)]*\)$", "", exc.message.removeprefix("ML method unavailable: "))
                 detail = f"{detail[:1].upper()}{detail[1:]}. Please use the percentage method for now."
                 error, status = "ML method unavailable right now", 503

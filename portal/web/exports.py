@@ -52,6 +52,7 @@ class Statement(FPDF):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         # matplotlib (already a dependency) ships DejaVu Sans: no font file of our own to keep.
+        # Imported here, not at the top: it is slow to import and only a PDF statement needs it.
         import matplotlib
 
         fonts = Path(matplotlib.get_data_path()) / "fonts" / "ttf"

@@ -8,13 +8,14 @@ import marshmallow as ma
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from portal.api import present
+from portal import present
 from portal.api.schemas import CustomerIn, DecisionsArgs, PasswordIn, PortfolioArgs, ReversalIn
+from portal.auth import accounts
 from portal.auth.sessions import revoke_all
 from portal.db import get_session
-from portal.ledger import payments, people, portfolio, statements
-from portal.ledger.credit import percentage_paid
+from portal.ledger import payments, portfolio, statements
 from portal.ledger.errors import LedgerError
+from portal.ledger.percentage import percentage_paid
 from portal.model_overview import overview
 from portal.models import Manager
 from portal.replay import replay
@@ -98,7 +99,7 @@ def new_customer():
         body = _load(CustomerIn(), data, form)
         if body is not None:
             try:
-                c = people.create_customer(get_session(), body["name"], body["password"], body["id"],
+                c = accounts.create_customer(get_session(), body["name"], body["password"], body["id"],
                                            body["email"], body["age"], body["phone"])
             except LedgerError as exc:
                 field = getattr(form, exc.field or "", None) or form.name
@@ -119,7 +120,7 @@ def reset_password(customer_id):
     customer = statements.get_customer(db, customer_id)
     form = PasswordForm()
     if form.validate_on_submit() and _load(PasswordIn(), {"password": form.password.data or ""}, form):
-        people.reset_password(db, customer_id, form.password.data)
+        accounts.reset_password(db, customer_id, form.password.data)
         ended = revoke_all(db, "customer", customer_id)
         flash(f"Password changed for customer {customer_id}; {ended} open session(s) ended.", "success")
         return redirect(url_for("web_customer.dashboard", customer_id=customer_id))
@@ -155,8 +156,7 @@ def reverse(payment_id):
 @login_required("manager")
 def model():
     """Show the live model: version, metrics, training date, threshold, recent ML decisions and drift."""
-    cfg = current_app.config
-    info = overview(get_session(), cfg["SERVING_URL"], cfg["SERVING_TIMEOUT"], cfg.get("MLFLOW_TRACKING_URI"))
+    info = overview(get_session(), current_app.config["SERVING_URL"])
     peak = max((b["count"] for b in info["recent"]["score_histogram"]), default=0)
     return render_template("manager/model.html", info=info, peak=peak, replay_form=ActionForm())
 
@@ -168,5 +168,5 @@ def replay_decision(request_id):
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400, description="The form has expired; go back and try again.")
-    result = replay(get_session(), request_id, current_app.config.get("MLFLOW_TRACKING_URI"))
+    result = replay(get_session(), request_id, current_app.config["SERVING_URL"])
     return render_template("manager/replay.html", result=result)

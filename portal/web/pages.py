@@ -1,24 +1,16 @@
-"""Landing page, template filters and the HTML error pages."""
+"""Landing page and the template filters."""
 from __future__ import annotations
 
 import calendar
 from datetime import UTC
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, render_template
 from flask_login import current_user
-from werkzeug.exceptions import HTTPException
 
 from portal.money import format_cents
+from portal.web.forms import ActionForm
 
 bp = Blueprint("pages", __name__)
-
-TITLES = {400: "Bad request", 401: "Please log in", 403: "Not allowed", 404: "Page not found",
-          405: "Not allowed", 409: "Conflict", 413: "Too large", 422: "Cannot do that",
-          429: "Too many attempts", 500: "Something went wrong", 503: "Not available"}
-HINTS = {403: "Your login cannot open this page.",
-         404: "The page does not exist, or it is not yours to see.",
-         500: "The error was logged. Please try again in a moment."}
-
 
 @bp.route("/")
 def index():
@@ -69,29 +61,5 @@ def field_attrs(field, attrs: dict) -> dict:
 @bp.app_context_processor
 def inject_user():
     """Give every template the logged-in principal (or None) and a logout form."""
-    from portal.web.forms import ActionForm
-
     user = current_user if current_user.is_authenticated else None
     return {"me": user, "logout_form": ActionForm() if user else None}
-
-
-def render_error(code: int, message: str | None = None, headers: dict | None = None):
-    """Render an error page in the site's style."""
-    title = TITLES.get(code, "Error")
-    body = render_template("errors.html", code=code, title=title, message=message or HINTS.get(code, ""))
-    return body, code, headers or {}
-
-
-def render_http_error(error: HTTPException):
-    """Answer an HTTP error on a page: the login page for 401 and throttled logins, else an error page."""
-    from portal.web import auth
-
-    code = error.code or 500
-    if code == 401:
-        return auth.unauthorized()
-    if code == 429 and request.endpoint in auth.LOGIN_ENDPOINTS:
-        return auth.throttled(error)
-    message = None
-    if code not in (404, 500):  # a 404's or 500's text is ours, never an internal detail
-        message = (getattr(error, "data", None) or {}).get("message") or error.description
-    return render_error(code, message)

@@ -7,12 +7,40 @@ Create Date: 2026-11-27 07:52:36.142756
 import sqlalchemy as sa
 from alembic import op
 
-from pipeline.features import year_percentage_view_sql
-
 revision = '0001'
 down_revision = None
 branch_labels = None
 depends_on = None
+
+# The year_percentage view, frozen as it was created: the contract between the ledger and the
+# model (one row per customer, the paid share of each of the five complete years before the
+# current year, oldest first, NULL for a year with nothing due, and the outcome label).
+# tests/test_importer.py checks it against pipeline.features on real data.
+_THIS_YEAR = {
+    "sqlite": "CAST(strftime('%Y', 'now') AS INTEGER)",
+    "postgresql": "CAST(EXTRACT(YEAR FROM CURRENT_DATE) AS INTEGER)",
+}
+YEAR_PERCENTAGE = """
+CREATE VIEW year_percentage AS
+SELECT c.id AS customer_id,
+       {y} AS decision_year,
+       100.0 * SUM(CASE WHEN d.year = {y} - 5 THEN d.paid_cents ELSE 0 END)
+             / NULLIF(SUM(CASE WHEN d.year = {y} - 5 THEN d.due_cents ELSE 0 END), 0) AS paid_pct_5y_ago,
+       100.0 * SUM(CASE WHEN d.year = {y} - 4 THEN d.paid_cents ELSE 0 END)
+             / NULLIF(SUM(CASE WHEN d.year = {y} - 4 THEN d.due_cents ELSE 0 END), 0) AS paid_pct_4y_ago,
+       100.0 * SUM(CASE WHEN d.year = {y} - 3 THEN d.paid_cents ELSE 0 END)
+             / NULLIF(SUM(CASE WHEN d.year = {y} - 3 THEN d.due_cents ELSE 0 END), 0) AS paid_pct_3y_ago,
+       100.0 * SUM(CASE WHEN d.year = {y} - 2 THEN d.paid_cents ELSE 0 END)
+             / NULLIF(SUM(CASE WHEN d.year = {y} - 2 THEN d.due_cents ELSE 0 END), 0) AS paid_pct_2y_ago,
+       100.0 * SUM(CASE WHEN d.year = {y} - 1 THEN d.paid_cents ELSE 0 END)
+             / NULLIF(SUM(CASE WHEN d.year = {y} - 1 THEN d.due_cents ELSE 0 END), 0) AS paid_pct_1y_ago,
+       o.result AS result,
+       o.true_probability AS true_probability
+FROM customers c
+LEFT JOIN dues d ON d.customer_id = c.id AND d.year >= {y} - 5 AND d.year < {y}
+LEFT JOIN outcomes o ON o.customer_id = c.id
+GROUP BY c.id, o.result, o.true_probability
+"""
 
 
 def upgrade() -> None:
@@ -157,7 +185,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_payment_reversals')),
     sa.UniqueConstraint('payment_id', name=op.f('uq_payment_reversals_payment_id'))
     )
-    op.execute(year_percentage_view_sql(op.get_bind().dialect.name))
+    op.execute(YEAR_PERCENTAGE.format(y=_THIS_YEAR[op.get_bind().dialect.name]))
 
 
 def downgrade() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from portal.ledger import statements
-from portal.ledger.credit import percentage_paid
+from portal.ledger.percentage import percentage_paid
 from portal.money import format_cents
 
 

@@ -1,4 +1,4 @@
-"""Creating customers and resetting passwords (manager actions)."""
+"""Accounts: creating customers and resetting their passwords (manager actions)."""
 from __future__ import annotations
 
 from sqlalchemy import func, select

@@ -1,0 +1,168 @@
+"""The decision service's endpoints: MLflow's scoring protocol, decisions, the model, replays and drift."""
+from __future__ import annotations
+
+import time
+from datetime import date
+
+import pandas as pd
+from flask import Blueprint, Response, current_app, request
+
+from model_registry import drift, registry
+from serving import metrics
+from serving.decisions import decide
+from serving.holder import ModelHolder
+from serving.protocol import BadInput, NotJson, rows_from_mlflow, to_matrix
+from serving.versions import VersionCache
+
+bp = Blueprint("serving", __name__)
+
+
+def holder() -> ModelHolder:
+    """Return the app's live-model holder."""
+    return current_app.extensions["model_holder"]
+
+
+def versions() -> VersionCache:
+    """Return the app's cache of versions loaded for replays."""
+    return current_app.extensions["model_versions"]
+
+
+def json_body() -> object:
+    """Return the parsed JSON body, or raise 415/400."""
+    if not request.is_json:
+        raise NotJson("Content-Type must be application/json")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise BadInput("the body is not valid JSON")
+    return body
+
+
+def rows_body() -> tuple[dict, list]:
+    """Return a ``{"rows": [...], ...}`` body and its rows, or raise 400."""
+    body = json_body()
+    if not isinstance(body, dict) or not isinstance(body.get("rows"), list):
+        raise BadInput("the body must be {\"rows\": [{feature: value, ...}, ...]}")
+    return body, body["rows"]
+
+
+def decision_year(body: dict) -> int:
+    """Return the body's decision year (default: this year), or raise 400."""
+    year = body.get("decision_year", date.today().year)
+    if isinstance(year, bool) or not isinstance(year, int) or not 1900 < year < 2200:
+        raise BadInput("decision_year must be a year")
+    return year
+
+
+@bp.before_app_request
+def start_timer():
+    request.environ["serving.start"] = time.perf_counter()
+
+
+@bp.after_app_request
+def count(response):
+    endpoint = request.endpoint or "unknown"
+    metrics.REQUESTS.labels(endpoint, str(response.status_code)).inc()
+    metrics.LATENCY.labels(endpoint).observe(time.perf_counter() - request.environ["serving.start"])
+    return response
+
+
+@bp.get("/health")
+def health():
+    """Answer while the process lives."""
+    return {"status": "ok"}
+
+
+@bp.get("/ready")
+def ready():
+    """Answer 200 once a model is loaded, else 503 with the reason."""
+    h = holder()
+    if not h.ready:
+        return {"ready": False, "reason": h.last_error or "no champion loaded"}, 503
+    return {"ready": True, "version": h.live.version}
+
+
+def version_info() -> dict:
+    """Return the served model's name, version, threshold and scorer (no version yet: nulls)."""
+    h = holder()
+    body = {"name": registry.MODEL_NAME, "alias": registry.CHAMPION, "version": None, "threshold": None,
+            "last_reload_error": h.last_error}
+    if h.ready:
+        live = h.live
+        body.update(version=live.version, threshold=live.threshold, features=list(live.features),
+                    scorer="compiled numpy" if live.fast is not None else "scikit-learn predict_proba",
+                    trained_at=live.model.metadata.get("trained_at"), run_id=live.model.run_id)
+    return body
+
+
+@bp.get("/version")
+def version():
+    """Name the served model: name, alias, version, threshold, features."""
+    return version_info()
+
+
+@bp.get("/metrics")
+def metrics_page():
+    """Prometheus metrics of every worker."""
+    body, content_type = metrics.render()
+    return Response(body, content_type=content_type)
+
+
+@bp.post("/invocations")
+def invocations():
+    """Score rows in any of MLflow's formats: ``{"predictions": [score, ...]}``."""
+    body = json_body()
+    live = holder().live
+    x = to_matrix(rows_from_mlflow(body, live.features), live.features, live.bounds, current_app.config["MAX_ROWS"])
+    scores = live.score(x)
+    metrics.ROWS.labels("invocations").inc(len(scores))
+    return {"predictions": scores.tolist()}
+
+
+@bp.post("/v1/decisions")
+def decisions():
+    """Score and explain rows: per row score, approved, threshold, reasons and model version."""
+    body, rows = rows_body()
+    live = holder().live
+    year = decision_year(body)
+    x = to_matrix(rows, live.features, live.bounds, current_app.config["MAX_ROWS"])
+    answers = decide(live, x, year)
+    metrics.ROWS.labels("decisions").inc(len(answers))
+    return {"model_version": live.version, "threshold": live.threshold, "decision_year": year,
+            "decisions": answers}
+
+
+@bp.get("/v1/model")
+def model():
+    """Describe the live version: what /version says, plus its registry entry (metrics, history)."""
+    info = {"serving": version_info()}
+    try:
+        described = registry.describe(tracking_uri=current_app.config["MLFLOW_TRACKING_URI"])
+    except Exception as exc:  # noqa: BLE001 - a registry outage must not hide what is being served
+        info["registry"] = {"available": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        return info
+    served = info["serving"]["version"]
+    entry = next((v for v in described["versions"] if v["version"] == served), None)
+    info["registry"] = {"available": entry is not None, "champion": entry, "history": described["history"]}
+    return info
+
+
+@bp.post("/v1/replay")
+def replay():
+    """Score rows with a named version (a past decision's), with no reasons: ``{"version", "scores"}``."""
+    body, rows = rows_body()
+    name = body.get("version")
+    if not isinstance(name, str) or not name.isdigit():
+        raise BadInput("version must be a registered version number, as a string")
+    model = versions().get(name)
+    x = to_matrix(rows, tuple(model.features), model.bounds, current_app.config["MAX_ROWS"])
+    return {"version": name, "threshold": model.threshold, "scores": model.predict(x).tolist()}
+
+
+@bp.post("/v1/drift")
+def drift_table():
+    """Compare rows of recent inputs with a version's training data (default: the live one), per feature."""
+    body, rows = rows_body()
+    name = body.get("version")
+    model = versions().get(name) if isinstance(name, str) and name.isdigit() else holder().live.model
+    frame = pd.DataFrame([r for r in rows if isinstance(r, dict)], columns=list(model.reference["distributions"]))
+    return {"version": model.version, "rows": len(frame), "table": drift.report(model.reference, frame)}
