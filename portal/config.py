@@ -41,6 +41,12 @@ def load_config(overrides: dict | None = None) -> dict:
         "DATABASE_URL": overrides.get("DATABASE_URL") or database_url(),
         "SERVING_URL": os.environ.get("SERVING_URL", "http://127.0.0.1:5001"),
         "SERVING_TIMEOUT": float(os.environ.get("SERVING_TIMEOUT", "2.0")),
+        "SERVING_CONNECT_TIMEOUT": float(os.environ.get("SERVING_CONNECT_TIMEOUT", "0.5")),
+        # The shared secret serving demands on scoring calls and signs its answers with (make run makes one).
+        "SERVING_TOKEN": os.environ.get("SERVING_TOKEN") or None,
+        # After this many failures in a row, the ML method answers "unavailable" at once for this long.
+        "SERVING_BREAKER_FAILURES": int(os.environ.get("SERVING_BREAKER_FAILURES", "3")),
+        "SERVING_BREAKER_SECONDS": float(os.environ.get("SERVING_BREAKER_SECONDS", "30")),
         "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI"),
         "REDIS_URL": os.environ.get("REDIS_URL"),
         "PERCENTAGE_THRESHOLD": float(os.environ.get("PERCENTAGE_THRESHOLD", "80")),
@@ -48,6 +54,10 @@ def load_config(overrides: dict | None = None) -> dict:
         "ML_THRESHOLD": float(os.environ.get("ML_THRESHOLD", str(DEFAULT_THRESHOLD))),
         # Largest credit one request may ask for, in minor units (default 1,000,000.00).
         "MAX_CREDIT_CENTS": int(os.environ.get("MAX_CREDIT_CENTS", "100000000")),
+        # The credit limit: this multiple of what the customer paid per year over the last five
+        # complete years, at most CREDIT_LIMIT_MAX_CENTS (see portal/ledger/policy.py).
+        "CREDIT_LIMIT_MULTIPLE": float(os.environ.get("CREDIT_LIMIT_MULTIPLE", "1.0")),
+        "CREDIT_LIMIT_MAX_CENTS": int(os.environ.get("CREDIT_LIMIT_MAX_CENTS", "100000000")),
         "TOKEN_MAX_AGE": int(os.environ.get("TOKEN_MAX_AGE", str(8 * 3600))),
         "LOGIN_LIMITS": os.environ.get("LOGIN_LIMITS", "5 per minute;20 per hour"),
         "MAX_CONTENT_LENGTH": 64 * 1024,

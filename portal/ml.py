@@ -1,19 +1,24 @@
 """The ML credit method: the customer's ``year_percentage`` row, scored by the decision service.
 
 The portal never loads the model: it sends the row's yearly paid percentages to
-``serving/`` (``POST /v1/decisions``) with a short timeout; serving picks the
-columns its model was trained on. When serving is down, has no model or answers
-badly, the method is unavailable (503) and nothing is approved; the percentage
-method keeps working.
+``serving/`` (``POST /v1/decisions``); serving picks the columns its model was
+trained on and answers a score. The portal judges that score with its own
+threshold (``ML_THRESHOLD``), then its credit policy judges the amount. When
+serving is down, has no model or answers badly, the method is unavailable (503)
+and nothing is approved; the percentage method keeps working.
 """
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.orm import Session
 
-from portal import decision_service
+from portal.decision_service import DecisionService
 from portal.ledger import year_percentage
-from portal.ledger.credit import Decision
+from portal.ledger.decision import Decision
 from portal.ledger.errors import InvalidRequest
+
+log = logging.getLogger("portal.ml")
 
 
 def model_inputs(session: Session, customer_id: int) -> dict:
@@ -30,10 +35,14 @@ def model_inputs(session: Session, customer_id: int) -> dict:
             "yearly_percentages": yearly}
 
 
-def decide_by_model(session: Session, customer_id: int, serving_url: str, timeout: float) -> Decision:
-    """Build the ML method's decision for a customer (scored before any lock is taken)."""
+def decide_by_model(session: Session, customer_id: int, service: DecisionService, threshold: float) -> Decision:
+    """Score a customer with the live model (before any lock is taken) and judge the score with our threshold."""
     inputs = model_inputs(session, customer_id)
     session.rollback()  # end the read transaction: the decision is written in a fresh one
-    answer = decision_service.score(serving_url, inputs["features"], inputs["decision_year"], timeout)
-    return Decision("ml", answer["approved"], answer["threshold"], answer["score"], inputs,
+    answer = service.score(inputs["features"], inputs["decision_year"])
+    served = answer["served_threshold"]
+    if served != threshold:  # the registered version records its own; the portal's number decides
+        log.warning("decision service threshold %r differs from the portal's %r (model version %s); using %r",
+                    served, threshold, answer["model_version"], threshold)
+    return Decision("ml", answer["score"] >= threshold, threshold, answer["score"], inputs,
                     answer["reasons"], answer["model_version"])

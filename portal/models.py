@@ -175,6 +175,11 @@ class CreditDecision(Base):
     inputs: Mapped[dict] = mapped_column(JSON)
     reasons: Mapped[list] = mapped_column(JSON)
     model_version: Mapped[str | None] = mapped_column(String(32))
+    # The credit policy's view when deciding: the customer's limit, what they owed, and each check
+    # that ran ({name, passed, detail}). NULL for decisions made before the policy existed.
+    limit_cents: Mapped[int | None] = mapped_column(BigInteger)
+    exposure_cents: Mapped[int | None] = mapped_column(BigInteger)
+    checks: Mapped[list | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     __table_args__ = (
         CheckConstraint("amount_cents > 0", name="amount_pos"),

@@ -1,9 +1,12 @@
 """Turn ledger objects into the API's JSON shapes (money as two-decimal strings)."""
 from __future__ import annotations
 
+from datetime import date
+
+from flask import current_app
 from sqlalchemy.orm import Session
 
-from portal.ledger import statements
+from portal.ledger import policy, statements
 from portal.ledger.percentage import percentage_paid
 from portal.money import format_cents
 
@@ -13,8 +16,20 @@ def user(u, role: str) -> dict:
     return {"id": u.id, "role": role, "name": u.name, "email": u.email, "age": u.age, "phone": u.phone}
 
 
+def headroom(h: policy.Headroom) -> dict:
+    """Present a credit limit, what is owed against it, and what is left to borrow."""
+    return {"credit_limit": format_cents(h.limit_cents), "exposure": format_cents(h.exposure_cents),
+            "available_credit": format_cents(h.available_cents)}
+
+
+def headrooms(session: Session, customers: list) -> dict[int, dict]:
+    """Present the credit headroom of several customers (the portal's limit rule, today)."""
+    rule = policy.LimitRule.from_config(current_app.config)
+    return {cid: headroom(h) for cid, h in policy.headrooms(session, customers, date.today(), rule).items()}
+
+
 def summary(session: Session, customer_id: int) -> dict:
-    """Present a customer's summary."""
+    """Present a customer's summary, with their credit limit and available credit."""
     s = statements.summary(session, customer_id)
     pct = percentage_paid(s.total_paid_cents, s.total_credit_cents)
     return {
@@ -24,6 +39,7 @@ def summary(session: Session, customer_id: int) -> dict:
         "balance": format_cents(s.balance_cents),
         "bank_credit": format_cents(s.bank_credit_cents),
         "percentage_paid": None if pct is None else round(pct, 2),
+        **headrooms(session, [s.customer])[customer_id],
         "years": statements.years(session, customer_id),
     }
 
@@ -64,4 +80,14 @@ def decision(d) -> dict:
         "percentage_paid": inputs.get("percentage_paid"),
         "yearly_percentages": inputs.get("yearly_percentages"),
         "model_version": d.model_version, "reasons": d.reasons, "created_at": d.created_at,
+        **decision_headroom(d),
+        "checks": d.checks or [],
+        "failed_checks": [c["name"] for c in d.checks or [] if not c["passed"]],
     }
+
+
+def decision_headroom(d) -> dict:
+    """Present the limit and exposure a decision was made with (None before the credit policy existed)."""
+    if d.limit_cents is None:
+        return {"credit_limit": None, "exposure": None, "available_credit": None}
+    return headroom(policy.Headroom(d.limit_cents, d.exposure_cents))

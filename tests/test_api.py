@@ -66,6 +66,9 @@ def test_credit_request_percentage_and_ml_needs_history(client, customer, ledger
     assert r.status_code == 200 and r.json["approved"] is False and r.json["method"] == "percentage"
     assert r.json["percentage_paid"] == 0.0 and r.json["threshold"] == 80.0 and r.json["request_id"]
     assert r.json["reasons"][0]["text"] == "Paid 0% of all dues; 80% needed"
+    # 101 paid nothing in the last five years: a limit of 0.00 against 1,300.00 owed.
+    assert r.json["failed_checks"] == ["score", "limit"] and r.json["available_credit"] == "0.00"
+    assert (r.json["credit_limit"], r.json["exposure"]) == ("0.00", "1300.00")
     before = snapshot(ledger)
     # 101 has dues in 2024-2025 only: the model needs five complete years (see test_ml_method.py).
     ml = client.post("/api/customer/credit-request", json={**body, "method": "ml"}, headers=customer)
@@ -73,7 +76,8 @@ def test_credit_request_percentage_and_ml_needs_history(client, customer, ledger
     assert snapshot(ledger) == before
 
 
-def test_approved_credit_adds_to_due(client, ledger):
+def test_approved_credit_adds_to_due(app, client, ledger):
+    app.config["CREDIT_LIMIT_MULTIPLE"] = 100.0  # this test is about the percentage rule; test_credit_policy, the limit
     headers = login(client, "customer", 102, "other-pw")
     client.post("/api/customer/payment", json={"year": 2024, "month": 2, "amount": "200.00"}, headers=headers)
     body = {"year": THIS_YEAR + 1, "month": 3, "amount": "1000.00", "method": "percentage"}

@@ -1,4 +1,5 @@
 """Ledger operations against a real database (SQLite and PostgreSQL)."""
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -6,8 +7,10 @@ import pytest
 from portal.credit_requests import request_credit
 from portal.ledger import payments, statements
 from portal.ledger.errors import Conflict, InvalidRequest, NotFound
+from portal.ledger.policy import LimitRule
 from testing.audit import check_invariants, snapshot
-from tests.factories import SETTINGS, add_customer, add_manager
+from testing.people import add_customer, add_manager
+from tests.factories import SETTINGS
 
 
 def test_pay_overflows_forward_across_years_then_bank_credit(db):
@@ -66,20 +69,21 @@ def test_reversal_undoes_allocations_and_bank_credit(db):
 
 
 def test_percentage_rule_approves_at_80_and_adds_the_due(db):
-    add_customer(db, 101, {(2024, 1): 10_000}, paid={(2024, 1): 8_000})
-    add_customer(db, 102, {(2024, 1): 10_000}, paid={(2024, 1): 7_999})
+    add_customer(db, 101, {(2024, 1): 1_000_000}, paid={(2024, 1): 800_000})
+    add_customer(db, 102, {(2024, 1): 1_000_000}, paid={(2024, 1): 799_999})
     add_customer(db, 103, {})
     today = date(2026, 11, 27)
+    generous = replace(SETTINGS, limit=LimitRule(multiple=100))  # this test is about the rule, not the limit
     with db.sessions() as s:
-        ok = request_credit(s, 101, 2026, 12, 50_000, "percentage", SETTINGS, today=today)
-        no = request_credit(s, 102, 2026, 12, 50_000, "percentage", SETTINGS, today=today)
-        empty = request_credit(s, 103, 2026, 12, 50_000, "percentage", SETTINGS, today=today)
+        ok = request_credit(s, 101, 2026, 12, 50_000, "percentage", generous, today=today)
+        no = request_credit(s, 102, 2026, 12, 50_000, "percentage", generous, today=today)
+        empty = request_credit(s, 103, 2026, 12, 50_000, "percentage", generous, today=today)
     assert ok.approved and ok.score == 80.0
     assert not no.approved and no.reasons[0]["text"] == "Paid 80% of all dues; 80% needed"
     assert not empty.approved and empty.reasons[0]["code"] == "no_history"
     with db.sessions() as s:
-        assert statements.summary(s, 101).total_credit_cents == 60_000
-        assert statements.summary(s, 102).total_credit_cents == 10_000
+        assert statements.summary(s, 101).total_credit_cents == 1_050_000
+        assert statements.summary(s, 102).total_credit_cents == 1_000_000
         assert [m.amount_to_pay_cents for m in statements.months(s, 101, 2026)] == [50_000]
     check_invariants(db)
 

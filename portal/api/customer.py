@@ -92,6 +92,6 @@ def credit_request(headers, body):
     """Ask for credit by the percentage or the ML method; the decision is stored."""
     user = require_login("customer")
     row = request_credit(get_session(), user.user_id, body["year"], body["month"], body["amount"], body["method"],
-                         CreditSettings.from_config(current_app.config),
+                         CreditSettings.from_app(current_app),
                          idempotency_key=headers.get("idempotency_key"))
     return present.decision(row)

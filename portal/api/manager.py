@@ -51,8 +51,10 @@ def me():
 def portfolio_page(args):
     """Search, sort and page through customers with their balance, paid % and overdue months."""
     require_login("manager")
-    page = portfolio.portfolio(get_session(), args["q"], args["sort"], args["order"] == "desc",
+    db = get_session()
+    page = portfolio.portfolio(db, args["q"], args["sort"], args["order"] == "desc",
                                args["page"], args["per_page"], date.today())
+    headrooms = present.headrooms(db, [c for c, _ in page.rows])
     rows = []
     for c, overdue in page.rows:
         pct = percentage_paid(c.total_paid_cents, c.total_due_cents)
@@ -60,7 +62,8 @@ def portfolio_page(args):
                      "total_paid": format_cents(c.total_paid_cents),
                      "balance": format_cents(c.total_due_cents - c.total_paid_cents),
                      "bank_credit": format_cents(c.bank_credit_cents),
-                     "percentage_paid": None if pct is None else round(pct, 2), "overdue_months": overdue})
+                     "percentage_paid": None if pct is None else round(pct, 2), "overdue_months": overdue,
+                     **headrooms[c.id]})
     return {"total": page.total, "page": page.page, "per_page": page.per_page, "customers": rows}
 
 
@@ -135,7 +138,7 @@ def decisions(args):
 def replay_decision(request_id):
     """Recompute a stored decision with the rule or model version that made it."""
     require_login("manager")
-    return replay(get_session(), request_id, current_app.config["SERVING_URL"])
+    return replay(get_session(), request_id, current_app.extensions["decision_service"])
 
 
 @blp.route("/model")
@@ -143,4 +146,4 @@ def replay_decision(request_id):
 def model():
     """Return the live model: version, metrics, threshold, recent ML decisions and drift."""
     require_login("manager")
-    return overview(get_session(), current_app.config["SERVING_URL"])
+    return overview(get_session(), current_app.extensions["decision_service"])

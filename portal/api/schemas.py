@@ -65,6 +65,9 @@ class SummaryOut(ma.Schema):
     balance = ma.fields.String()
     bank_credit = ma.fields.String()
     percentage_paid = ma.fields.Float(allow_none=True)
+    credit_limit = ma.fields.String(metadata={"description": "what the customer may owe in all (the credit policy)"})
+    exposure = ma.fields.String(metadata={"description": "everything still owed, booked months ahead included"})
+    available_credit = ma.fields.String(metadata={"description": "credit_limit - exposure, never negative"})
     years = ma.fields.List(ma.fields.Integer())
 
 
@@ -157,6 +160,14 @@ class ReasonOut(ma.Schema):
     value = ma.fields.Float(allow_none=True, metadata={"description": "the applicant's value of the feature"})
     reference = ma.fields.Float(allow_none=True, metadata={"description": "applicants near the cut-off"})
     contribution = ma.fields.Float(allow_none=True, metadata={"description": "score change against the reference"})
+    year = ma.fields.Integer(allow_none=True, metadata={"description": "the real year a yearly feature stands for"})
+    available = ma.fields.String(allow_none=True, metadata={"description": "over_limit: the credit still available"})
+
+
+class CheckOut(ma.Schema):
+    name = ma.fields.String(metadata={"description": "eligibility, score or limit, in the order they ran"})
+    passed = ma.fields.Boolean()
+    detail = ma.fields.String()
 
 
 class DecisionOut(ma.Schema):
@@ -174,6 +185,11 @@ class DecisionOut(ma.Schema):
     model_version = ma.fields.String(allow_none=True)
     reasons = ma.fields.List(ma.fields.Nested(ReasonOut))
     created_at = ma.fields.DateTime()
+    credit_limit = ma.fields.String(allow_none=True, metadata={"description": "the customer's limit when deciding"})
+    exposure = ma.fields.String(allow_none=True, metadata={"description": "what they owed when deciding"})
+    available_credit = ma.fields.String(allow_none=True)
+    checks = ma.fields.List(ma.fields.Nested(CheckOut))
+    failed_checks = ma.fields.List(ma.fields.String())
 
 
 class PortfolioArgs(PageArgs):
@@ -191,6 +207,9 @@ class PortfolioRow(ma.Schema):
     balance = ma.fields.String()
     bank_credit = ma.fields.String()
     percentage_paid = ma.fields.Float(allow_none=True)
+    credit_limit = ma.fields.String()
+    exposure = ma.fields.String()
+    available_credit = ma.fields.String()
     overdue_months = ma.fields.Integer()
 
 

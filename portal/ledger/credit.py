@@ -1,21 +1,23 @@
 """Credit requests: checking a request and recording every decision.
 
 Both methods (``portal.ledger.percentage``, ``portal.ml``) end in
-``record_decision``, the one place that stores a decision and, on approval,
-adds the credit to the chosen month's due (``portal.credit_requests`` runs them).
+``record_decision``, the one place that applies the credit policy
+(``portal.ledger.policy``: eligibility, score, limit), stores the decision and,
+on approval, adds the credit to the chosen month's due (``portal.credit_requests``
+runs them).
 """
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.db import write_transaction
-from portal.ledger import idempotency
+from portal.ledger import idempotency, policy
+from portal.ledger.decision import Decision
 from portal.ledger.errors import InvalidRequest
 from portal.ledger.locks import lock_customer
 from portal.models import CreditDecision, Customer, Due
@@ -23,19 +25,6 @@ from portal.money import format_cents
 
 # How far ahead a credit may be booked.
 MAX_YEARS_AHEAD = 5
-
-
-@dataclass
-class Decision:
-    """A method's verdict before it is stored."""
-
-    method: str
-    approved: bool
-    threshold: float
-    score: float | None
-    inputs: dict
-    reasons: list[dict] = field(default_factory=list)
-    model_version: str | None = None
 
 
 def check_credit_request(year: int, month: int, amount_cents: int, max_cents: int, today: date) -> None:
@@ -66,14 +55,15 @@ def previous_decision(session: Session, customer_id: int, key: str, fingerprint:
     return session.scalars(select(CreditDecision).where(CreditDecision.request_id == answer["request_id"])).one()
 
 
-def record_decision(session: Session, customer_id: int, year: int, month: int,
-                    amount_cents: int, decide: Callable[[Customer], Decision],
+def record_decision(session: Session, customer_id: int, year: int, month: int, amount_cents: int,
+                    decide: Callable[[Customer], Decision], rule: policy.LimitRule, today: date,
                     once: tuple[str, str] | None = None) -> CreditDecision:
-    """Decide under the customer's lock, store the decision, and on approval add the due.
+    """Decide under the customer's lock with the credit policy, store the decision, and on approval add the due.
 
     `decide` sees the locked customer row, so a rule over the running totals
-    cannot race a payment. (The ML method scores before taking the lock - a
-    network call must not hold it - and passes a decision already made.)
+    cannot race a payment, and the limit check sees every credit approved
+    before it. (The ML method scores before taking the lock - a network call
+    must not hold it - and passes a decision already made.)
     """
     with write_transaction(session):
         customer = lock_customer(session, customer_id)
@@ -81,7 +71,9 @@ def record_decision(session: Session, customer_id: int, year: int, month: int,
             previous = previous_decision(session, customer_id, *once)
             if previous is not None:
                 return previous
-        decision = decide(customer)
+        headroom = policy.headrooms(session, [customer], today, rule)[customer_id]
+        verdict = policy.apply(decide(customer), customer, headroom, amount_cents)
+        decision = verdict.decision
         if decision.approved:
             due = session.get(Due, (customer_id, year, month))
             if due is None:
@@ -95,6 +87,8 @@ def record_decision(session: Session, customer_id: int, year: int, month: int,
             amount_cents=amount_cents, method=decision.method, approved=decision.approved,
             score=decision.score, threshold=decision.threshold, inputs=decision.inputs,
             reasons=decision.reasons, model_version=decision.model_version,
+            limit_cents=headroom.limit_cents, exposure_cents=headroom.exposure_cents,
+            checks=[c.to_record() for c in verdict.checks],
         )
         session.add(row)
         if once is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import Float, cast, func
 
-from portal.ledger.credit import Decision
+from portal.ledger.decision import Decision
 from portal.models import Customer
 from portal.money import format_cents
 
