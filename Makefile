@@ -13,9 +13,14 @@ FLASK := $(VENV)/bin/flask --app portal
 SERVING_URL ?= http://127.0.0.1:$(SERVING_PORT)
 VAR_DIR ?= $(CURDIR)/var
 PROMETHEUS_MULTIPROC_DIR ?= $(VAR_DIR)/prometheus
-PORTAL_CMD = $(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(PORTAL_PORT) --no-control-socket --access-logfile - 'portal:create_app()'
+# The secret portal and serving share (serving demands it and signs its answers with it):
+# SERVING_TOKEN when set, else one generated once under VAR_DIR, like the portal's SECRET_KEY.
+TOKEN_FILE = $(VAR_DIR)/serving_token
+WITH_TOKEN = SERVING_TOKEN=$${SERVING_TOKEN:-$$(cat $(TOKEN_FILE))}
+# Threads, not processes, wait on the decision service: a slow answer holds one of 16 threads, not a worker.
+PORTAL_CMD = $(WITH_TOKEN) $(VENV)/bin/gunicorn --worker-class gthread --workers 2 --threads 8 --bind 127.0.0.1:$(PORTAL_PORT) --no-control-socket --access-logfile - 'portal:create_app()'
 SERVE_CMD = rm -rf $(PROMETHEUS_MULTIPROC_DIR) && mkdir -p $(PROMETHEUS_MULTIPROC_DIR) && \
-	PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) $(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(SERVING_PORT) --no-control-socket --access-logfile - 'serving:create_app()'
+	$(WITH_TOKEN) PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) $(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(SERVING_PORT) --no-control-socket --access-logfile - 'serving:create_app()'
 
 export PORTAL_PORT SERVING_PORT SERVING_URL VAR_DIR
 
@@ -48,7 +53,10 @@ seed: data ## the same as `make data`
 model: data ## train and promote a first model when there is no champion yet
 	@$(PY) -m pipeline.run --if-no-champion
 
-run: model ## start the whole system on SQLite: demo data, a trained model, serving and the portal (Ctrl-C stops both)
+$(TOKEN_FILE): | $(STAMP)
+	@mkdir -p $(VAR_DIR) && umask 077 && $(PY) -c "import secrets; print(secrets.token_hex(32))" > $@
+
+run: model $(TOKEN_FILE) ## start the whole system on SQLite: demo data, a trained model, serving and the portal (Ctrl-C stops both)
 	@echo
 	@echo "  Portal:   http://127.0.0.1:$(PORTAL_PORT)/   (API: /api/..., OpenAPI: /api/openapi.json)"
 	@echo "  Serving:  $(SERVING_URL)/version   (decisions: POST /v1/decisions, MLflow protocol: POST /invocations)"
@@ -57,10 +65,10 @@ run: model ## start the whole system on SQLite: demo data, a trained model, serv
 	@($(SERVE_CMD)) & SERVE_PID=$$!; trap 'kill $$SERVE_PID 2>/dev/null; wait $$SERVE_PID 2>/dev/null' EXIT INT TERM; \
 	$(PORTAL_CMD)
 
-portal: data ## start only the portal (gunicorn on PORTAL_PORT)
+portal: data $(TOKEN_FILE) ## start only the portal (gunicorn on PORTAL_PORT)
 	@$(PORTAL_CMD)
 
-serve: install ## start only the decision service (gunicorn on SERVING_PORT, loads credit-approval@champion)
+serve: install $(TOKEN_FILE) ## start only the decision service (gunicorn on SERVING_PORT, loads credit-approval@champion)
 	@$(SERVE_CMD)
 
 train: $(if $(DATA),install,data) ## dataset -> train -> evaluate -> register -> gate, with a summary table (DATA=file to train on a file)

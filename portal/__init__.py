@@ -10,6 +10,7 @@ from portal.api import manager as api_manager
 from portal.auth import access
 from portal.config import load_config
 from portal.db import Database, close_session
+from portal.decision_service import DecisionService
 from portal.errors import error_response, register_errorhandlers
 from portal.extensions import IdConverter, api, csrf, limiter, login_manager
 from portal.web import auth as web_auth
@@ -24,6 +25,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(API_CONFIG)
     app.config.update(load_config(test_config))
     register_database(app)
+    app.extensions["decision_service"] = DecisionService.from_config(app.config)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)

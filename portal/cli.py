@@ -74,7 +74,7 @@ def ensure_demo_command():
 def replay_command(request_id):
     """Replay a stored credit decision against the rule or model version that made it."""
     with get_db().sessions() as session:
-        result = replay(session, request_id, current_app.config["SERVING_URL"])
+        result = replay(session, request_id, current_app.extensions["decision_service"])
     for key, value in result.items():
         click.echo(f"{key:18} {value}")
     sys.exit(0 if result["match"] else 1)

@@ -1,18 +1,34 @@
 """The portal's client of the decision service (``serving/``): the only way the portal reaches the model.
 
-The portal meets the model world through HTTP alone: decisions for the ML
-method (``POST /v1/decisions``), the live version for the manager's model page
+The portal meets the model world through HTTP alone: scores for the ML method
+(``POST /v1/decisions``), the live version for the manager's model page
 (``GET /v1/model``), drift of recent inputs (``POST /v1/drift``) and replays of
-past decisions with the version that made them (``POST /v1/replay``). Every
-failure is a ``ServiceUnavailable`` (503): nothing is approved on a guess.
+past decisions with the version that made them (``POST /v1/replay``).
+
+Serving only scores; the portal decides (``portal.ledger.policy``). This client
+trusts nothing it is told: every call carries the shared ``SERVING_TOKEN``, an
+answer must carry serving's HMAC signature of its body made with that token,
+and a score must be a number in [0, 1] with a model version. A slow or broken
+service cannot stall the portal: connections time out quickly and, after
+``SERVING_BREAKER_FAILURES`` failures in a row, a circuit breaker answers
+"unavailable" at once for ``SERVING_BREAKER_SECONDS`` before trying again
+(shared by all workers through Redis when ``REDIS_URL`` is set). Every failure
+is a ``ServiceUnavailable`` (503): nothing is approved on a guess.
 """
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Mapping
 
+import pybreaker
+import redis
 import requests
 
+from contracts.signing import SIGNATURE_HEADER, verify
 from portal.ledger.errors import LedgerError
+
+log = logging.getLogger("portal.decision_service")
 
 # Replays and the model page may wait for serving to load a version from the registry.
 ADMIN_TIMEOUT = 30.0
@@ -23,65 +39,93 @@ class ServiceUnavailable(LedgerError):
 
     status = 503
 
-
-def _post(url: str, path: str, body: dict, timeout: float) -> dict:
-    """POST JSON to the decision service and return its JSON answer, or raise ServiceUnavailable."""
-    try:
-        response = requests.post(f"{url.rstrip('/')}{path}", json=body, timeout=timeout)
-    except requests.RequestException as exc:
-        raise ServiceUnavailable(f"ML method unavailable: the decision service did not answer ({type(exc).__name__})",
-                                 "method") from exc
-    return _json(response)
+    def __init__(self, message: str, field: str | None = "method"):
+        super().__init__(message, field)
 
 
-def _json(response: requests.Response) -> dict:
-    if response.status_code != 200:
-        raise ServiceUnavailable(f"ML method unavailable: the decision service answered {response.status_code}",
-                                 "method")
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise ServiceUnavailable("ML method unavailable: the decision service answered badly", "method") from exc
-    if not isinstance(body, dict):
-        raise ServiceUnavailable("ML method unavailable: the decision service answered badly", "method")
-    return body
+class DecisionService:
+    """A client of one decision service: timeouts, the shared token, signed answers and a circuit breaker."""
 
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 2.0, connect_timeout: float = 0.5,
+                 breaker_failures: int = 3, breaker_seconds: float = 30.0, redis_url: str | None = None):
+        self.url = url.rstrip("/")
+        self.token = token or None
+        self.timeout = timeout
+        self.connect_timeout = min(connect_timeout, timeout)
+        self.session = requests.Session()
+        storage = None
+        if redis_url:  # one breaker for every worker and replica of the portal
+            storage = pybreaker.CircuitRedisStorage(pybreaker.STATE_CLOSED, redis.Redis.from_url(redis_url),
+                                                    namespace=f"portal-serving-breaker:{self.url}")
+        self.breaker = pybreaker.CircuitBreaker(fail_max=breaker_failures, reset_timeout=breaker_seconds,
+                                                state_storage=storage, throw_new_error_on_trip=False,
+                                                name="decision-service")
 
-def score(url: str, features: dict, decision_year: int, timeout: float) -> dict:
-    """Ask for one decision; return its score, threshold, approval, model version and reasons."""
-    body = _post(url, "/v1/decisions", {"rows": [features], "decision_year": decision_year}, timeout)
-    try:
-        decision = body["decisions"][0]
-        value, threshold = float(decision["score"]), float(decision["threshold"])
-        approved, version, reasons = decision["approved"], str(decision["model_version"]), decision["reasons"]
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise ServiceUnavailable("ML method unavailable: the decision service answered badly", "method") from exc
-    valid = (math.isfinite(value) and 0.0 <= value <= 1.0 and 0.0 < threshold <= 1.0 and isinstance(approved, bool)
-             and approved == (value >= threshold) and isinstance(reasons, list))
-    if not valid:
-        raise ServiceUnavailable("ML method unavailable: the decision service answered badly", "method")
-    return {"score": value, "threshold": threshold, "approved": approved, "model_version": version,
-            "reasons": reasons}
+    @classmethod
+    def from_config(cls, config: Mapping) -> DecisionService:
+        """Build the client from the portal's settings."""
+        return cls(config["SERVING_URL"], token=config.get("SERVING_TOKEN"), timeout=config["SERVING_TIMEOUT"],
+                   connect_timeout=config["SERVING_CONNECT_TIMEOUT"],
+                   breaker_failures=config["SERVING_BREAKER_FAILURES"],
+                   breaker_seconds=config["SERVING_BREAKER_SECONDS"], redis_url=config.get("REDIS_URL"))
 
+    def _call(self, method: str, path: str, body: dict | None, read_timeout: float) -> dict:
+        """Make one call through the breaker; return the verified JSON answer or raise ServiceUnavailable."""
+        try:
+            return self.breaker.call(self._request, method, path, body, read_timeout)
+        except pybreaker.CircuitBreakerError as exc:
+            raise ServiceUnavailable("ML method unavailable: the decision service is failing; "
+                                     f"the portal will try it again within {self.breaker.reset_timeout:g} s") from exc
 
-def model(url: str, timeout: float = ADMIN_TIMEOUT) -> dict:
-    """Return what serving says about the live version (``serving``) and its registry entry (``registry``)."""
-    try:
-        response = requests.get(f"{url.rstrip('/')}/v1/model", timeout=timeout)
-    except requests.RequestException as exc:
-        raise ServiceUnavailable(f"the decision service did not answer ({type(exc).__name__})") from exc
-    return _json(response)
+    def _request(self, method: str, path: str, body: dict | None, read_timeout: float) -> dict:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            response = self.session.request(method, self.url + path, json=body, headers=headers,
+                                            timeout=(self.connect_timeout, read_timeout))
+        except requests.RequestException as exc:
+            raise ServiceUnavailable("ML method unavailable: the decision service did not answer "
+                                     f"({type(exc).__name__})") from exc
+        if response.status_code != 200:
+            raise ServiceUnavailable(f"ML method unavailable: the decision service answered {response.status_code}")
+        if self.token and not verify(self.token, response.content, response.headers.get(SIGNATURE_HEADER, "")):
+            raise ServiceUnavailable("ML method unavailable: the answer is not signed by the decision service")
+        try:
+            answer = response.json()
+        except ValueError as exc:
+            raise ServiceUnavailable("ML method unavailable: the decision service answered badly") from exc
+        if not isinstance(answer, dict):
+            raise ServiceUnavailable("ML method unavailable: the decision service answered badly")
+        return answer
 
+    def score(self, features: dict, decision_year: int) -> dict:
+        """Score one customer's features; return the score, the model version, serving's threshold and reasons."""
+        answer = self._call("POST", "/v1/decisions", {"rows": [features], "decision_year": decision_year},
+                            self.timeout)
+        try:
+            decision = answer["decisions"][0]
+            value, version, reasons = decision["score"], decision["model_version"], decision["reasons"]
+            threshold = decision.get("threshold")
+        except (KeyError, IndexError, TypeError) as exc:
+            raise ServiceUnavailable("ML method unavailable: the decision service answered badly") from exc
+        valid = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                 and 0.0 <= value <= 1.0 and isinstance(version, str) and version.strip() != ""
+                 and isinstance(reasons, list) and all(isinstance(r, dict) for r in reasons))
+        if not valid:
+            raise ServiceUnavailable("ML method unavailable: the decision service answered badly")
+        return {"score": float(value), "model_version": version, "reasons": reasons, "served_threshold": threshold}
 
-def drift(url: str, rows: list[dict], timeout: float = ADMIN_TIMEOUT) -> list[dict]:
-    """Return the drift table of recent inputs against the live version's training data."""
-    return _post(url, "/v1/drift", {"rows": rows}, timeout).get("table", [])
+    def model(self) -> dict:
+        """Return what serving says about the live version (``serving``) and its registry entry (``registry``)."""
+        return self._call("GET", "/v1/model", None, ADMIN_TIMEOUT)
 
+    def drift(self, rows: list[dict]) -> list[dict]:
+        """Return the drift table of recent inputs against the live version's training data."""
+        return self._call("POST", "/v1/drift", {"rows": rows}, ADMIN_TIMEOUT).get("table", [])
 
-def replay(url: str, version: str, features: dict, timeout: float = ADMIN_TIMEOUT) -> float:
-    """Score one stored input again with the version that decided it; return the score."""
-    body = _post(url, "/v1/replay", {"version": version, "rows": [features]}, timeout)
-    try:
-        return float(body["scores"][0])
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise ServiceUnavailable("the decision service answered badly", "request_id") from exc
+    def replay(self, version: str, features: dict) -> float:
+        """Score one stored input again with the version that decided it; return the score."""
+        answer = self._call("POST", "/v1/replay", {"version": version, "rows": [features]}, ADMIN_TIMEOUT)
+        try:
+            return float(answer["scores"][0])
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise ServiceUnavailable("the decision service answered badly", "request_id") from exc

@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal import decision_service
+from portal.decision_service import DecisionService, ServiceUnavailable
 from portal.models import CreditDecision
 
 RECENT = 1000
@@ -33,21 +33,21 @@ def recent_decisions(session: Session, limit: int = RECENT) -> dict:
     }
 
 
-def overview(session: Session, serving_url: str) -> dict:
+def overview(session: Session, service: DecisionService) -> dict:
     """Everything the manager's model page shows; the parts serving cannot give say why."""
     recent = recent_decisions(session)
     inputs = recent.pop("inputs")
     info = {"serving": {"available": False}, "registry": {"available": False}, "recent": recent, "drift": []}
     try:
-        described = decision_service.model(serving_url)
-    except decision_service.ServiceUnavailable as exc:
+        described = service.model()
+    except ServiceUnavailable as exc:
         info["serving"]["error"] = exc.message
         return info
     info["serving"] = {"available": True, **described.get("serving", {})}
     info["registry"] = described.get("registry") or info["registry"]
     if inputs and info["serving"].get("version"):
         try:
-            info["drift"] = decision_service.drift(serving_url, inputs)
-        except decision_service.ServiceUnavailable as exc:  # drift is informative: its failure hides nothing else
+            info["drift"] = service.drift(inputs)
+        except ServiceUnavailable as exc:  # drift is informative: its failure hides nothing else
             info["registry"]["drift_error"] = exc.message
     return info

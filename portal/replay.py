@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal import decision_service
+from portal.decision_service import DecisionService
 from portal.ledger.errors import InvalidRequest, NotFound
 from portal.ledger.percentage import decide_by_percentage
 from portal.models import CreditDecision
@@ -17,7 +17,7 @@ from portal.money import parse_amount
 TOLERANCE = 1e-9
 
 
-def replay(session: Session, request_id: str, serving_url: str) -> dict:
+def replay(session: Session, request_id: str, service: DecisionService) -> dict:
     """Recompute a stored decision and say whether it matches what was decided then."""
     stored = session.scalars(select(CreditDecision).where(CreditDecision.request_id == request_id)).one_or_none()
     if stored is None:
@@ -30,7 +30,7 @@ def replay(session: Session, request_id: str, serving_url: str) -> dict:
                                      stored.threshold)
         score = again.score
     else:  # the decision service scores the stored inputs with the version that decided
-        score = decision_service.replay(serving_url, stored.model_version, stored.inputs["features"])
+        score = service.replay(stored.model_version, stored.inputs["features"])
     approved = score is not None and score >= stored.threshold
     return {"request_id": request_id, "method": stored.method, "model_version": stored.model_version,
             "stored_score": stored.score, "replayed_score": score, "threshold": stored.threshold,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Flask
 
 from model_registry import registry
+from serving import auth
 from serving.config import load_config
 from serving.errors import register_errorhandlers
 from serving.holder import ModelHolder
@@ -24,6 +25,7 @@ def create_app(test_config: dict | None = None, holder: ModelHolder | None = Non
     app.config.update(test_config or {})
     register_models(app, holder)
     app.register_blueprint(bp)
+    app.register_blueprint(auth.bp)
     register_errorhandlers(app)
     return app
 

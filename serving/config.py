@@ -13,5 +13,7 @@ def load_config() -> dict:
         # Versions kept loaded for replays of past decisions (each is a fitted pipeline in memory).
         "REPLAY_VERSIONS": int(os.environ.get("SERVING_REPLAY_VERSIONS", "4")),
         "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
+        # When set, scoring calls must carry it as a bearer token, and answers are signed with it.
+        "SERVING_TOKEN": os.environ.get("SERVING_TOKEN") or None,
         "WATCH": True,
     }

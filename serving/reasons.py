@@ -56,14 +56,16 @@ def reasons_for(x_row: np.ndarray, contrib_row: np.ndarray, approved: bool, feat
         # line): name the features closest to falling short, so a rejection always says why.
         order = [min(range(len(values)), key=lambda j: values[j] - reference[j])]
         code = "closest_to_cutoff"
-    return [{
-        "code": code,
-        "feature": features[j],
-        "value": round(values[j], 2),
-        "reference": round(reference[j], 2),
-        "contribution": round(contrib[j], 4),
-        "text": describe(features[j], values[j], reference[j], decision_year, labels.get(features[j], {})),
-    } for j in order]
+    reasons = []
+    for j in order:
+        label = labels.get(features[j], {})
+        reason = {"code": code, "feature": features[j], "value": round(values[j], 2),
+                  "reference": round(reference[j], 2), "contribution": round(contrib[j], 4),
+                  "text": describe(features[j], values[j], reference[j], decision_year, label)}
+        if "years_ago" in label:  # the real year a yearly feature stands for
+            reason["year"] = decision_year - int(label["years_ago"])
+        reasons.append(reason)
+    return reasons
 
 
 def profile_vector(reference: dict, features: tuple[str, ...], bounds: dict) -> np.ndarray:

@@ -43,10 +43,12 @@ class Gunicorn:
     """
 
     def __init__(self, app: str, env: dict[str, str | None] | None = None, *, workers: int = 2,
-                 ready_path: str = "/health", port: int | None = None, workdir: Path | None = None,
-                 timeout: int = 60):
+                 threads: int | None = None, ready_path: str = "/health", port: int | None = None,
+                 workdir: Path | None = None, timeout: int = 60):
         self.app = app
         self.workers = workers
+        # Threads per worker (gunicorn's gthread workers, as `make run` serves the portal); None: sync workers.
+        self.threads = threads
         self.ready_path = ready_path
         self.port = port or free_port()
         self.timeout = timeout
@@ -74,6 +76,7 @@ class Gunicorn:
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "--workers", str(self.workers),
+                 *(["--worker-class", "gthread", "--threads", str(self.threads)] if self.threads else []),
                  "--bind", f"127.0.0.1:{self.port}", "--timeout", str(self.timeout),
                  "--graceful-timeout", "5", "--backlog", "256", "--no-control-socket", self.app],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -7,21 +7,29 @@ import time
 from datetime import date
 
 import pytest
+import requests
 
+from contracts.signing import signature
 from pipeline.features import FEATURES, feature_years
 from portal import create_app
+from portal.decision_service import DecisionService
 from testing.audit import check_invariants, snapshot
+from testing.people import add_customer, add_manager
 from testing.servers import Gunicorn, free_port
-from tests.factories import add_customer, add_manager, login
+from tests.factories import login
 
 pytestmark = pytest.mark.slow
 YEARS = feature_years(date.today().year)
 NEXT_YEAR = date.today().year + 1
 
 
+TOKEN = "shared-secret-of-portal-and-serving"
+
+
 @pytest.fixture(scope="module")
 def serving_url(trained_store):
-    with Gunicorn("serving:create_app()", {"MLFLOW_TRACKING_URI": trained_store[0]}, ready_path="/ready") as server:
+    env = {"MLFLOW_TRACKING_URI": trained_store[0], "SERVING_TOKEN": TOKEN}
+    with Gunicorn("serving:create_app()", env, ready_path="/ready") as server:
         yield server.url
 
 
@@ -32,9 +40,11 @@ def history(paid_share: dict[int, float], monthly: int = 10_000):
     return dues, paid
 
 
-def make_app(db_url, serving_url, timeout=2.0):
+def make_app(db_url, serving_url, timeout=2.0, token=TOKEN):
     app = create_app({"SECRET_KEY": "test", "DATABASE_URL": db_url, "TESTING": True, "SERVING_URL": serving_url,
-                      "SERVING_TIMEOUT": timeout, "RATELIMIT_STORAGE_URI": "memory://"})
+                      "SERVING_TIMEOUT": timeout, "RATELIMIT_STORAGE_URI": "memory://", "SERVING_TOKEN": token,
+                      # Generous limits: these tests are about the model's answers, test_credit_policy about limits.
+                      "CREDIT_LIMIT_MULTIPLE": 100.0})
     db = app.extensions["ledger_db"]
     good_dues, good_paid = history({})
     add_customer(db, 101, good_dues, good_paid, password="customer123")
@@ -107,24 +117,48 @@ def test_history_too_short_for_the_model(app_live):
     assert r.status_code == 422 and r.json["field"] == "method" and "five" in r.json["error"]
 
 
+def test_serving_refuses_calls_without_the_shared_token(serving_url):
+    rows = {"rows": [dict.fromkeys(FEATURES, 90.0)]}
+    assert requests.post(f"{serving_url}/v1/decisions", json=rows, timeout=5).status_code == 401
+    bad = requests.post(f"{serving_url}/v1/decisions", json=rows, timeout=5, headers={"Authorization": "Bearer x"})
+    assert bad.status_code == 401 and bad.json()["error_code"] == "UNAUTHENTICATED"
+    good = requests.post(f"{serving_url}/v1/decisions", json=rows, timeout=5,
+                         headers={"Authorization": f"Bearer {TOKEN}"})
+    assert good.status_code == 200 and good.headers["X-Serving-Signature"] == signature(TOKEN, good.content)
+    assert requests.get(f"{serving_url}/ready", timeout=5).status_code == 200  # health checks stay open
+
+
+def _decision(**fields) -> bytes:
+    return json.dumps({"decisions": [{"score": 0.95, "approved": True, "threshold": 0.8, "model_version": "9",
+                                      "reasons": []} | fields]}).encode()
+
+
 class _Stub(http.server.BaseHTTPRequestHandler):
-    """A decision service that misbehaves in the way `behaviour` says."""
+    """A stand-in on SERVING_URL that misbehaves in the way `behaviour` says (signing like serving, or not)."""
 
     behaviour = "garbage"
+    BODIES = {
+        "garbage": (200, b"<html>not json</html>"),
+        "no_model": (503, b'{"error_code": "SERVICE_UNAVAILABLE", "message": "no model is loaded"}'),
+        "slow": (200, b"{}"),
+        "score_above_one": (200, _decision(score=1.7)),
+        "no_version": (200, _decision(model_version=None)),
+        "empty_version": (200, _decision(model_version="")),
+        "unsigned": (200, _decision()),
+        # Answers that say "approved": the portal judges the score itself, with its own threshold.
+        "approves_a_low_score": (200, _decision(score=0.1, approved=True)),
+        "lowers_the_threshold": (200, _decision(score=0.02, threshold=0.01, approved=True)),
+    }
 
     def do_POST(self):  # noqa: N802 - http.server's naming
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         if self.behaviour == "slow":
             time.sleep(1.5)
-        status, body = {
-            "garbage": (200, b"<html>not json</html>"),
-            "no_model": (503, b'{"error_code": "SERVICE_UNAVAILABLE", "message": "no model is loaded"}'),
-            "lies": (200, json.dumps({"decisions": [{"score": 0.1, "approved": True, "threshold": 0.8,
-                                                     "model_version": "9", "reasons": []}]}).encode()),
-            "slow": (200, b"{}"),
-        }[self.behaviour]
+        status, body = self.BODIES[self.behaviour]
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        if self.behaviour != "unsigned":
+            self.send_header("X-Serving-Signature", signature(TOKEN, body))
         self.end_headers()
         self.wfile.write(body)
 
@@ -140,7 +174,8 @@ def stub():
     server.shutdown()
 
 
-@pytest.mark.parametrize("behaviour", ["down", "garbage", "no_model", "lies", "slow"])
+@pytest.mark.parametrize("behaviour", ["down", "garbage", "no_model", "slow", "score_above_one", "no_version",
+                                       "empty_version", "unsigned"])
 def test_ml_unavailable_approves_nothing_and_percentage_still_works(db_url, stub, behaviour):
     _Stub.behaviour = behaviour
     url = f"http://127.0.0.1:{free_port()}" if behaviour == "down" else f"http://127.0.0.1:{stub.server_port}"
@@ -153,6 +188,35 @@ def test_ml_unavailable_approves_nothing_and_percentage_still_works(db_url, stub
     assert snapshot(db) == before
     r = ask(client, 101, method="percentage")
     assert r.status_code == 200 and r.json["approved"] is True
+    app.extensions["ledger_db"].dispose()
+
+
+@pytest.mark.parametrize("behaviour", ["approves_a_low_score", "lowers_the_threshold"])
+def test_the_portal_decides_with_its_own_threshold(db_url, stub, behaviour):
+    _Stub.behaviour = behaviour
+    app = make_app(db_url, f"http://127.0.0.1:{stub.server_port}")
+    client = app.test_client()
+    dues_before = snapshot(app.extensions["ledger_db"])["dues"]
+    r = ask(client, 101)
+    assert r.status_code == 200 and r.json["approved"] is False and r.json["threshold"] == 0.8
+    assert r.json["failed_checks"] == ["score"] and r.json["model_version"] == "9"
+    assert snapshot(app.extensions["ledger_db"])["dues"] == dues_before  # no credit was added
+    app.extensions["ledger_db"].dispose()
+
+
+def test_a_failing_service_opens_the_circuit_and_later_closes_it(db_url, stub):
+    _Stub.behaviour = "no_model"
+    app = make_app(db_url, f"http://127.0.0.1:{stub.server_port}")
+    app.extensions["decision_service"] = DecisionService(f"http://127.0.0.1:{stub.server_port}", token=TOKEN,
+                                                         breaker_failures=2, breaker_seconds=1.0)
+    client = app.test_client()
+    first, second = ask(client, 101), ask(client, 101)
+    assert "answered 503" in first.json["error"] and "answered 503" in second.json["error"]
+    _Stub.behaviour = "approves_a_low_score"  # healthy again, but the circuit is open: not even asked
+    third = ask(client, 101)
+    assert third.status_code == 503 and "failing" in third.json["error"]
+    time.sleep(1.1)  # after the reset time one trial call goes through and closes the circuit
+    assert ask(client, 101).status_code == 200
     app.extensions["ledger_db"].dispose()
 
 
