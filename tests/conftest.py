@@ -18,7 +18,8 @@ from portal import create_app
 from portal.cli import migrate
 from portal.db import Database
 from testing.databases import ping_postgres, throwaway_database
-from tests.factories import add_customer, add_manager, login, web_login
+from testing.people import add_customer, add_manager
+from tests.factories import login, web_login
 
 pytest_plugins = ["tests.plugins.mlflow_stores"]
 

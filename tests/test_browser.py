@@ -16,8 +16,8 @@ import pytest
 from portal.cli import migrate
 from portal.db import Database
 from portal.ledger import payments
+from testing.people import add_customer, add_manager
 from testing.servers import free_port, portal
-from tests.factories import add_customer, add_manager
 
 pytestmark = pytest.mark.browser
 

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from portal.ledger import payments
 from portal.models import Customer, Payment
 from testing.audit import check_invariants
-from tests.factories import add_customer
+from testing.people import add_customer
 
 THREADS = 8
 PAYMENTS_PER_THREAD = 25

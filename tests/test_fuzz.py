@@ -13,7 +13,7 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
 from portal import create_app
-from tests.factories import add_customer, add_manager
+from testing.people import add_customer, add_manager
 
 OTHER_CUSTOMER_MARKERS = ("c102@example.com", "Customer 102")
 

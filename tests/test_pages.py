@@ -10,13 +10,14 @@ import pytest
 from sqlalchemy import select, update
 
 from pipeline.features import feature_years
-from portal import decision_service
 from portal.credit_requests import request_credit
+from portal.decision_service import DecisionService
 from portal.ledger import payments
 from portal.models import ApiToken, Customer
 from portal.web.exports import statement_pdf
 from testing.audit import check_invariants, snapshot
-from tests.factories import SETTINGS, add_customer, form_token, login, token_of, web_login
+from testing.people import add_customer
+from tests.factories import SETTINGS, form_token, login, token_of, web_login
 
 THIS_YEAR = date.today().year
 NEXT_YEAR = THIS_YEAR + 1
@@ -311,12 +312,26 @@ def test_credit_rejected_by_percentage(client, customer, ledger):
 
 def test_credit_sanctioned_by_percentage(client, auth, ledger):
     auth.web_login("customer", 103, "paid-up-pw")
-    assert "You have paid 100% of all your dues" in text_of(client.get("/credit"))
+    form = text_of(client.get("/credit"))
+    # 103 paid 1,200.00 over the last five years: a limit of 240.00 (a year's payments), nothing owed.
+    assert "You have paid 100% of all your dues" in form and "Available credit 240.00" in form
+    r = credit_form(client, amount="200.50")
+    page = text_of(client.get(r.headers["Location"]))
+    assert "Credit sanctioned" in page and "200.50 has been added to your due for March" in page
+    assert "100% (threshold 80%)" in page and "Limit: passed" in page
+    assert "Total credit 1400.50" in text_of(client.get("/customers/103"))
+    assert "Available credit 39.50" in text_of(client.get("/credit"))
+
+
+def test_credit_over_the_limit_says_what_can_be_borrowed(client, auth, ledger):
+    auth.web_login("customer", 103, "paid-up-pw")
+    before = snapshot(ledger)
     r = credit_form(client, amount="1250.50")
     page = text_of(client.get(r.headers["Location"]))
-    assert "Credit sanctioned" in page and "1250.50 has been added to your due for March" in page
-    assert "100% (threshold 80%)" in page
-    assert "Total credit 2450.50" in text_of(client.get("/customers/103"))
+    assert "Credit rejected" in page and "more than your available credit of 240.00" in page
+    assert "You can borrow up to 240.00 now" in page and "Limit: failed" in page and "Score: passed" in page
+    after = snapshot(ledger)
+    assert after["dues"] == before["dues"] and after["decisions"] == before["decisions"] + 1
 
 
 def test_ml_method_says_not_available_yet(client, auth, ledger):
@@ -336,8 +351,8 @@ def test_ml_method_needs_five_years(client, customer, ledger):
 def test_ml_decision_page_shows_score_and_threshold(client, auth, ledger, monkeypatch):
     add_customer(ledger, 104, {(y, m): 10_000 for y in FIVE_YEARS for m in range(1, 13)}, password="five-years")
     reasons = [{"code": "strong_year", "text": f"Paid 0% in {FIVE_YEARS[-1]}", "feature": "paid_pct_1y_ago"}]
-    monkeypatch.setattr(decision_service, "score", lambda *a, **k: {"score": 0.42, "threshold": 0.8, "approved": False,
-                                                      "model_version": "7", "reasons": reasons})
+    monkeypatch.setattr(DecisionService, "score", lambda *a, **k: {"score": 0.42, "served_threshold": 0.8,
+                                                                   "model_version": "7", "reasons": reasons})
     auth.web_login("customer", 104, "five-years")
     r = credit_form(client, method="ml")
     page = text_of(client.get(r.headers["Location"]))

@@ -13,7 +13,8 @@ from portal import create_app
 from portal.auth.passwords import HASHER
 from portal.config import load_config
 from portal.models import Customer, Due
-from tests.factories import add_customer, login
+from testing.people import add_customer
+from tests.factories import login
 
 
 def test_repeated_failures_for_an_id_get_429(client, ledger):

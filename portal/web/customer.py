@@ -1,6 +1,7 @@
 """Customer pages: dashboard, exports, pay, credit requests and their decisions."""
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from datetime import date
@@ -9,16 +10,17 @@ from flask import Blueprint, Response, abort, current_app, flash, redirect, rend
 from flask_login import current_user
 from sqlalchemy import select
 
-from portal import present
+from portal import ml, present
 from portal.auth.access import require_customer_access
 from portal.credit_requests import CreditSettings, request_credit
 from portal.db import get_session
 from portal.decision_service import ServiceUnavailable
 from portal.ledger import payments, portfolio, statements
 from portal.ledger.credit import MAX_YEARS_AHEAD
-from portal.ledger.errors import Conflict, LedgerError
+from portal.ledger.errors import Conflict, InvalidRequest, LedgerError
+from portal.ledger.percentage import percentage_paid
 from portal.models import Allocation, CreditDecision, Payment, PaymentReversal
-from portal.money import MoneyError, parse_amount
+from portal.money import MoneyError, format_cents, parse_amount
 from portal.web import chart, exports
 from portal.web.auth import login_required
 from portal.web.forms import CreditForm, PayForm, year_choices
@@ -205,7 +207,7 @@ def credit():
         if cents is not None:
             try:
                 row = request_credit(db, uid, form.year.data, form.month.data, cents, form.method.data,
-                                     CreditSettings.from_config(current_app.config),
+                                     CreditSettings.from_app(current_app),
                                      idempotency_key=form.idempotency_key.data)
             except Conflict:
                 error = "This form was already used for a different request. Check the details and ask again."
@@ -230,8 +232,49 @@ def credit():
         status = 422
     if not form.idempotency_key.data:
         form.idempotency_key.data = f"web-{uuid.uuid4().hex}"
+    yearly, ml_note = model_preview(db, uid)
     return render_template("customer/credit.html", form=form, info=info, error=error, detail=detail,
-                           threshold=current_app.config["PERCENTAGE_THRESHOLD"]), status
+                           threshold=current_app.config["PERCENTAGE_THRESHOLD"], yearly=yearly,
+                           ml_note=ml_note), status
+
+
+def model_preview(db, customer_id: int) -> tuple[list[dict] | None, str | None]:
+    """Return the yearly percentages the model would see, or why the ML method cannot be used."""
+    try:
+        return ml.model_inputs(db, customer_id)["yearly_percentages"], None
+    except InvalidRequest as exc:
+        return None, exc.message[:1].upper() + exc.message[1:]
+
+
+def advice(d: dict, customer_id: int, db) -> list[str]:
+    """Say what would change a rejection, for the checks that failed (the customer's numbers as they are now)."""
+    failed, now = d["failed_checks"], statements.summary(db, customer_id)
+    tips = []
+    if "eligibility" in failed:
+        tips.append("Nothing has been due on your account yet, so there is no repayment record to judge. "
+                    "Ask again once you have paid some dues.")
+    if "score" in failed and d["method"] == "percentage":
+        needed = math.ceil(d["threshold"] / 100 * now.total_credit_cents) - now.total_paid_cents
+        if needed > 0:
+            tips.append(f"You have paid {percentage(now)} of everything due; {d['threshold']:g}% is needed. "
+                        f"Paying {format_cents(needed)} more towards the months you still owe would get you there.")
+    if "score" in failed and d["method"] == "ml":
+        low = sorted({str(r["year"]) for r in d["reasons"] if r.get("year") and r.get("code") != "raised_score"})
+        years = f" ({', '.join(low)} counted against you)" if low else ""
+        tips.append(f"The model weighs whole years of payments{years}. What you pay this year counts from "
+                    f"{date.today().year + 1}; until then the percentage method may suit you better.")
+    if "limit" in failed:
+        h = present.summary(db, customer_id)
+        tips.append(f"You can borrow up to {h['available_credit']} now (limit {h['credit_limit']}, "
+                    f"of which {h['exposure']} is still owed). Ask for that much or less, "
+                    "or pay what you owe to free up more.")
+    return tips
+
+
+def percentage(summary) -> str:
+    """Show a summary's paid share of all dues."""
+    share = percentage_paid(summary.total_paid_cents, summary.total_credit_cents)
+    return "0%" if share is None else f"{share:.2f}".rstrip("0").rstrip(".") + "%"
 
 
 @bp.route("/decisions/<request_id>")
@@ -243,5 +286,8 @@ def decision(request_id):
     if row is None:
         abort(404)
     user = require_customer_access(row.customer_id)
-    template = "customer/sanctioned.html" if row.approved else "customer/rejected.html"
-    return render_template(template, d=present.decision(row), row=row, read_only=user.is_manager)
+    d = present.decision(row)
+    if row.approved:
+        return render_template("customer/sanctioned.html", d=d, row=row, read_only=user.is_manager)
+    return render_template("customer/rejected.html", d=d, row=row, read_only=user.is_manager,
+                           advice=advice(d, row.customer_id, db))

@@ -63,6 +63,7 @@ def home():
     rows = [(c, overdue, percentage_paid(c.total_paid_cents, c.total_due_cents)) for c, overdue in page.rows]
     return render_template("manager/home.html", manager=present.user(db.get(Manager, current_user.user_id), "manager"),
                            search=PortfolioSearch(request.args), page=page, rows=rows, args=args,
+                           headrooms=present.headrooms(db, [c for c, _ in page.rows]),
                            pages=max(1, math.ceil(page.total / PER_PAGE)))
 
 
@@ -156,7 +157,7 @@ def reverse(payment_id):
 @login_required("manager")
 def model():
     """Show the live model: version, metrics, training date, threshold, recent ML decisions and drift."""
-    info = overview(get_session(), current_app.config["SERVING_URL"])
+    info = overview(get_session(), current_app.extensions["decision_service"])
     peak = max((b["count"] for b in info["recent"]["score_histogram"]), default=0)
     return render_template("manager/model.html", info=info, peak=peak, replay_form=ActionForm())
 
@@ -168,5 +169,5 @@ def replay_decision(request_id):
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400, description="The form has expired; go back and try again.")
-    result = replay(get_session(), request_id, current_app.config["SERVING_URL"])
+    result = replay(get_session(), request_id, current_app.extensions["decision_service"])
     return render_template("manager/replay.html", result=result)
