@@ -99,7 +99,7 @@ test-fast: install ## run the tests except the slow and browser ones
 	@$(VENV)/bin/pytest -n 2 --dist loadfile -m "not slow and not browser"
 
 lint: install ## check style with ruff
-	@$(VENV)/bin/ruff check portal pipeline model_registry serving tests bench
+	@$(VENV)/bin/ruff check portal pipeline model_registry serving tests bench deploy
 
 clean-var: ## delete all runtime state (ledger, MLflow store, secret key)
 	rm -rf var/
