@@ -142,7 +142,8 @@ def replica_env(settings: Settings) -> dict[str, str]:
     d = settings.cluster_dir
     ledger = settings.database_url(settings.ledger_db)
     return {
-        "PY": sys.executable, "VENV_BIN": str(Path(sys.executable).parent), "NGINX": nginx_binary() or "nginx",
+        # NGINX_BIN, not NGINX: nginx reads $NGINX for sockets inherited in a binary upgrade.
+        "PY": sys.executable, "VENV_BIN": str(Path(sys.executable).parent), "NGINX_BIN": nginx_binary() or "nginx",
         "CLUSTER_DIR": str(d), "CLUSTER_WORKERS": str(settings.workers),
         **{k: str(v) for k, v in settings.ports.items()},
         # portals

@@ -8,8 +8,9 @@ serving replicas, nginx in front of each pair. Then:
 * a payment storm through nginx over both portals keeps every invariant to the cent;
 * failed logins count across both portals (Redis): the 6th in a minute is a 429 on either;
 * ``promote`` moves the alias and both serving replicas answer with the new version;
-* kill -9 of one portal and one serving replica mid-storm: traffic goes on through the
-  others, no payment is lost or doubled, and the keepers start the killed replicas again;
+* kill -9 of one portal and one serving replica mid-storm, with decisions and ML credit
+  requests flowing too: traffic goes on through the others, no payment or credit decision is
+  lost or doubled, and the keepers start the killed replicas again;
 * the tracking server killed and restarted: serving keeps its model meanwhile, and
   follows the alias again once it is back.
 
@@ -22,6 +23,7 @@ import os
 import shutil
 import threading
 import time
+import uuid
 
 import pytest
 import requests
@@ -39,6 +41,7 @@ REQUIRED = os.environ.get("TEST_CLUSTER") == "1"
 POLL_SECONDS = 1.0
 RESTART_DELAY = 3.0  # seconds a killed replica stays down before its keeper starts it again
 START_TIMEOUT = 420
+CREDIT_CUSTOMERS = [130, 131, 132]  # demo customers (five years of history): ML credit requests mid-storm
 ROW = {"paid_pct_5y_ago": 81.3, "paid_pct_4y_ago": 79.4, "paid_pct_3y_ago": 92.7, "paid_pct_2y_ago": 92.6,
        "paid_pct_1y_ago": 97.8}
 
@@ -206,16 +209,49 @@ def test_kill_one_portal_and_one_serving_replica_mid_storm(cluster):
         with requests.Session() as http:
             while not stop.is_set():
                 try:
-                    r = http.post(cluster.info["serving_url"] + "/v1/decisions", json={"rows": [ROW]}, timeout=10)
+                    r = http.post(cluster.info["serving_url"] + "/v1/decisions", json={"rows": [ROW]}, timeout=30)
                     decisions.append((time.monotonic(), r.status_code, r.json().get("model_version")
                                       if r.status_code == 200 else None))
                 except requests.RequestException:
                     decisions.append((time.monotonic(), 0, None))
                 time.sleep(0.01)
 
-    asker = threading.Thread(target=ask, daemon=True)
+    # ML credit requests through the portal load balancer (portal -> serving load balancer), each
+    # retried with its Idempotency-Key until it is answered: key -> request_id of the answer.
+    credit_answers: dict[str, str] = {}
+    credit_failures: list[str] = []
+    tokens = login_all(url, CREDIT_CUSTOMERS, password="customer123")
+    year = time.gmtime().tm_year + 1
+
+    def ask_credit(customer_id: int):
+        with requests.Session() as http:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                key = f"cluster-ml-{customer_id}-{n}-{uuid.uuid4().hex[:6]}"
+                body = {"year": year, "month": n % 12 + 1, "amount": "10.00", "method": "ml"}
+                headers = {"Authorization": f"Bearer {tokens[customer_id]}", "Idempotency-Key": key}
+                for _attempt in range(60):
+                    try:
+                        r = http.post(url + "/api/customer/credit-request", json=body, headers=headers, timeout=30)
+                    except requests.RequestException:
+                        r = None
+                    if r is not None and r.status_code < 500:
+                        if r.status_code == 200:
+                            credit_answers[key] = r.json()["request_id"]
+                        else:
+                            credit_failures.append(f"{key}: {r.status_code} {r.text[:200]}")
+                        break
+                    time.sleep(0.2)
+                else:
+                    credit_failures.append(f"{key}: never answered")
+                time.sleep(0.05)
+
+    askers = [threading.Thread(target=ask, daemon=True)]
+    askers += [threading.Thread(target=ask_credit, args=(cid,), daemon=True) for cid in CREDIT_CUSTOMERS]
     runner.start()
-    asker.start()
+    for thread in askers:
+        thread.start()
     while storm.progress < 0.3 and runner.is_alive():
         time.sleep(0.01)
     assert runner.is_alive(), "the storm ended before the kill"
@@ -227,7 +263,8 @@ def test_kill_one_portal_and_one_serving_replica_mid_storm(cluster):
     payments_while_down = storm.out.payments_done - done_at_kill
     runner.join(timeout=cfg.time_limit + cfg.retry_deadline + 60)
     stop.set()
-    asker.join(timeout=20)
+    for thread in askers:
+        thread.join(timeout=60)
     out = storm.out
     report = audit(db_url, schedule, out)
 
@@ -242,6 +279,17 @@ def test_kill_one_portal_and_one_serving_replica_mid_storm(cluster):
     assert len(out.rejected) == len(out.unresolved) == 0 and not out.client_errors and not out.stopped_early
     assert report["payments_accepted"] == report["payments_in_ledger"] == cfg.clients * cfg.payments
     assert report["replays_matching_first_answer"] == report["replays_answered"]
+    # Every ML credit request was answered once, and stored once, as answered.
+    assert not credit_failures, credit_failures[:5]
+    assert len(credit_answers) >= len(CREDIT_CUSTOMERS)
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            stored = conn.execute(text("SELECT request_id FROM credit_decisions WHERE method = 'ml' AND "
+                                       "customer_id IN (" + ",".join(map(str, CREDIT_CUSTOMERS)) + ")")).scalars().all()
+    finally:
+        engine.dispose()
+    assert sorted(stored) == sorted(credit_answers.values())
     db = Database(db_url)
     try:
         check_invariants(db)
