@@ -307,7 +307,8 @@ def start(settings: Settings) -> int:
         path.write_text(json.dumps(info, indent=2) + "\n")
         print(banner(info), flush=True)
         return honcho.wait()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C reaches honcho too in a terminal; a SIGINT to this process alone does not
+        stop()
         return honcho.wait()
     except Exception as exc:  # noqa: BLE001 - any failure to start stops what was started
         log(f"could not start: {exc}")

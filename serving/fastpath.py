@@ -124,8 +124,7 @@ def _trees(model, backend: str | None = None) -> tuple[Scorer, int | None] | Non
         return None
     masks = trees.leaf_masks(forest) if backend != "numpy" and trees.available() else None
     if masks is not None:
-        trees.warm_up(masks)  # compile now, at model load: never in a request
-        return (lambda x: trees.raw_masks(masks, x)), None
+        return trees.MaskScorer(masks), None  # compiled now, at model load: never in a request
     if backend == "numba":
         return None
     return (lambda x: trees.raw_numpy(forest, x)), TREE_MAX_ROWS

@@ -14,7 +14,7 @@ give the raw (log-odds) score from it:
   per feature and a few ANDs per tree, all trees at once. Batches of many rows
   are split over the cores with plain threads (``nogil``; no numba threading
   layer, so two threads may score at the same time). Compiled once per
-  process at model load (``warm_up``), and cached on disk by numba.
+  process at model load (``MaskScorer``), and cached on disk by numba.
 * ``raw_numpy``: every (row, tree) pair walked at once with numpy fancy
   indexing, each leaf pointing to itself so that all rows take the same number
   of steps: the fallback when numba is missing or a model is too large for the
@@ -245,47 +245,76 @@ def _kernel():
     return _compiled
 
 
-def _cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
+_cores: int | None = None
 _pool: ThreadPoolExecutor | None = None
 
 
-def raw_masks(lm: LeafMasks, x: np.ndarray) -> np.ndarray:
-    """Score rows with the compiled leaf-mask lookup; big batches over all cores; return the raw scores."""
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    n = len(x)
-    out = np.empty(n, dtype=np.float64)
-    score = _kernel()
-    args = (lm.columns, lm.cuts, lm.cut_start, lm.masks, lm.mask_start, lm.init, lm.leaf_value, lm.width,
-            lm.baseline, _DEBRUIJN, _DEBRUIJN_INDEX)
-    cores = _cores()
-    if n < PARALLEL_MIN_ROWS or cores == 1:
-        score(x, out, 0, n, *args)
-        return out
+def cores() -> int:
+    """Return the CPUs this process may use (read once)."""
+    global _cores
+    if _cores is None:
+        try:
+            _cores = max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - not Linux
+            _cores = os.cpu_count() or 1
+    return _cores
+
+
+def _pool_of(n: int) -> ThreadPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(cores, thread_name_prefix="trees")
-    bounds = np.linspace(0, n, cores + 1).astype(np.int64)
-    for future in [_pool.submit(score, x, out, int(a), int(b), *args) for a, b in zip(bounds[:-1], bounds[1:])]:
-        future.result()
-    return out
+            _pool = ThreadPoolExecutor(n, thread_name_prefix="trees")
+    return _pool
+
+
+class MaskScorer:
+    """The compiled leaf-mask scorer of one model: call it with a float matrix to get the raw scores.
+
+    Building it compiles the loop (or loads it from numba's cache), at model load. A call goes
+    straight to the compiled version for these argument types, skipping numba's per-call type
+    dispatch (a few microseconds of a one-row decision); the dispatcher stays the fallback.
+    """
+
+    def __init__(self, lm: LeafMasks):
+        self.lm = lm
+        self.args = (lm.columns, lm.cuts, lm.cut_start, lm.masks, lm.mask_start, lm.init, lm.leaf_value,
+                     lm.width, lm.baseline, _DEBRUIJN, _DEBRUIJN_INDEX)
+        started = time.perf_counter()
+        kernel = _kernel()
+        probe = np.zeros((1, int(lm.columns.max(initial=-1)) + 1))
+        out = np.empty(1)
+        kernel(probe, out, 0, 1, *self.args)  # compiles, or loads from the cache
+        self.compile_seconds = time.perf_counter() - started
+        self.call = kernel
+        try:
+            signature = tuple(kernel.typeof_pyval(a) for a in (probe, out, 0, 1, *self.args))
+            self.call = kernel.overloads[signature].entry_point
+        except (AttributeError, KeyError):  # another numba: keep the dispatcher
+            pass
+        log.info("compiled tree scorer ready in %.3f s", self.compile_seconds)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if x.dtype != np.float64 or not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x, dtype=np.float64)
+        n = len(x)
+        out = np.empty(n, dtype=np.float64)
+        if n < PARALLEL_MIN_ROWS or cores() == 1:
+            self.call(x, out, 0, n, *self.args)
+            return out
+        bounds = np.linspace(0, n, cores() + 1).astype(np.int64)
+        pool = _pool_of(cores())
+        for future in [pool.submit(self.call, x, out, int(a), int(b), *self.args)
+                       for a, b in zip(bounds[:-1], bounds[1:])]:
+            future.result()
+        return out
+
+
+def raw_masks(lm: LeafMasks, x: np.ndarray) -> np.ndarray:
+    """Score rows with the compiled leaf-mask lookup (compiling first if needed); return the raw scores."""
+    return MaskScorer(lm)(x)
 
 
 def available() -> bool:
     """Tell whether the compiled scorer can be used (numba is installed; without it numpy walks the trees)."""
     return importlib.util.find_spec("numba") is not None
-
-
-def warm_up(lm: LeafMasks) -> float:
-    """Compile (or load from numba's cache) the scorer now, outside any request; return the seconds it took."""
-    started = time.perf_counter()
-    raw_masks(lm, np.zeros((1, int(lm.columns.max(initial=-1)) + 1)))
-    seconds = time.perf_counter() - started
-    log.info("compiled tree scorer ready in %.3f s", seconds)
-    return seconds
