@@ -205,3 +205,24 @@ def test_the_pipelines_own_candidates_compile(kind):
         np.testing.assert_array_equal(scorer(x), pipeline.predict_proba(x)[:, 1])
     else:
         np.testing.assert_allclose(scorer(x), pipeline.predict_proba(x)[:, 1], rtol=0, atol=1e-12)
+
+
+def test_a_tree_that_never_splits_and_a_feature_no_tree_uses():
+    from dataclasses import replace
+
+    _, hgb = _forest_pipeline(max_iter=10)
+    forest = trees.flatten(hgb)
+    # Put a one-leaf tree first (its root is its leaf), as boosting makes when no split gains.
+    shift = 1
+    children = np.concatenate([[0, 0], forest.children + shift])
+    stump = replace(forest, children=children, feature=np.concatenate([[0], forest.feature]),
+                    threshold=np.concatenate([[0.0], forest.threshold]),
+                    missing_left=np.concatenate([[False], forest.missing_left]),
+                    value=np.concatenate([[0.125], forest.value]), roots=np.concatenate([[0], forest.roots + shift]),
+                    depths=np.concatenate([[0], forest.depths]))
+    x = _hard_rows(hgb, n=3000)
+    x = np.concatenate([x, np.zeros((len(x), 1))], axis=1)  # a sixth column no tree reads
+    masks = trees.leaf_masks(stump)
+    assert 5 not in masks.columns
+    np.testing.assert_array_equal(trees.raw_masks(masks, x), trees.raw_numpy(stump, x))
+    np.testing.assert_array_equal(trees.raw_numpy(forest, x), hgb._raw_predict(x[:, :5]).ravel())
