@@ -25,7 +25,7 @@ SERVE_CMD = rm -rf $(PROMETHEUS_MULTIPROC_DIR) && mkdir -p $(PROMETHEUS_MULTIPRO
 export PORTAL_PORT SERVING_PORT SERVING_URL VAR_DIR
 
 .PHONY: help install run portal serve migrate seed data model train promote rollback models mlflow-ui monitor \
-	bench test test-fast lint clean-var browser-deps
+	bench test test-fast lint clean-var browser-deps cluster cluster-deps
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -90,20 +90,28 @@ mlflow-ui: install ## open MLflow's UI on the local store (port MLFLOW_UI_PORT, 
 monitor: install ## drift: PSI of each feature, recent ML decisions vs the champion's training data
 	@$(PY) -m pipeline.monitor
 
-bench: model ## run every benchmark in bench/ (about 15 min) and write docs/benchmarks.md
+cluster: install cluster-deps ## the deployed topology on this machine: PostgreSQL, Redis, MLflow server, 2 portals + 2 serving behind nginx (Ctrl-C stops it)
+	@$(PY) -m deploy.cluster
+
+bench: model cluster-deps ## run every benchmark in bench/ (about 15 min) and write docs/benchmarks.md
 	@$(PY) -m bench.report
 
 browser-deps: ## install Debian's Chromium for the browser tests (needs root; skipped if present)
 	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || echo "!! no Chromium: browser tests will be skipped"
 
-test: install browser-deps ## run the whole test suite (PostgreSQL tests too when it answers; TEST_POSTGRES=1 makes that a must)
+cluster-deps: ## install Debian's nginx, wrk and redis-server for make cluster, its tests and make bench (needs root; skipped if present)
+	@{ test -x /usr/sbin/nginx && command -v wrk >/dev/null && command -v redis-server >/dev/null; } || \
+	{ [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk redis-server >/dev/null; } || \
+	echo "!! no nginx, wrk or redis-server: make cluster, the cluster tests and make bench need them"
+
+test: install browser-deps cluster-deps ## run the whole test suite (PostgreSQL tests too when it answers; TEST_POSTGRES=1 makes that a must)
 	@$(VENV)/bin/pytest -n 2 --dist loadfile
 
 test-fast: install ## run the tests except the slow and browser ones
 	@$(VENV)/bin/pytest -n 2 --dist loadfile -m "not slow and not browser"
 
 lint: install ## check style (ruff) and the borders between the blocks (import-linter, see pyproject.toml)
-	@$(VENV)/bin/ruff check contracts portal pipeline model_registry serving tests bench testing
+	@$(VENV)/bin/ruff check contracts portal pipeline model_registry serving tests bench testing deploy
 	@$(VENV)/bin/lint-imports --no-cache
 
 clean-var: ## delete all runtime state (ledger, MLflow store, secret key) under VAR_DIR

@@ -1,4 +1,4 @@
-"""Compile a fitted scikit-learn pipeline into plain numpy arithmetic for fast scoring.
+"""Compile a fitted scikit-learn pipeline into plain arithmetic for fast scoring.
 
 scikit-learn's `predict_proba` spends most of a one-row call on validation,
 pandas-aware transformers and thread pools, not on arithmetic. For the shapes
@@ -6,8 +6,8 @@ the pipeline trains - an identity/scaling `prepare` step, then
 `CalibratedClassifierCV` (sigmoid or isotonic, frozen base) over a
 `LogisticRegression` or a numeric-only binary `HistGradientBoostingClassifier` -
 this module rebuilds the same function from the fitted parameters: a dot
-product, or all trees walked at once over flat node arrays, then the
-calibration map.
+product, or all trees walked over flat node arrays (`serving.trees`: a loop
+compiled by numba, or numpy when numba is missing), then the calibration map.
 
 `compile_pipeline` returns None for any other shape, and the holder checks a
 compiled scorer against the pipeline's own `predict_proba` on probe rows
@@ -20,6 +20,15 @@ from collections.abc import Callable
 
 import numpy as np
 from scipy.special import expit
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+from serving import trees
 
 Scorer = Callable[[np.ndarray], np.ndarray]
 
@@ -31,10 +40,6 @@ def _unwrap(estimator):
 
 def _column_steps(transformer) -> list | None:
     """Return numpy functions for a column transformer's steps, or None if one is not supported."""
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer, StandardScaler
-
     steps = [step for _, step in transformer.steps] if isinstance(transformer, Pipeline) else [transformer]
     functions = []
     for step in steps:
@@ -64,8 +69,6 @@ def _column_steps(transformer) -> list | None:
 
 def _prepare(step, n_features: int):
     """Return a function for the `prepare` step, or None when a part of it is not supported."""
-    from sklearn.compose import ColumnTransformer
-
     if step is None or step == "passthrough":
         return lambda x: x
     if not isinstance(step, ColumnTransformer):
@@ -107,42 +110,25 @@ def _logistic(model) -> Scorer | None:
     return lambda x: x @ coef + intercept
 
 
-def _trees(model) -> Scorer | None:
-    """Flatten a binary, numeric-only HistGradientBoostingClassifier; return its raw (log-odds) function."""
-    if getattr(model, "n_trees_per_iteration_", 1) != 1 or getattr(model, "is_categorical_", None) is not None \
-            and np.any(model.is_categorical_):
+# Walking trees in numpy (the fallback without numba) wins for small batches only; beyond
+# this, scikit-learn's compiled, multithreaded predictor is faster (bench/bench_scoring.py).
+TREE_MAX_ROWS = 64
+
+
+def _trees(model, backend: str | None = None) -> tuple[Scorer, int | None] | None:
+    """Return (raw log-odds function, largest batch it is meant for) of a gradient-boosted model, or None.
+
+    `backend`: "numba" (the compiled walker), "numpy" (the fallback) or None (numba when it imports).
+    """
+    forest = trees.flatten(model)
+    if forest is None:
         return None
-    predictors = [tree[0] for tree in model._predictors]
-    sizes = [len(p.nodes) for p in predictors]
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
-    nodes = np.concatenate([p.nodes for p in predictors])
-    own = np.arange(len(nodes), dtype=np.intp)
-    node_offset = np.repeat(offsets, sizes)
-    is_leaf = nodes["is_leaf"].astype(bool)
-    # A leaf points to itself both ways, so every row can take the same number of steps.
-    left = np.where(is_leaf, own, nodes["left"].astype(np.intp) + node_offset)
-    right = np.where(is_leaf, own, nodes["right"].astype(np.intp) + node_offset)
-    feature = np.where(is_leaf, 0, nodes["feature_idx"]).astype(np.intp)
-    threshold = nodes["num_threshold"].astype(np.float64)
-    missing_left = nodes["missing_go_to_left"].astype(bool)
-    value = nodes["value"].astype(np.float64)
-    depth = int(nodes["depth"].max())
-    baseline = np.array([float(np.asarray(model._baseline_prediction).ravel()[0])])
-
-    def raw(x: np.ndarray) -> np.ndarray:
-        n = len(x)
-        idx = np.broadcast_to(offsets, (n, len(offsets)))
-        rows = np.arange(n)[:, None]
-        for _ in range(depth):
-            v = x[rows, feature[idx]]
-            go_left = (v <= threshold[idx]) | (np.isnan(v) & missing_left[idx])
-            idx = np.where(go_left, left[idx], right[idx])
-        # scikit-learn adds the trees one after another to the baseline; a cumulative sum
-        # adds in that same order, so the result is bit-for-bit the same.
-        terms = np.concatenate([np.broadcast_to(baseline, (n, 1)), value[idx]], axis=1)
-        return np.cumsum(terms, axis=1)[:, -1]
-
-    return raw
+    masks = trees.leaf_masks(forest) if backend != "numpy" and trees.available() else None
+    if masks is not None:
+        return trees.MaskScorer(masks), None  # compiled now, at model load: never in a request
+    if backend == "numba":
+        return None
+    return (lambda x: trees.raw_numpy(forest, x)), TREE_MAX_ROWS
 
 
 def _calibrator(calibrator, method: str) -> Callable[[np.ndarray], np.ndarray] | None:
@@ -154,20 +140,12 @@ def _calibrator(calibrator, method: str) -> Callable[[np.ndarray], np.ndarray] |
     return None
 
 
-# Walking trees in numpy wins for small batches only; beyond this, scikit-learn's
-# compiled, multithreaded predictor is faster (measured in bench/bench_serving.py).
-TREE_MAX_ROWS = 64
-
-
-def compile_pipeline(pipeline, n_features: int) -> tuple[Scorer, int | None] | None:
+def compile_pipeline(pipeline, n_features: int, backend: str | None = None) -> tuple[Scorer, int | None] | None:
     """Return (scorer, max_rows) equivalent to `pipeline.predict_proba(x)[:, 1]`, or None if unsupported.
 
-    `max_rows` is the largest batch the scorer is meant for (None: any size).
+    `max_rows` is the largest batch the scorer is meant for (None: any size). `backend` picks the
+    tree walker ("numba", "numpy"; None: numba when it imports).
     """
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.linear_model import LogisticRegression
-
     steps = dict(getattr(pipeline, "steps", []))
     if set(steps) - {"prepare", "model"} or "model" not in steps:
         return None
@@ -182,7 +160,8 @@ def compile_pipeline(pipeline, n_features: int) -> tuple[Scorer, int | None] | N
         if isinstance(base, LogisticRegression):
             decision = _logistic(base)
         elif isinstance(base, HistGradientBoostingClassifier):
-            decision, max_rows = _trees(base), TREE_MAX_ROWS
+            walker = _trees(base, backend)
+            decision, max_rows = walker if walker is not None else (None, None)
         else:
             return None
         calibrate = _calibrator(member.calibrators[0], member.method) if len(member.calibrators) == 1 else None

@@ -26,8 +26,9 @@ class NoModel(RuntimeError):
 
 
 PROBE_ROWS = 2000
-# The compiled scorer must give scikit-learn's numbers; float sums in another order may
-# differ in the last bits, never more.
+# The compiled scorer must give scikit-learn's numbers: the tree scorers do, bit for bit
+# (tests/test_fastpath.py); numpy's and scikit-learn's matrix products for the logistic
+# model may round the last bit differently, never more.
 PROBE_TOLERANCE = 1e-12
 
 

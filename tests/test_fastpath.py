@@ -1,4 +1,10 @@
-"""The compiled scorer gives scikit-learn's numbers, for every pipeline shape it accepts."""
+"""The compiled scorer gives scikit-learn's numbers, for every pipeline shape it accepts.
+
+Trees: bit-for-bit, with both tree scorers (numba's leaf masks and the numpy
+walk), on random rows, NaNs, values on and next to every threshold, infinities
+and many batch sizes. Logistic: to 1e-12 (numpy's and scikit-learn's matrix
+products may round the last bit differently).
+"""
 import numpy as np
 import pytest
 from sklearn.calibration import CalibratedClassifierCV
@@ -12,7 +18,8 @@ from sklearn.pipeline import Pipeline as SkPipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from pipeline import train as tr
-from serving.fastpath import compile_pipeline
+from serving import trees
+from serving.fastpath import TREE_MAX_ROWS, compile_pipeline
 from serving.holder import probe_rows
 from tests.factories import synthetic_frame
 
@@ -59,13 +66,17 @@ SHAPES = [(base, prepare) for base in ("logreg", "hgb") for prepare in PREPARES
           if not (base == "hgb" and prepare == "impute-scale")]
 
 
+BACKENDS = {"logreg": [None], "hgb": ["numba", "numpy"]}
+CASES = [(base, prepare, backend) for base, prepare in SHAPES for backend in BACKENDS[base]]
+
+
 @pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
-@pytest.mark.parametrize("base_name,prepare_name", SHAPES, ids=[f"{b}-{p}" for b, p in SHAPES])
-def test_compiled_equals_predict_proba(base_name, prepare_name, method):
+@pytest.mark.parametrize("base_name,prepare_name,backend", CASES, ids=[f"{b}-{p}-{k}" for b, p, k in CASES])
+def test_compiled_equals_predict_proba(base_name, prepare_name, backend, method):
     base = {"logreg": _logreg, "hgb": _hgb}[base_name]()
     prepare = PREPARES[prepare_name]()
     pipeline = build(base, method, prepare)
-    scorer, max_rows = compile_pipeline(pipeline, 5)
+    scorer, max_rows = compile_pipeline(pipeline, 5, backend=backend)
     x = probe_rows(FEATURES, BOUNDS, n=3000, seed=1)
     x[5:50, 1] = np.nan  # missing values: imputed, or the trees' learned direction
     plain_logistic = isinstance(base, LogisticRegression) and not isinstance(prepare, SkPipeline)
@@ -73,8 +84,102 @@ def test_compiled_equals_predict_proba(base_name, prepare_name, method):
     expected = pipeline.predict_proba(x_in)[:, 1]
     limit = max_rows or len(x)
     got = np.concatenate([scorer(x_in[i:i + limit]) for i in range(0, len(x_in), limit)])
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    if base_name == "hgb":
+        np.testing.assert_array_equal(got, expected)
+    else:
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
     assert scorer(x_in[:1]).shape == (1,)
+
+
+def _forest_pipeline(max_leaf_nodes=8, max_iter=60, seed=0):
+    x, y = data(3000, seed)
+    x[::11, 2] = np.nan  # learned missing-value directions
+    hgb = HistGradientBoostingClassifier(max_iter=max_iter, max_leaf_nodes=max_leaf_nodes, min_samples_leaf=5,
+                                         random_state=seed).fit(x[:2000], y[:2000])
+    calibrated = CalibratedClassifierCV(FrozenEstimator(hgb), method="sigmoid").fit(x[2000:], y[2000:])
+    return Pipeline([("prepare", "passthrough"), ("model", calibrated)]), hgb
+
+
+def _hard_rows(hgb, n=20_000, seed=7):
+    """Random rows, then rows on and next to every threshold, infinities and NaNs in every column."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-5, 105, (n, 5))
+    nodes = np.concatenate([p[0].nodes for p in hgb._predictors])
+    nodes = nodes[nodes["is_leaf"] == 0]
+    edges = []
+    for node in nodes:
+        t = node["num_threshold"]
+        for v in (t, np.nextafter(t, -np.inf), np.nextafter(t, np.inf)):
+            row = rng.uniform(0, 100, 5)
+            row[node["feature_idx"]] = v
+            edges.append(row)
+    x = np.concatenate([x, np.array(edges)])
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[::97, 0], x[::89, 3], x[::83, 1] = np.inf, -np.inf, np.nan
+    return x
+
+
+@pytest.mark.parametrize("max_leaf_nodes", [8, 31, 64], ids=lambda n: f"{n}-leaves")
+def test_trees_bit_for_bit_on_hard_rows_and_every_batch_size(max_leaf_nodes):
+    pipeline, hgb = _forest_pipeline(max_leaf_nodes)
+    x = _hard_rows(hgb)
+    expected = pipeline.predict_proba(x)[:, 1]
+    for backend in ("numba", "numpy"):
+        scorer, max_rows = compile_pipeline(pipeline, 5, backend=backend)
+        sizes = [1, 2, 6, 63, 64, 65, 1000, trees.PARALLEL_MIN_ROWS + 7] if max_rows is None else [1, 6, max_rows]
+        for size in sizes:
+            for start in range(0, min(len(x), 3 * size), size):
+                np.testing.assert_array_equal(scorer(x[start:start + size]), expected[start:start + size],
+                                              err_msg=f"{backend}, batch of {size} from row {start}")
+        if max_rows is None:
+            np.testing.assert_array_equal(scorer(x), expected, err_msg=f"{backend}, all {len(x)} rows")
+    assert trees.raw_masks(trees.leaf_masks(trees.flatten(hgb)), x).tolist() == hgb._raw_predict(x).ravel().tolist()
+
+
+def test_every_row_reaches_exactly_one_leaf_per_tree():
+    _, hgb = _forest_pipeline(31)
+    masks = trees.leaf_masks(trees.flatten(hgb))
+    x = _hard_rows(hgb, n=500)
+    n_trees = len(masks.init)
+    for row in x[:300]:
+        vec = masks.init.copy()
+        for f, column in enumerate(masks.columns):
+            cuts = masks.cuts[masks.cut_start[f]:masks.cut_start[f + 1]]
+            b = len(cuts) + 1 if np.isnan(row[column]) else int(np.searchsorted(cuts, row[column], side="left"))
+            vec &= masks.masks[masks.mask_start[f] + b * n_trees: masks.mask_start[f] + (b + 1) * n_trees]
+        assert all(bin(int(v)).count("1") == 1 for v in vec)
+
+
+def test_large_trees_fall_back_to_the_numpy_walk():
+    pipeline, hgb = _forest_pipeline(max_leaf_nodes=80, max_iter=5)
+    assert trees.leaf_masks(trees.flatten(hgb)) is None  # more than 64 leaves in a tree
+    assert compile_pipeline(pipeline, 5, backend="numba") is None
+    scorer, max_rows = compile_pipeline(pipeline, 5)
+    assert max_rows == TREE_MAX_ROWS
+    x = _hard_rows(hgb, n=200)[:TREE_MAX_ROWS]
+    np.testing.assert_array_equal(scorer(x), pipeline.predict_proba(x)[:, 1])
+
+
+def test_without_numba_the_numpy_walk_is_used(monkeypatch):
+    pipeline, hgb = _forest_pipeline()
+    monkeypatch.setattr(trees, "available", lambda: False)
+    scorer, max_rows = compile_pipeline(pipeline, 5)
+    assert max_rows == TREE_MAX_ROWS
+    x = _hard_rows(hgb, n=100)[:TREE_MAX_ROWS]
+    np.testing.assert_array_equal(scorer(x), pipeline.predict_proba(x)[:, 1])
+
+
+def test_two_threads_score_at_once():
+    from concurrent.futures import ThreadPoolExecutor
+
+    pipeline, hgb = _forest_pipeline()
+    scorer, _ = compile_pipeline(pipeline, 5, backend="numba")
+    x = _hard_rows(hgb, n=50_000)
+    expected = pipeline.predict_proba(x)[:, 1]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda part: scorer(x[part::4]), range(4)))
+    for part, got in enumerate(results):
+        np.testing.assert_array_equal(got, expected[part::4])
 
 
 def test_other_shapes_are_not_compiled():
@@ -93,4 +198,30 @@ def test_the_pipelines_own_candidates_compile(kind):
     assert compiled is not None, f"{kind} is not compiled"
     scorer, max_rows = compiled
     x = probe_rows(tuple(f"f{i}" for i in range(5)), BOUNDS, n=max_rows or 2000)
-    np.testing.assert_allclose(scorer(x), pipeline.predict_proba(x)[:, 1], rtol=0, atol=1e-12)
+    x[::13, 2] = np.nan
+    if kind == "hgb":  # the demo champion's shape: 200 trees
+        assert max_rows is None, "the compiled tree scorer is not used"
+        np.testing.assert_array_equal(scorer(x), pipeline.predict_proba(x)[:, 1])
+    else:
+        np.testing.assert_allclose(scorer(x), pipeline.predict_proba(x)[:, 1], rtol=0, atol=1e-12)
+
+
+def test_a_tree_that_never_splits_and_a_feature_no_tree_uses():
+    from dataclasses import replace
+
+    _, hgb = _forest_pipeline(max_iter=10)
+    forest = trees.flatten(hgb)
+    # Put a one-leaf tree first (its root is its leaf), as boosting makes when no split gains.
+    shift = 1
+    children = np.concatenate([[0, 0], forest.children + shift])
+    stump = replace(forest, children=children, feature=np.concatenate([[0], forest.feature]),
+                    threshold=np.concatenate([[0.0], forest.threshold]),
+                    missing_left=np.concatenate([[False], forest.missing_left]),
+                    value=np.concatenate([[0.125], forest.value]), roots=np.concatenate([[0], forest.roots + shift]),
+                    depths=np.concatenate([[0], forest.depths]))
+    x = _hard_rows(hgb, n=3000)
+    x = np.concatenate([x, np.zeros((len(x), 1))], axis=1)  # a sixth column no tree reads
+    masks = trees.leaf_masks(stump)
+    assert 5 not in masks.columns
+    np.testing.assert_array_equal(trees.raw_masks(masks, x), trees.raw_numpy(stump, x))
+    np.testing.assert_array_equal(trees.raw_numpy(forest, x), hgb._raw_predict(x[:, :5]).ravel())

@@ -1,0 +1,113 @@
+"""Serving decisions/s with two replicas behind nginx against one replica, in one cluster, with the same load.
+
+Starts a throwaway cluster (``testing.cluster.Cluster``: ``make cluster`` on free
+ports, its own databases and VAR_DIR), then sends the same one-row
+``POST /v1/decisions`` from wrk (2 threads, 8 connections) to:
+
+* one serving replica directly (its gunicorn, ``--workers`` workers): the baseline;
+* the serving load balancer: nginx over both replicas.
+
+The ratio is decisions/s through nginx over the single replica. On this 2-vCPU
+machine the replicas, nginx and wrk all share the same two cores, so a second
+replica adds no CPU: the figure shows what nginx costs and that the pair holds
+the same rate, not the scaling of replicas on their own machines.
+
+    python -m bench.bench_cluster [--seconds 10] [--connections 8]
+
+Needs nginx, wrk, redis-server (``make cluster-deps``) and PostgreSQL. Writes var/bench/cluster.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from testing.cluster import Cluster  # noqa: E402
+
+ROW = {"paid_pct_5y_ago": 81.3, "paid_pct_4y_ago": 79.4, "paid_pct_3y_ago": 92.7, "paid_pct_2y_ago": 92.6,
+       "paid_pct_1y_ago": 97.8}
+BODY = json.dumps({"rows": [ROW]})
+
+
+def wrk(url: str, seconds: int, connections: int, token: str) -> dict:
+    """Run wrk with the one-row decision body against url; return requests/s and latency percentiles (ms)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(BODY)}\n'
+                     'wrk.headers["Content-Type"] = "application/json"\n'
+                     f'wrk.headers["Authorization"] = "Bearer {token}"\n')
+    try:
+        out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s",
+                              script.name, url], capture_output=True, text=True, timeout=seconds + 60).stdout
+    finally:
+        os.unlink(script.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    latency = {}
+    for pct in ("50", "99"):
+        value, unit = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", out).groups()
+        latency[pct] = float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50_ms": latency["50"], "p99_ms": latency["99"],
+            "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start a cluster and compare one replica with two behind nginx."""
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_cluster", description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="seconds of each wrk run")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per replica")
+    parser.add_argument("--rounds", type=int, default=2, help="alternate the two targets this many times")
+    args = parser.parse_args(argv)
+    missing = [tool for tool in ("wrk", "redis-server") if shutil.which(tool) is None]
+    if shutil.which("nginx") is None and not os.access("/usr/sbin/nginx", os.X_OK):
+        missing.append("nginx")
+    if missing:
+        print(f"missing {', '.join(missing)}: run `make cluster-deps`", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
+        cluster = Cluster(Path(tmp), customers=200, poll_seconds=5, workers=args.workers)
+        print("starting a cluster ...", flush=True)
+        started = time.monotonic()
+        try:
+            cluster.start()
+            start_seconds = time.monotonic() - started
+            one, two = cluster.info["servings"][0] + "/v1/decisions", cluster.info["serving_url"] + "/v1/decisions"
+            wrk(one, 2, args.connections, cluster.serving_token)  # warm up both paths
+            wrk(two, 2, args.connections, cluster.serving_token)
+            runs: dict[str, list[dict]] = {"one": [], "two": []}
+            for _ in range(args.rounds):  # alternate, so that other load on the machine hits both alike
+                runs["one"].append(wrk(one, args.seconds, args.connections, cluster.serving_token))
+                runs["two"].append(wrk(two, args.seconds, args.connections, cluster.serving_token))
+        finally:
+            leftovers = cluster.stop()
+            cluster.drop_databases()
+    best = {k: max(v, key=lambda r: r["rps"]) for k, v in runs.items()}
+    result = {"workers_per_replica": args.workers, "connections": args.connections, "seconds": args.seconds,
+              "cluster_start_seconds": round(start_seconds, 1), "cpus": os.cpu_count(), "runs": runs,
+              "load_average_after": os.getloadavg(),
+              "one_replica": best["one"], "two_replicas_nginx": best["two"],
+              "ratio": best["two"]["rps"] / best["one"]["rps"], "leftover_processes": leftovers}
+    print(f"\n{'':44}{'decisions/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+    for name, key in (("one serving replica (direct)", "one"), ("two replicas behind nginx", "two")):
+        r = best[key]
+        print(f"{name:44}{r['rps']:12.0f}{r['p50_ms']:9.2f}{r['p99_ms']:9.2f}{r['non_2xx']:9d}")
+    print(f"ratio two/one: {result['ratio']:.2f}x  ({os.cpu_count()} CPUs shared by wrk, nginx and both replicas)")
+    out = ROOT / "var" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cluster.json").write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if not leftovers else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
