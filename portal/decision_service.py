@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Mapping
 
 import pybreaker
@@ -43,6 +44,18 @@ class ServiceUnavailable(LedgerError):
         super().__init__(message, field)
 
 
+def _storage(redis_url: str | None, service_url: str) -> pybreaker.CircuitBreakerStorage | None:
+    """Return Redis storage shared by every worker and replica, or None (this process's memory)."""
+    if not redis_url:
+        return None
+    try:
+        return pybreaker.CircuitRedisStorage(pybreaker.STATE_CLOSED, redis.Redis.from_url(redis_url),
+                                             namespace=f"portal-serving-breaker:{service_url}")
+    except redis.RedisError as exc:  # the breaker still works, for this process alone
+        log.warning("circuit breaker state kept in this process: Redis at REDIS_URL is unreachable (%s)", exc)
+        return None
+
+
 class DecisionService:
     """A client of one decision service: timeouts, the shared token, signed answers and a circuit breaker."""
 
@@ -53,13 +66,20 @@ class DecisionService:
         self.timeout = timeout
         self.connect_timeout = min(connect_timeout, timeout)
         self.session = requests.Session()
-        storage = None
-        if redis_url:  # one breaker for every worker and replica of the portal
-            storage = pybreaker.CircuitRedisStorage(pybreaker.STATE_CLOSED, redis.Redis.from_url(redis_url),
-                                                    namespace=f"portal-serving-breaker:{self.url}")
-        self.breaker = pybreaker.CircuitBreaker(fail_max=breaker_failures, reset_timeout=breaker_seconds,
-                                                state_storage=storage, throw_new_error_on_trip=False,
-                                                name="decision-service")
+        self._breaker_args = (breaker_failures, breaker_seconds, redis_url)
+        self._breaker: pybreaker.CircuitBreaker | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def breaker(self) -> pybreaker.CircuitBreaker:
+        """Return the circuit breaker, made on first use (Redis need not answer when the app starts)."""
+        with self._lock:
+            if self._breaker is None:
+                failures, seconds, redis_url = self._breaker_args
+                self._breaker = pybreaker.CircuitBreaker(
+                    fail_max=failures, reset_timeout=seconds, state_storage=_storage(redis_url, self.url),
+                    throw_new_error_on_trip=False, name="decision-service")
+            return self._breaker
 
     @classmethod
     def from_config(cls, config: Mapping) -> DecisionService:

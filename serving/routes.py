@@ -89,7 +89,7 @@ def version_info() -> dict:
     if h.ready:
         live = h.live
         body.update(version=live.version, threshold=live.threshold, features=list(live.features),
-                    scorer="compiled (scikit-learn's exact numbers)" if live.fast is not None else "scikit-learn predict_proba",
+                    scorer="compiled, exact" if live.fast is not None else "scikit-learn predict_proba",
                     trained_at=live.model.metadata.get("trained_at"), run_id=live.model.run_id)
     return body
 
