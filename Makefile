@@ -17,8 +17,13 @@ PROMETHEUS_MULTIPROC_DIR ?= $(VAR_DIR)/prometheus
 # SERVING_TOKEN when set, else one generated once under VAR_DIR, like the portal's SECRET_KEY.
 TOKEN_FILE = $(VAR_DIR)/serving_token
 WITH_TOKEN = SERVING_TOKEN=$${SERVING_TOKEN:-$$(cat $(TOKEN_FILE))}
+# Login throttling shares its counters through Redis: REDIS_URL, else a Redis answering on its default
+# local port; with neither, the portal runs as one process whose threads share the counters in memory.
+LOCAL_REDIS = $(shell $(PYTHON) -c "import socket; s = socket.socket(); s.settimeout(0.3); print('redis://127.0.0.1:6379/0' if s.connect_ex(('127.0.0.1', 6379)) == 0 else '')")
+PORTAL_REDIS = $(or $(REDIS_URL),$(LOCAL_REDIS))
 # Threads, not processes, wait on the decision service: a slow answer holds one of 16 threads, not a worker.
-PORTAL_CMD = $(WITH_TOKEN) $(VENV)/bin/gunicorn --worker-class gthread --workers 2 --threads 8 --bind 127.0.0.1:$(PORTAL_PORT) --no-control-socket --access-logfile - 'portal:create_app()'
+PORTAL_CMD = REDIS_URL=$(PORTAL_REDIS) $(WITH_TOKEN) $(VENV)/bin/gunicorn --worker-class gthread \
+	--workers $(if $(PORTAL_REDIS),2,1) --threads $(if $(PORTAL_REDIS),8,16) --bind 127.0.0.1:$(PORTAL_PORT) --no-control-socket --access-logfile - 'portal:create_app()'
 SERVE_CMD = rm -rf $(PROMETHEUS_MULTIPROC_DIR) && mkdir -p $(PROMETHEUS_MULTIPROC_DIR) && \
 	$(WITH_TOKEN) PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) $(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(SERVING_PORT) --no-control-socket --access-logfile - 'serving:create_app()'
 
@@ -41,12 +46,11 @@ install: $(STAMP) ## install pinned requirements into .venv (skipped when nothin
 migrate: install ## apply the ledger's migrations (DATABASE_URL, default var/credit.db)
 	@$(FLASK) migrate
 
-data: migrate ## simulate the demo customers (pipeline) and import their export into the ledger (portal), if it is empty
-	@if $(FLASK) ledger-is-empty; then \
+data: migrate ## simulate the demo customers (pipeline) and import their export into an empty ledger (portal); never in production
+	@if $(FLASK) wants-demo; then \
 		$(PY) -m pipeline.simulate --customers $(CUSTOMERS) --out $(VAR_DIR)/data && \
 		$(FLASK) import-data $(VAR_DIR)/data --demo; \
-	else echo "ledger already has customers: not seeding"; fi
-	@$(FLASK) ensure-demo
+	fi
 
 seed: data ## the same as `make data`
 

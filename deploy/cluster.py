@@ -201,13 +201,13 @@ def seed_ledger(settings: Settings, env: dict[str, str]) -> None:
     """Migrate the ledger on PostgreSQL and, if it is empty, load the demo export, as `make data` does."""
     flask = [str(Path(sys.executable).with_name("flask")), "--app", "portal"]
     run_step("ledger: migrate", [*flask, "migrate"], env)
-    if subprocess.run([*flask, "ledger-is-empty"], env=env, capture_output=True).returncode == 0:
+    if subprocess.run([*flask, "wants-demo"], env=env, capture_output=True).returncode == 0:
         export = settings.cluster_dir / "data"
         run_step(f"demo data: simulate {settings.customers} customers",
                  [sys.executable, "-m", "pipeline.simulate", "--customers", str(settings.customers),
                   "--out", str(export)], env)
-        run_step("ledger: import the demo export", [*flask, "import-data", str(export), "--demo", "--if-empty"], env)
-    run_step("ledger: demo logins", [*flask, "ensure-demo"], env)
+        run_step("ledger: import the demo export and its logins",
+                 [*flask, "import-data", str(export), "--demo", "--if-empty"], env)
 
 
 def train_first_model(env: dict[str, str]) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Flask, request
+from flask_login import current_user
 
 from portal import cli
 from portal.api import auth as api_auth
@@ -47,7 +48,8 @@ API_CONFIG = {
         "security": [{"bearer": []}, {"cookie": []}]},
     "WTF_CSRF_CHECK_DEFAULT": False,  # checked in access.check_csrf, for cookie-authenticated writes
     "WTF_CSRF_TIME_LIMIT": None,  # valid for the session's life
-    "RATELIMIT_HEADERS_ENABLED": True,
+    # No X-RateLimit-*/Retry-After on every login answer: only a 429 says when to retry.
+    "RATELIMIT_HEADERS_ENABLED": False,
 }
 
 
@@ -89,9 +91,15 @@ def register_security(app: Flask) -> None:
     @app.before_request
     def json_bodies_only():
         # The API speaks JSON only; a form or text body is refused before any parsing.
-        if (request.path.startswith("/api/") and request.method in ("POST", "PUT", "PATCH")
-                and request.content_length and not request.is_json):
+        if not (request.path.startswith("/api/") and request.method in ("POST", "PUT", "PATCH")
+                and request.content_length):
+            return None
+        if not request.is_json:
             return error_response("the body must be JSON (Content-Type: application/json)", 415)
+        try:
+            request.get_json(silent=True)  # parsed once here (Flask keeps it) so a parser failure is ours
+        except RecursionError:
+            return error_response("the JSON body is nested too deeply", 400)
         return None
 
     app.before_request(access.check_csrf)
@@ -108,6 +116,7 @@ def register_security(app: Flask) -> None:
         headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         if app.config.get("SESSION_COOKIE_SECURE"):
             headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        if response.mimetype == "application/json":
-            headers.setdefault("Cache-Control", "no-store")
+        if response.mimetype == "application/json" or (
+                request.endpoint != "static" and current_user.is_authenticated):
+            headers["Cache-Control"] = "no-store"  # nothing of an account stays in a shared cache or history
         return response

@@ -1,4 +1,4 @@
-"""CLI commands: ``flask --app portal migrate | import-data | ledger-is-empty | ensure-demo | replay``."""
+"""CLI commands: ``flask --app portal migrate | import-data | wants-demo | ledger-is-empty | ensure-demo | replay``."""
 from __future__ import annotations
 
 import sys
@@ -11,8 +11,9 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from contracts import ledger_export
+from portal.config import is_production
 from portal.db import get_db
-from portal.demo import DEMO_CUSTOMER_PASSWORD, ensure_demo_users
+from portal.demo import DEMO_CUSTOMER_PASSWORD, DemoRefused, ensure_demo_users, refuse_in_production
 from portal.importer import LedgerImportError, import_ledger, ledger_is_empty
 from portal.replay import replay
 
@@ -38,19 +39,38 @@ def migrate_command():
 @click.command("import-data")
 @with_appcontext
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--demo", is_flag=True, help=f"give every imported customer the demo password ({DEMO_CUSTOMER_PASSWORD})")
+@click.option("--demo", is_flag=True, help=f"the demo: every customer gets the password {DEMO_CUSTOMER_PASSWORD}, "
+              "and the demo logins are made (refused in production)")
 @click.option("--if-empty", is_flag=True, help="do nothing when the ledger has customers")
 def import_command(directory, demo, if_empty):
     """Import a ledger export (customers, dues, outcomes as Parquet files) into the ledger."""
     db = get_db()
-    if if_empty and not ledger_is_empty(db):
-        click.echo("ledger already has customers: not importing")
-        return
     try:
+        if demo:
+            refuse_in_production()
+        if if_empty and not ledger_is_empty(db):
+            click.echo("ledger already has customers: not importing")
+            return
         stats = import_ledger(db, ledger_export.read(directory), demo_password=DEMO_CUSTOMER_PASSWORD if demo else None)
-    except LedgerImportError as exc:
+        if demo:
+            ensure_demo_users(db)
+    except (LedgerImportError, DemoRefused) as exc:
         raise click.ClickException(f"import refused: {exc}") from exc
-    click.echo(f"imported: {stats}")
+    click.echo(f"imported: {stats}" + ("; demo logins: manager 1 / manager123, customer 101 / customer123"
+                                       if demo else ""))
+
+
+@click.command("wants-demo")
+@with_appcontext
+def wants_demo_command():
+    """Exit 0 when the demo should be seeded (an empty ledger, not in production), 1 otherwise (for make data)."""
+    if is_production():
+        click.echo("production (APP_ENV=production): no demo data, no demo logins")
+        sys.exit(1)
+    if not ledger_is_empty(get_db()):
+        click.echo("ledger already has customers: not seeding the demo")
+        sys.exit(1)
+    sys.exit(0)
 
 
 @click.command("ledger-is-empty")
@@ -63,8 +83,11 @@ def ledger_is_empty_command():
 @click.command("ensure-demo")
 @with_appcontext
 def ensure_demo_command():
-    """Make sure the demo logins (manager 1, customer 101) exist with their passwords."""
-    ensure_demo_users(get_db())
+    """Make sure the demo logins of a demo ledger (manager 1, customer 101) exist with their passwords."""
+    try:
+        ensure_demo_users(get_db())
+    except DemoRefused as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo("demo logins ready: manager 1 / manager123, customer 101 / customer123")
 
 
@@ -80,7 +103,8 @@ def replay_command(request_id):
     sys.exit(0 if result["match"] else 1)
 
 
-COMMANDS = (migrate_command, import_command, ledger_is_empty_command, ensure_demo_command, replay_command)
+COMMANDS = (migrate_command, import_command, wants_demo_command, ledger_is_empty_command, ensure_demo_command,
+            replay_command)
 
 
 def register(app: Flask) -> None:

@@ -52,6 +52,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "PERCENTAGE_THRESHOLD": float(os.environ.get("PERCENTAGE_THRESHOLD", "80")),
         # The ML method approves at score >= this; the portal decides, serving only scores.
         "ML_THRESHOLD": float(os.environ.get("ML_THRESHOLD", str(DEFAULT_THRESHOLD))),
+        # Largest payment one request may make, in minor units (default 1,000,000.00).
+        "MAX_PAYMENT_CENTS": int(os.environ.get("MAX_PAYMENT_CENTS", "100000000")),
         # Largest credit one request may ask for, in minor units (default 1,000,000.00).
         "MAX_CREDIT_CENTS": int(os.environ.get("MAX_CREDIT_CENTS", "100000000")),
         # The credit limit: this multiple of what the customer paid per year over the last five
@@ -59,7 +61,10 @@ def load_config(overrides: dict | None = None) -> dict:
         "CREDIT_LIMIT_MULTIPLE": float(os.environ.get("CREDIT_LIMIT_MULTIPLE", "1.0")),
         "CREDIT_LIMIT_MAX_CENTS": int(os.environ.get("CREDIT_LIMIT_MAX_CENTS", "100000000")),
         "TOKEN_MAX_AGE": int(os.environ.get("TOKEN_MAX_AGE", str(8 * 3600))),
+        # Failed logins (see portal/auth/throttle.py): per account and address, per account, per address.
         "LOGIN_LIMITS": os.environ.get("LOGIN_LIMITS", "5 per minute;20 per hour"),
+        "LOGIN_ID_LIMITS": os.environ.get("LOGIN_ID_LIMITS", "30 per hour"),
+        "LOGIN_ADDRESS_LIMITS": os.environ.get("LOGIN_ADDRESS_LIMITS", "30 per minute"),
         "MAX_CONTENT_LENGTH": 64 * 1024,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -8,7 +8,7 @@ import it.
 from __future__ import annotations
 
 import marshmallow as ma
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import Flask, current_app, g, jsonify, render_template, request
 from flask_smorest import Api
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
@@ -99,6 +99,8 @@ class LedgerApi(Api):
         elif data.get("message"):
             message = data["message"]
         response = error_response(message, error.code or 500, field, data.get("headers"))
+        if error.code == 429:  # the throttle noted when the next attempt may come (portal.auth.throttle)
+            response.headers["Retry-After"] = g.get("retry_after", "60")
         if error.code == 405 and getattr(error, "valid_methods", None):
             response.headers["Allow"] = ", ".join(error.valid_methods)
         return response

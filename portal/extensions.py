@@ -8,13 +8,13 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.routing import IntegerConverter
 
 from portal.errors import LedgerApi
-
-# Ids fit in a JSON-safe integer (2**53 - 1) and so in every database's BIGINT.
-MAX_ID = 2**53 - 1
+from portal.models import MAX_ID
 
 
 class IdConverter(IntegerConverter):
-    """`<id:name>` in routes: a positive integer id; anything larger is a 404, not an overflow."""
+    """`<id:name>` in routes: a positive integer id in ASCII digits; anything larger is a 404, not an overflow."""
+
+    regex = r"[0-9]+"  # werkzeug's \d+ would take other scripts' digits ("१०१" for 101)
 
     def __init__(self, url_map):
         super().__init__(url_map, min=1, max=MAX_ID)
@@ -22,6 +22,6 @@ class IdConverter(IntegerConverter):
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
+limiter = Limiter(key_func=get_remote_address)
 api = LedgerApi()
 api.register_converter(IdConverter, lambda _c: {"type": "integer", "minimum": 1, "maximum": MAX_ID})

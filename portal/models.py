@@ -35,8 +35,12 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Ids fit in a JSON-safe integer (2**53 - 1), so every client reads them exactly, and in every BIGINT.
+MAX_ID = 2**53 - 1
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -52,6 +56,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class UTCDateTime(TypeDecorator):
+    """A moment in UTC, read back with its offset on every engine (SQLite stores none: it is UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value, dialect):
+        """Return the stored moment as an aware UTC datetime."""
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
@@ -64,7 +79,7 @@ class PersonMixin:
     phone: Mapped[str | None] = mapped_column(String(32))
     # NULL means "cannot log in" (e.g. imported from a bank's export without passwords).
     password_hash: Mapped[str | None] = mapped_column(String(255))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Customer(PersonMixin, Base):
@@ -116,7 +131,7 @@ class Payment(Base):
     to_bank_credit_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     source: Mapped[str] = mapped_column(String(16), default="api")  # api | web | import
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     __table_args__ = (
         CheckConstraint("amount_cents > 0", name="amount_pos"),
         CheckConstraint("to_bank_credit_cents >= 0 AND to_bank_credit_cents <= amount_cents",
@@ -155,7 +170,7 @@ class PaymentReversal(Base):
     payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), unique=True)
     manager_id: Mapped[int] = mapped_column(ForeignKey("managers.id"))
     reason: Mapped[str] = mapped_column(String(500))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class CreditDecision(Base):
@@ -180,7 +195,7 @@ class CreditDecision(Base):
     limit_cents: Mapped[int | None] = mapped_column(BigInteger)
     exposure_cents: Mapped[int | None] = mapped_column(BigInteger)
     checks: Mapped[list | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     __table_args__ = (
         CheckConstraint("amount_cents > 0", name="amount_pos"),
         CheckConstraint("month >= 1 AND month <= 12", name="month_range"),
@@ -197,7 +212,7 @@ class IdempotencyRecord(Base):
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     response: Mapped[dict] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ApiToken(Base):
@@ -207,9 +222,9 @@ class ApiToken(Base):
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     role: Mapped[str] = mapped_column(String(16))
     user_id: Mapped[int] = mapped_column(BigInteger)
-    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Outcome(Base):

@@ -4,7 +4,8 @@ from __future__ import annotations
 import re
 
 # Up to 12 integer digits keeps every sum far inside a signed 64-bit column.
-_AMOUNT = re.compile(r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?$")
+AMOUNT_PATTERN = r"(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?"
+_AMOUNT = re.compile(AMOUNT_PATTERN)
 
 
 class MoneyError(ValueError):
@@ -19,7 +20,7 @@ def parse_amount(value: object) -> int:
     """
     if not isinstance(value, str):
         raise MoneyError('must be a decimal string such as "1250.00"')
-    match = _AMOUNT.fullmatch(value.strip())
+    match = _AMOUNT.fullmatch(value)  # exactly the pattern: no spaces, no other scripts' digits
     if match is None:
         raise MoneyError('must be a decimal string with at most two decimals, such as "1250.00"')
     units, fraction = match.group(1), (match.group(2) or ".")[1:]

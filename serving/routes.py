@@ -31,7 +31,10 @@ def json_body() -> object:
     """Return the parsed JSON body, or raise 415/400."""
     if not request.is_json:
         raise NotJson("Content-Type must be application/json")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError as exc:
+        raise BadInput("the JSON body is nested too deeply") from exc
     if body is None:
         raise BadInput("the body is not valid JSON")
     return body

@@ -257,10 +257,11 @@ def test_demo_seeding_simulator_files_then_portal_import(db, tmp_path):
     assert sim.main(["--customers", "40", "--seed", "1", "--out", str(tmp_path / "data")]) == 0
     assert (tmp_path / "data" / "dues.parquet").exists()
     runner = create_app({"SECRET_KEY": "x", "DATABASE_URL": db.url}).test_cli_runner()
-    assert runner.invoke(args=["ledger-is-empty"]).exit_code == 0
+    assert runner.invoke(args=["wants-demo"]).exit_code == 0
     result = runner.invoke(args=["import-data", str(tmp_path / "data"), "--demo", "--if-empty"])
     assert result.exit_code == 0, result.output
-    assert runner.invoke(args=["ensure-demo"]).exit_code == 0
+    assert runner.invoke(args=["ensure-demo"]).exit_code == 0  # idempotent
+    assert runner.invoke(args=["wants-demo"]).exit_code == 1
     assert runner.invoke(args=["ledger-is-empty"]).exit_code == 1
     again = runner.invoke(args=["import-data", str(tmp_path / "data"), "--demo", "--if-empty"])
     assert "not importing" in again.output

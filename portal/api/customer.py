@@ -1,7 +1,7 @@
 """Customer endpoints: summary, monthly data, history, payments and credit requests."""
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, request
 from flask_smorest import Blueprint, abort
 
 from portal import present
@@ -20,10 +20,19 @@ from portal.auth.access import require_customer_access, require_login
 from portal.credit_requests import CreditSettings, request_credit
 from portal.db import get_session
 from portal.errors import ErrorSchema
+from portal.inputs import is_digits
 from portal.ledger import payments, statements
 from portal.money import format_cents
 
 blp = Blueprint("customer", __name__, url_prefix="/api/customer", description="A customer's account")
+# Writes only a customer may make (managers read customers' accounts).
+CUSTOMER_WRITES = {"customer.pay", "customer.credit_request"}
+
+
+@blp.before_request
+def logged_in_first():
+    """Answer 401 (403 for a manager's write) before a request's body or arguments are looked at."""
+    require_login("customer" if request.endpoint in CUSTOMER_WRITES else None)
 
 
 @blp.route("/summary/<id:customer_id>")
@@ -41,7 +50,7 @@ def summary(customer_id):
 def year_data(customer_id, year):
     """Return the monthly table for one year, or for `all` years."""
     require_customer_access(customer_id)
-    if year != "all" and not (year.isdigit() and len(year) == 4):
+    if year != "all" and not (is_digits(year) and len(year) == 4):
         abort(404, message="year must be a four-digit year or `all`")
     rows = statements.months(get_session(), customer_id, None if year == "all" else int(year))
     months, totals = present.month_rows(rows)
@@ -71,13 +80,15 @@ def pay(headers, body):
     user = require_login("customer")
     db = get_session()
     result = payments.pay(db, user.user_id, body["year"], body["month"], body["amount"],
-                          idempotency_key=headers.get("idempotency_key"), source="api")
+                          idempotency_key=headers.get("idempotency_key"), source="api",
+                          max_cents=current_app.config["MAX_PAYMENT_CENTS"])
     return {
         "payment_id": result.payment_id, "year": result.year, "month": result.month,
         "amount": format_cents(result.amount_cents),
         "allocations": present.allocations(result.allocations),
         "to_bank_credit": format_cents(result.to_bank_credit_cents),
-        "replayed": result.replayed, "summary": present.summary(db, user.user_id),
+        "replayed": result.replayed, "reversed": result.reversed_at is not None, "reversed_at": result.reversed_at,
+        "summary": present.summary(db, user.user_id),
     }
 
 

@@ -37,6 +37,12 @@ from portal.replay import replay
 blp = Blueprint("manager", __name__, url_prefix="/api/manager", description="Managers only")
 
 
+@blp.before_request
+def managers_only():
+    """Answer 401/403 before a request's body or arguments are looked at."""
+    require_login("manager")
+
+
 @blp.route("/me")
 @blp.response(200, UserOut)
 def me():

@@ -4,7 +4,8 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from portal.money import MoneyError, parse_amount
+from portal.models import MAX_ID
+from portal.money import AMOUNT_PATTERN, MoneyError, parse_amount
 
 Strict = {"strict": True, "required": True}
 
@@ -14,7 +15,7 @@ class Amount(ma.fields.String):
 
     def __init__(self, **kwargs):
         kwargs.setdefault("metadata", {})
-        kwargs["metadata"].update({"pattern": r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?$", "example": "1250.00"})
+        kwargs["metadata"].update({"pattern": f"^{AMOUNT_PATTERN}$", "example": "1250.00"})
         super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -26,6 +27,27 @@ class Amount(ma.fields.String):
             raise ma.ValidationError(str(exc)) from exc
 
 
+class Text(ma.fields.String):
+    """A string without NUL or other control characters (PostgreSQL cannot store NUL; none belongs in text).
+
+    ``blank=False`` also refuses a value of spaces only; ``one_line=True`` refuses line breaks and tabs.
+    """
+
+    def __init__(self, *, blank: bool = True, one_line: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.blank, self.one_line = blank, one_line
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        allowed = "" if self.one_line else "\t\n\r"
+        if any((ord(ch) < 32 and ch not in allowed) or ord(ch) == 127 for ch in text):
+            raise ma.ValidationError("must not contain NUL or other control characters"
+                                     + (" (one line only)" if self.one_line else ""))
+        if not self.blank and not text.strip():
+            raise ma.ValidationError("must not be blank")
+        return text
+
+
 class Closed(ma.Schema):
     """Refuse unknown fields."""
 
@@ -34,8 +56,8 @@ class Closed(ma.Schema):
 
 
 class LoginIn(Closed):
-    id = ma.fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=2**53 - 1))
-    password = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+    id = ma.fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=MAX_ID))
+    password = Text(required=True, validate=validate.Length(min=1, max=200))
 
 
 class UserOut(ma.Schema):
@@ -102,7 +124,8 @@ class IdempotencyHeader(ma.Schema):
     class Meta:
         unknown = ma.EXCLUDE
 
-    idempotency_key = ma.fields.String(data_key="Idempotency-Key", validate=validate.Length(min=1, max=120))
+    idempotency_key = Text(data_key="Idempotency-Key", blank=False, one_line=True,
+                           validate=validate.Length(min=1, max=120))
 
 
 class AllocationOut(ma.Schema):
@@ -118,7 +141,9 @@ class PaymentOut(ma.Schema):
     amount = ma.fields.String()
     allocations = ma.fields.List(ma.fields.Nested(AllocationOut))
     to_bank_credit = ma.fields.String()
-    replayed = ma.fields.Boolean()
+    replayed = ma.fields.Boolean(metadata={"description": "true: the first answer to this Idempotency-Key"})
+    reversed = ma.fields.Boolean(metadata={"description": "true: a manager has reversed this payment since"})
+    reversed_at = ma.fields.DateTime(allow_none=True)
     summary = ma.fields.Nested(SummaryOut)
 
 
@@ -193,7 +218,7 @@ class DecisionOut(ma.Schema):
 
 
 class PortfolioArgs(PageArgs):
-    q = ma.fields.String(load_default=None, validate=validate.Length(max=120))
+    q = Text(load_default=None, one_line=True, validate=validate.Length(max=120))
     sort = ma.fields.String(load_default="id",
                             validate=validate.OneOf(["id", "name", "balance", "paid_pct", "bank_credit"]))
     order = ma.fields.String(load_default="asc", validate=validate.OneOf(["asc", "desc"]))
@@ -221,7 +246,7 @@ class PortfolioOut(ma.Schema):
 
 
 class DecisionsArgs(PageArgs):
-    customer_id = ma.fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**53 - 1))
+    customer_id = ma.fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_ID))
     method = ma.fields.String(load_default=None, validate=validate.OneOf(["percentage", "ml"]))
 
 
@@ -232,16 +257,16 @@ class DecisionsOut(ma.Schema):
     decisions = ma.fields.List(ma.fields.Nested(DecisionOut))
 
 
-class Password(ma.fields.String):
-    """A new password: 8 to 200 characters."""
+class Password(Text):
+    """A new password: 8 to 200 characters, not all blank."""
 
     def __init__(self, **kwargs):
-        super().__init__(validate=validate.Length(min=8, max=200), **kwargs)
+        super().__init__(blank=False, validate=validate.Length(min=8, max=200), **kwargs)
 
 
 class CustomerIn(Closed):
-    id = ma.fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1, max=2**53 - 1))
-    name = ma.fields.String(required=True, validate=validate.Length(min=1, max=120))
+    id = ma.fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1, max=MAX_ID))
+    name = Text(required=True, blank=False, one_line=True, validate=validate.Length(min=1, max=120))
     email = ma.fields.Email(load_default=None, validate=validate.Length(max=254))
     age = ma.fields.Integer(strict=True, load_default=None, validate=validate.Range(min=18, max=120))
     phone = ma.fields.String(load_default=None, validate=validate.Regexp(r"^[0-9 +()-]{3,32}$"))
@@ -253,7 +278,7 @@ class PasswordIn(Closed):
 
 
 class ReversalIn(Closed):
-    reason = ma.fields.String(required=True, validate=validate.Length(min=1, max=500))
+    reason = Text(required=True, blank=False, validate=validate.Length(min=1, max=500))
 
 
 class ReversalOut(ma.Schema):

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from portal.auth.passwords import hash_password
 from portal.db import write_transaction
 from portal.ledger.errors import Conflict, NotFound
-from portal.models import Customer
+from portal.models import MAX_ID, Customer
 
 
 def create_customer(session: Session, name: str, password: str, customer_id: int | None = None,
@@ -17,6 +17,8 @@ def create_customer(session: Session, name: str, password: str, customer_id: int
     with write_transaction(session):
         if customer_id is None:
             customer_id = (session.scalar(select(func.max(Customer.id))) or 100) + 1
+            if customer_id > MAX_ID:
+                raise Conflict("no id is free after the largest one; give the new customer an id", "id")
         elif session.get(Customer, customer_id) is not None:
             raise Conflict(f"customer {customer_id} already exists", "id")
         customer = Customer(id=customer_id, name=name.strip(), email=email, age=age, phone=phone,

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from portal.ledger.errors import Conflict
 from portal.models import IdempotencyRecord
 
-# Stored key = prefix + the client's key.
-SCOPES = {"payment": "", "credit": "credit:"}
+# Stored key = prefix + the client's key: a payment's key never meets a credit request's.
+SCOPES = {"payment": "payment:", "credit": "credit:"}
 
 
 def fingerprint(**fields) -> str:

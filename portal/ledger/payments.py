@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime
 
 from sqlalchemy import insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
@@ -12,6 +13,7 @@ from portal.ledger import idempotency
 from portal.ledger.errors import Conflict, InvalidRequest, NotFound
 from portal.ledger.locks import lock_customer
 from portal.models import Allocation, Due, Payment, PaymentReversal, utcnow
+from portal.money import format_cents
 
 
 @dataclass
@@ -26,32 +28,39 @@ class PaymentResult:
     allocations: list[rule.Allocation]
     to_bank_credit_cents: int
     replayed: bool = False
+    reversed_at: datetime | None = None  # a replay of a payment a manager has reversed since
 
     def to_record(self) -> dict:
         """Return a JSON-able form, as stored for idempotent replays."""
         data = asdict(self)
         data.pop("replayed")
+        data.pop("reversed_at")
         return data
 
     @classmethod
-    def from_record(cls, data: dict) -> PaymentResult:
-        """Rebuild a result stored by `to_record`, marked as a replay."""
+    def from_record(cls, data: dict, reversal: PaymentReversal | None = None) -> PaymentResult:
+        """Rebuild a result stored by `to_record`, marked as a replay (and as reversed, if it was)."""
         allocations = [rule.Allocation(**a) for a in data["allocations"]]
-        return cls(**{**data, "allocations": allocations, "replayed": True})
+        return cls(**{**data, "allocations": allocations, "replayed": True,
+                      "reversed_at": reversal.created_at if reversal else None})
 
 
 def pay(session: Session, customer_id: int, year: int, month: int, amount_cents: int,
-        idempotency_key: str | None = None, source: str = "api") -> PaymentResult:
+        idempotency_key: str | None = None, source: str = "api", max_cents: int | None = None) -> PaymentResult:
     """Record a payment and allocate it by the allocation rule, exactly once per key."""
     if amount_cents <= 0:
         raise InvalidRequest("amount must be positive", "amount")
+    if max_cents is not None and amount_cents > max_cents:
+        raise InvalidRequest(f"amount must be at most {format_cents(max_cents)}", "amount")
     request_hash = idempotency.fingerprint(year=year, month=month, amount_cents=amount_cents)
     with write_transaction(session):
         customer = lock_customer(session, customer_id)
         if idempotency_key is not None:
             previous = idempotency.first_answer(session, "payment", customer_id, idempotency_key, request_hash)
-            if previous is not None:
-                return PaymentResult.from_record(previous)
+            if previous is not None:  # the first answer, and whether the payment was reversed since
+                reversal = session.scalars(select(PaymentReversal).where(
+                    PaymentReversal.payment_id == previous["payment_id"])).one_or_none()
+                return PaymentResult.from_record(previous, reversal)
 
         # Only the chosen month and the later months that still owe can take money.
         when = tuple_(Due.year, Due.month)

@@ -7,6 +7,7 @@ from datetime import date
 from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
+from portal.inputs import is_digits
 from portal.ledger.percentage import PAID_PCT_SQL
 from portal.models import CreditDecision, Customer, Due
 
@@ -47,7 +48,7 @@ def portfolio(session: Session, q: str | None, sort: str, descending: bool, page
     if q:
         q = q.strip()
         name_match = Customer.name.ilike(f"%{q.replace('%', '').replace('_', '')}%")
-        query = query.where(or_(Customer.id == int(q), name_match) if q.isdigit() else name_match)
+        query = query.where(or_(Customer.id == int(q), name_match) if is_digits(q) else name_match)
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     key = SORTS[sort]
     order = [key.desc().nulls_last() if descending else key.asc().nulls_first(), Customer.id.asc()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask import session as cookie_session
 from flask_login import current_user, login_user, logout_user
 
@@ -94,7 +94,8 @@ def manager_login():
 def too_many_logins(_error):
     """Show the login page with the throttle message (429)."""
     role = LOGIN_ENDPOINTS.get(request.endpoint, "customer")
-    return render_template("login.html", form=LoginForm(), role=role, error=THROTTLED), 429
+    headers = {"Retry-After": g.get("retry_after", "60")}
+    return render_template("login.html", form=LoginForm(), role=role, error=THROTTLED), 429, headers
 
 
 @bp.route("/logout", methods=["POST"])

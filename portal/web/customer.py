@@ -15,6 +15,7 @@ from portal.auth.access import require_customer_access
 from portal.credit_requests import CreditSettings, request_credit
 from portal.db import get_session
 from portal.decision_service import ServiceUnavailable
+from portal.inputs import is_digits
 from portal.ledger import payments, portfolio, statements
 from portal.ledger.credit import MAX_YEARS_AHEAD
 from portal.ledger.errors import Conflict, InvalidRequest, LedgerError
@@ -43,12 +44,12 @@ def chosen_year(db, customer_id: int) -> tuple[int | None, list[int]]:
     raw = request.args.get("year", "all")
     if raw == "all":
         return None, years
-    if raw.isdigit() and int(raw) in years:
+    if is_digits(raw) and int(raw) in years:
         return int(raw), years
     abort(404, description="There are no dues in that year.")
 
 
-@bp.route("/customers/<int:customer_id>")
+@bp.route("/customers/<id:customer_id>")
 @login_required()
 def dashboard(customer_id):
     """Show a customer's details, totals, monthly table, chart and payment history."""
@@ -78,7 +79,7 @@ def _all_payments(db, customer_id: int):
         offset += 500
 
 
-@bp.route("/customers/<int:customer_id>/history.csv")
+@bp.route("/customers/<id:customer_id>/history.csv")
 @login_required()
 def history_csv(customer_id):
     """Download the whole payment history as CSV."""
@@ -90,7 +91,7 @@ def history_csv(customer_id):
         "Content-Disposition": f'attachment; filename="payments-{customer_id}.csv"'})
 
 
-@bp.route("/customers/<int:customer_id>/statement.pdf")
+@bp.route("/customers/<id:customer_id>/statement.pdf")
 @login_required()
 def statement_pdf(customer_id):
     """Download a PDF statement: details, totals, the months of ?year= and the payments."""
@@ -116,7 +117,7 @@ def _field_error(form, error: LedgerError) -> bool:
 
 def _amount(form) -> int | None:
     try:
-        return parse_amount(form.amount.data or "")
+        return parse_amount((form.amount.data or "").strip())  # a person's stray spaces are forgiven
     except MoneyError as exc:
         form.amount.errors = [*form.amount.errors, "Amount " + str(exc)]
         return None
@@ -137,7 +138,8 @@ def pay():
         if cents is not None:
             try:
                 result = payments.pay(db, uid, form.year.data, form.month.data, cents,
-                                      idempotency_key=form.idempotency_key.data, source="web")
+                                      idempotency_key=form.idempotency_key.data, source="web",
+                                      max_cents=current_app.config["MAX_PAYMENT_CENTS"])
             except Conflict:
                 error = "This form was already used for a different payment. Check the details and pay again."
                 form.idempotency_key.data = None
@@ -177,7 +179,7 @@ def load_payment(db, payment_id: int):
     return payment, allocations, reversal
 
 
-@bp.route("/payments/<int:payment_id>")
+@bp.route("/payments/<id:payment_id>")
 @login_required()
 def receipt(payment_id):
     """Show one payment: the months it paid, its bank credit, and whether it was reversed."""

@@ -13,6 +13,7 @@ from portal.api.schemas import CustomerIn, DecisionsArgs, PasswordIn, PortfolioA
 from portal.auth import accounts
 from portal.auth.sessions import revoke_all
 from portal.db import get_session
+from portal.inputs import is_digits
 from portal.ledger import payments, portfolio, statements
 from portal.ledger.errors import LedgerError
 from portal.ledger.percentage import percentage_paid
@@ -82,7 +83,7 @@ def _optional(raw: str | None, number: bool = False):
     raw = (raw or "").strip()
     if not raw:
         return None
-    return int(raw) if number and raw.isdigit() else raw
+    return int(raw) if number and is_digits(raw) else raw
 
 
 @bp.route("/customers/new", methods=["GET", "POST"])
@@ -113,7 +114,7 @@ def new_customer():
     return render_template("manager/new_customer.html", form=form), status
 
 
-@bp.route("/customers/<int:customer_id>/password", methods=["GET", "POST"])
+@bp.route("/customers/<id:customer_id>/password", methods=["GET", "POST"])
 @login_required("manager")
 def reset_password(customer_id):
     """Set a customer's new password and end their open sessions."""
@@ -129,7 +130,7 @@ def reset_password(customer_id):
     return render_template("manager/reset_password.html", form=form, customer=customer), status
 
 
-@bp.route("/payments/<int:payment_id>/reverse", methods=["GET", "POST"])
+@bp.route("/payments/<id:payment_id>/reverse", methods=["GET", "POST"])
 @login_required("manager")
 def reverse(payment_id):
     """Reverse a payment after a confirmation step: its allocations and bank credit are undone."""
