@@ -27,25 +27,38 @@ class Amount(ma.fields.String):
             raise ma.ValidationError(str(exc)) from exc
 
 
-class Text(ma.fields.String):
-    """A string without NUL or other control characters (PostgreSQL cannot store NUL; none belongs in text).
+# Characters text may not hold: NUL and the other C0 controls and DEL (PostgreSQL cannot store NUL).
+_CONTROL = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f"  # tab, line feed and carriage return allowed
+_CONTROL_ONE_LINE = "\\x00-\\x1f\\x7f"
 
-    ``blank=False`` also refuses a value of spaces only; ``one_line=True`` refuses line breaks and tabs.
+
+def text_pattern(*, blank: bool = True, one_line: bool = False) -> str:
+    """Return the pattern a Text field checks (and the OpenAPI document states)."""
+    ok = f"[^{_CONTROL_ONE_LINE if one_line else _CONTROL}]"
+    return f"^{ok}*$" if blank else f"^{ok}*[^\\s{_CONTROL_ONE_LINE}]{ok}*$"
+
+
+class WholeMatch(validate.Regexp):
+    """A Regexp validator that must match the whole value (Python's $ would also end before a final newline)."""
+
+    def __call__(self, value):
+        if self.regex.fullmatch(value) is None:
+            raise ma.ValidationError(self._format_error(value))
+        return value
+
+
+class Text(ma.fields.String):
+    """A string without NUL or other control characters; ``blank=False`` refuses spaces only, ``one_line`` breaks.
+
+    The rule is a pattern, so the OpenAPI document states exactly what is accepted.
     """
 
-    def __init__(self, *, blank: bool = True, one_line: bool = False, **kwargs):
-        super().__init__(**kwargs)
-        self.blank, self.one_line = blank, one_line
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        allowed = "" if self.one_line else "\t\n\r"
-        if any((ord(ch) < 32 and ch not in allowed) or ord(ch) == 127 for ch in text):
-            raise ma.ValidationError("must not contain NUL or other control characters"
-                                     + (" (one line only)" if self.one_line else ""))
-        if not self.blank and not text.strip():
-            raise ma.ValidationError("must not be blank")
-        return text
+    def __init__(self, *, blank: bool = True, one_line: bool = False, validate=None, **kwargs):
+        message = ("must be " + ("one line of " if one_line else "") + "text without control characters"
+                   + ("" if blank else ", not blank"))
+        rules = [WholeMatch(text_pattern(blank=blank, one_line=one_line), error=message)]
+        rules += validate if isinstance(validate, list) else [validate] if validate else []
+        super().__init__(validate=rules, **kwargs)
 
 
 class Closed(ma.Schema):
@@ -261,7 +274,7 @@ class Password(Text):
     """A new password: 8 to 200 characters, not all blank."""
 
     def __init__(self, **kwargs):
-        super().__init__(blank=False, validate=validate.Length(min=8, max=200), **kwargs)
+        super().__init__(blank=False, one_line=True, validate=validate.Length(min=8, max=200), **kwargs)
 
 
 class CustomerIn(Closed):
