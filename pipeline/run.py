@@ -60,6 +60,7 @@ class RunConfig:
     params: tr.TrainParams = field(default_factory=tr.TrainParams)
     bars: gt.GateBars = field(default_factory=gt.GateBars)
     min_rows: int = 100
+    as_of_year: int | None = None  # train on the last complete years before this one (default: this year)
     register: bool = True
     promote: bool = True
     if_no_champion: bool = False
@@ -118,7 +119,8 @@ def run(config: RunConfig, frame: pd.DataFrame | None = None, out: Callable[[str
     if frame is not None:
         data = ds.prepare(frame, config.spec, source="a DataFrame", min_rows=config.min_rows)
     else:
-        data = ds.load(config.spec, data=config.data, database_url=config.database_url, min_rows=config.min_rows)
+        data = ds.load(config.spec, data=config.data, database_url=config.database_url, min_rows=config.min_rows,
+                       as_of_year=config.as_of_year)
     fingerprint = ds.fingerprint(data.frame, data.spec)
     for note in data.notes:
         out(f"      note: {note}")
@@ -253,6 +255,8 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
                      "(default: the year_percentage view)")
     src.add_argument("--table", help="table or view to read (default year_percentage, or the spec's)")
     src.add_argument("--min-rows", type=int, default=100, help="refuse fewer rows than this (default 100)")
+    src.add_argument("--as-of-year", type=int, help="use the complete years with data before this one "
+                     "(default: this year)")
     trn = p.add_argument_group("training")
     trn.add_argument("--seed", type=int, default=42, help="split and model seed (default 42)")
     trn.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
@@ -283,7 +287,7 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     bars = gt.GateBars(max_ece=a.max_ece, min_baseline_auc_lift=a.min_baseline_lift,
                        champion_auc_margin=a.champion_margin)
     return RunConfig(data=a.data, database_url=a.database_url, spec=spec, tracking_uri=a.tracking_uri,
-                     threshold=a.threshold, params=params, bars=bars, min_rows=a.min_rows,
+                     threshold=a.threshold, params=params, bars=bars, min_rows=a.min_rows, as_of_year=a.as_of_year,
                      register=not a.dry_run, promote=not a.no_promote, if_no_champion=a.if_no_champion,
                      run_name=a.run_name)
 
