@@ -22,36 +22,54 @@ from pipeline.run import RunConfig, run
 from tests.mlflow_fixtures import *  # noqa: F403 - fixtures
 
 QUIET = {"out": lambda line: None}
+FAST = tr.TrainParams(cv_repeats=1)
 
 
-def test_a_run_leaves_a_champion_with_its_evidence(trained_store):
+def test_a_run_leaves_a_champion_with_its_evidence(trained_store, tmp_path):
     uri, outcome = trained_store
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     mv = client.get_model_version_by_alias("credit-approval", "champion")
     assert mv.version == 1 or str(mv.version) == "1"
-    assert mv.tags["status"] == "champion" and mv.tags["promoted_by"] == "pipeline.run"
-    assert mv.tags["promotion_reason"].startswith("first champion")
-    assert mv.tags["threshold"] == "0.8" and mv.tags["data_rows"] == "1000"
-    assert len(mv.tags["data_sha256"]) == 64 and mv.tags["data_history_years"].count("-") == 1
+    assert mv.tags["status"] == "champion" and "promoted_by" not in mv.tags  # who/why: the audit log
+    assert mv.tags["threshold"] == "0.8" and mv.tags["data_rows"] == "1000" and len(mv.tags["training_key"]) == 64
+    assert len(mv.tags["data_sha256"]) == 64 and mv.tags["data_history_years"] == "2021-2025"
+    assert mv.description.startswith(f"{outcome.kind} on 1,000 customers") and "gate: passed" in mv.description
+    (event,) = model_registry.describe(tracking_uri=uri)["events"]
+    assert (event["event"], event["from_version"], event["to_version"], event["who"]) == \
+        ("promote", None, "1", "pipeline.run")
+    assert event["why"].startswith("first champion") and "PASS  beats percentage rule" in event["evidence"]
 
-    run_data = client.get_run(mv.run_id).data
-    for name in ("test_auc", "test_ks", "test_brier", "test_log_loss", "test_ece", "test_approval_rate",
-                 "test_bad_rate_approved", "baseline_auc", "bayes_auc", "auc_gap_to_bayes", "monotonic",
+    run = client.get_run(mv.run_id)
+    for name in ("test_auc", "test_auc_low", "test_auc_high", "test_ks", "test_brier", "test_log_loss", "test_ece",
+                 "test_ece_low", "test_ece_high", "test_approval_rate", "test_bad_rate_approved", "baseline_auc",
+                 "true_probability_auc", "true_probability_auc_low", "auc_gap_to_true_probability",
+                 "auc_lift_over_baseline_low", "single_paid_pct_1y_ago_auc", "single_mean_5y_auc_high",
+                 "test_bad_rate_at_rule_rate", "baseline_bad_rate_at_model_rate_low", "bad_rate_gap_at_rule_rate",
+                 "candidate_logreg_cv_log_loss_low", "candidate_hgb_cv_auc", "monotonic", "ece_rows_needed",
                  "target_met_test_ece", "seconds_train"):
-        assert name in run_data.metrics, name
-    assert run_data.params["threshold"] == "0.8" and run_data.params["seed"] == "42"
+        assert name in run.data.metrics, name
+    assert run.data.params["threshold"] == "0.8" and run.data.params["seed"] == "42"
+    (data_input,) = run.inputs.dataset_inputs
+    assert data_input.dataset.digest == mv.tags["data_sha256"][:16]
+    assert json.loads(data_input.dataset.profile)["num_rows"] == 1000
+    assert mv.tags["data_sha256"] in data_input.dataset.source
 
     artifacts = {a.path for a in client.list_artifacts(mv.run_id, "evaluation")}
     assert {"evaluation/roc.png", "evaluation/calibration.png", "evaluation/score_histogram.png",
-            "evaluation/fairness_by_age.csv", "evaluation/comparison.csv", "evaluation/gate.txt"} <= artifacts
+            "evaluation/fairness_by_age.csv", "evaluation/comparison.csv", "evaluation/gate.txt",
+            "evaluation/intervals.csv"} <= artifacts
     root = {a.path for a in client.list_artifacts(mv.run_id)}
-    assert {"feature_reference.json", "data"} <= root
+    assert {"feature_reference.json", "data", "model_card.md", "training"} <= root
+    card = client.download_artifacts(mv.run_id, "model_card.md", str(tmp_path))
+    text = Path(card).read_text()
+    for part in ("## Data", "## Held-out metrics", "## Gate", "## Limits", "PASS calibration", "["):
+        assert part in text, part
     # Artifacts live next to the store (var/mlartifacts for the default store).
     store_dir = Path(uri.removeprefix("sqlite:///")).parent
     assert client.get_run(mv.run_id).info.artifact_uri.startswith((store_dir / "mlartifacts").as_uri())
 
 
-def test_the_logged_model_has_signature_example_and_pinned_requirements(trained_store, tmp_path):
+def test_the_logged_model_has_signature_example_and_pinned_requirements(trained_store, tmp_path, demo_ledger_url):
     import mlflow
 
     uri, _ = trained_store
@@ -62,6 +80,12 @@ def test_the_logged_model_has_signature_example_and_pinned_requirements(trained_
     assert [(c["name"], c["type"]) for c in inputs] == [(f, "double") for f in FEATURES]
     assert mlmodel["saved_input_example_info"]["artifact_path"] == "input_example.json"
     assert mlmodel["metadata"]["threshold"] == 0.8
+    # The input example is synthetic: each feature's 10th, 50th and 90th percentile, not customers' rows.
+    example = json.loads((path / "input_example.json").read_text())
+    frame = ds.load(database_url=demo_ledger_url).frame
+    expected = [[round(float(np.quantile(frame[f], q)), 1) for f in FEATURES] for q in (0.1, 0.5, 0.9)]
+    assert example["data"] == expected
+    assert example["data"][:2] != frame[FEATURES].head(2).round(1).values.tolist()
     requirements = (path / "requirements.txt").read_text().split()
     assert any(r.startswith("mlflow==") for r in requirements)
     assert any(r.startswith("scikit-learn==") for r in requirements)
@@ -105,7 +129,7 @@ def test_make_run_does_not_retrain_when_there_is_a_champion(trained_store, demo_
 def test_a_worse_candidate_stays_a_challenger_and_rollback_restores_the_champion(
         mlflow_uri, demo_ledger_url, capsys):
     frame = ds.load(database_url=demo_ledger_url).frame
-    first = run(RunConfig(tracking_uri=mlflow_uri), frame=frame, **QUIET)
+    first = run(RunConfig(tracking_uri=mlflow_uri, params=FAST), frame=frame, **QUIET)
     assert first.promoted and first.version == "1"
 
     # Deliberately worse: the labels of every customer outside the held-out split are shuffled.
@@ -113,7 +137,7 @@ def test_a_worse_candidate_stays_a_challenger_and_rollback_restores_the_champion
     noisy = frame.copy()
     outside = ~noisy["customer_id"].isin(test_ids)
     noisy.loc[outside, "result"] = np.random.default_rng(0).permutation(noisy.loc[outside, "result"].to_numpy())
-    worse = run(RunConfig(tracking_uri=mlflow_uri), frame=noisy, **QUIET)
+    worse = run(RunConfig(tracking_uri=mlflow_uri, params=FAST), frame=noisy, **QUIET)
     assert worse.version == "2" and not worse.promoted
     assert worse.metrics["champion_auc"] == pytest.approx(first.metrics["test_auc"])  # same held-out rows
     assert model_registry.champion_version(tracking_uri=mlflow_uri) == "1"
@@ -121,27 +145,89 @@ def test_a_worse_candidate_stays_a_challenger_and_rollback_restores_the_champion
     v2 = next(v for v in info["versions"] if v["version"] == "2")
     assert v2["status"] == "challenger" and "beats champion" in v2["tags"]["gate_reasons"]
 
-    # A person promotes it anyway (make promote VERSION=2), then rolls back (make rollback).
+    # A person promotes it anyway (make promote VERSION=2 WHY=...), then rolls back (make rollback WHY=...).
+    with pytest.raises(SystemExit):  # no reason given: refused
+        registry_cli(["--tracking-uri", mlflow_uri, "promote", "2"])
+    with pytest.raises(model_registry.RegistryError, match="a reason is required"):
+        model_registry.promote("2", why="  ", tracking_uri=mlflow_uri)
     assert registry_cli(["--tracking-uri", mlflow_uri, "promote", "2", "--who", "tester", "--why", "try it"]) == 0
     assert model_registry.champion_version(tracking_uri=mlflow_uri) == "2"
     info = model_registry.describe(tracking_uri=mlflow_uri)
     v2 = next(v for v in info["versions"] if v["version"] == "2")
-    assert v2["tags"]["promoted_by"] == "tester" and v2["tags"]["promotion_reason"] == "try it"
     assert v2["aliases"] == ["champion"] and info["history"] == ["1", "2"]
+    assert registry_cli(["--tracking-uri", mlflow_uri, "describe"]) == 0
+    table = capsys.readouterr().out
+    assert "kept out:" not in table and "v2: the gate kept it out (promoted by hand since" in table
 
-    assert registry_cli(["--tracking-uri", mlflow_uri, "rollback", "--why", "worse"]) == 0
+    with pytest.raises(SystemExit):
+        registry_cli(["--tracking-uri", mlflow_uri, "rollback"])
+    assert registry_cli(["--tracking-uri", mlflow_uri, "rollback", "--who", "tester", "--why", "worse"]) == 0
     assert model_registry.champion_version(tracking_uri=mlflow_uri) == "1"
     info = model_registry.describe(tracking_uri=mlflow_uri)
     statuses = {v["version"]: v["status"] for v in info["versions"]}
     assert statuses == {"1": "champion", "2": "rolled-back"}
+    # Version 1's original promotion is still on record, untouched by the rollback.
+    moves = [(e["event"], e["from_version"], e["to_version"], e["who"]) for e in info["events"]]
+    assert moves == [("promote", None, "1", "pipeline.run"), ("promote", "1", "2", "tester"),
+                     ("rollback", "2", "1", "tester")]
+    assert info["events"][0]["why"].startswith("first champion") and info["events"][2]["why"] == "worse"
 
-    assert registry_cli(["--tracking-uri", mlflow_uri, "rollback"]) == 1  # v1 was the first champion
+    assert registry_cli(["--tracking-uri", mlflow_uri, "rollback", "--why", "again"]) == 1  # v1 was the first
     assert "nothing to roll back to" in capsys.readouterr().err
-    assert registry_cli(["--tracking-uri", mlflow_uri, "promote", "9"]) == 1
+    assert registry_cli(["--tracking-uri", mlflow_uri, "promote", "9", "--why", "x"]) == 1
 
     assert registry_cli(["--tracking-uri", mlflow_uri, "describe"]) == 0
     table = capsys.readouterr().out
     assert "champion: version 1" in table and "rolled-back" in table and "challenger" not in table.split("\n")[0]
+    assert "history of the champion alias" in table and "rollback v2 -> v1     by tester: worse" in table
+
+
+def test_the_audit_log_survives_any_sequence_of_moves(mlflow_uri, demo_ledger_url):
+    frame = ds.load(database_url=demo_ledger_url).frame
+    for seed in (1, 2, 3):  # three versions (different seeds, so each is registered)
+        run(RunConfig(tracking_uri=mlflow_uri, params=tr.TrainParams(seed=seed, cv_repeats=1), promote=False),
+            frame=frame, **QUIET)
+    rng = np.random.default_rng(5)
+    expected, snapshots = [], []
+    for step in range(12):
+        current = model_registry.champion_version(tracking_uri=mlflow_uri)
+        lineage = model_registry.describe(tracking_uri=mlflow_uri)["history"]
+        if current and len(lineage) > 1 and rng.random() < 0.4:
+            out = model_registry.rollback(who="ops", why=f"step {step}", tracking_uri=mlflow_uri)
+            expected.append(("rollback", out["previous"], out["champion"]))
+        else:
+            target = str(rng.choice([v for v in ("1", "2", "3") if v != current]))
+            model_registry.promote(target, who="ops", why=f"step {step}", tracking_uri=mlflow_uri)
+            expected.append(("promote", current, target))
+        events = model_registry.describe(tracking_uri=mlflow_uri)["events"]
+        snapshots.append(events)
+        # Every earlier record is exactly as it was when it was written.
+        for before, now in zip(snapshots[:-1], [events] * (len(snapshots) - 1)):
+            assert now[:len(before)] == before
+    events = model_registry.describe(tracking_uri=mlflow_uri)["events"]
+    assert [(e["event"], e["from_version"], e["to_version"]) for e in events] == expected
+    assert [e["why"] for e in events] == [f"step {i}" for i in range(12)]
+    info = model_registry.describe(tracking_uri=mlflow_uri)
+    assert info["history"][-1] == info["champion"] and "unaudited_move" not in info
+
+    # An alias moved behind the registry's back (MLflow's UI) is noticed, not silently recorded.
+    client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
+    other = next(v for v in ("1", "2", "3") if v != info["champion"])
+    client.set_registered_model_alias("credit-approval", "champion", other)
+    assert "moved outside model_registry" in model_registry.describe(tracking_uri=mlflow_uri)["unaudited_move"]
+
+
+def test_the_same_data_and_parameters_are_not_registered_twice(mlflow_uri, demo_ledger_url):
+    frame = ds.load(database_url=demo_ledger_url).frame
+    lines = []
+    first = run(RunConfig(tracking_uri=mlflow_uri, params=FAST), frame=frame, **QUIET)
+    again = run(RunConfig(tracking_uri=mlflow_uri, params=FAST), frame=frame, out=lines.append)
+    assert first.version == "1" and again.version is None
+    assert again.skipped.startswith("credit-approval version 1 was trained on the same data")
+    assert "not registered again" in "\n".join(lines)
+    other_seed = run(RunConfig(tracking_uri=mlflow_uri, params=tr.TrainParams(seed=7, cv_repeats=1)), frame=frame,
+                     **QUIET)
+    assert other_seed.version == "2"
 
 
 def test_describe_on_an_empty_store(mlflow_uri, capsys):
