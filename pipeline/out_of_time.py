@@ -46,8 +46,7 @@ def out_of_time(model, kind: str, splits: Splits, spec: DatasetSpec = DEFAULT_SP
         y = labels(rows, spec)
         if len(rows) < MIN_ROWS or y.min() == y.max():
             return {"oot_note": f"too few rows to test decision year {latest} against {years[0]}-{years[-2]}"}
-    fit_rows, calibration_rows = fit_and_calibration_rows(earlier, spec, params)
-    older = fit_calibrated(kind, fit_rows, calibration_rows, spec, params)
+    older = fit_calibrated(kind, Splits(*fit_and_calibration_rows(earlier, spec, params), test), spec, params)
     y, x = labels(test, spec), feature_matrix(test, spec)
     with cpu_threads(len(test)):
         scores = {"in_time": model.predict_proba(x)[:, 1], "oot": older.predict_proba(x)[:, 1]}

@@ -163,9 +163,10 @@ def build_estimator(kind: str, spec: DatasetSpec = DEFAULT_SPEC, params: TrainPa
     return Pipeline([("prepare", ColumnTransformer(parts)), ("model", model)])
 
 
-def fit_calibrated(kind: str, train: pd.DataFrame, calibration: pd.DataFrame, spec: DatasetSpec = DEFAULT_SPEC,
+def fit_calibrated(kind: str, splits: Splits, spec: DatasetSpec = DEFAULT_SPEC,
                    params: TrainParams = TrainParams()) -> Pipeline:
-    """Fit a candidate on the training rows and calibrate its frozen classifier on the calibration rows."""
+    """Fit a candidate on the training split and calibrate its frozen classifier on the calibration split."""
+    train, calibration = splits.train, splits.calibration
     with cpu_threads(len(train)):
         x, y = feature_matrix(train, spec), labels(train, spec)
         unfitted = build_estimator(kind, spec, params)
@@ -194,11 +195,11 @@ def cross_validate(development: pd.DataFrame, spec: DatasetSpec = DEFAULT_SPEC,
     for repeat in range(repeats):
         folds = StratifiedKFold(params.cv_folds, shuffle=True, random_state=params.seed + repeat)
         for fold, (inside, outside) in enumerate(folds.split(np.zeros(len(y)), y)):
-            fit_rows, calibration_rows = fit_and_calibration_rows(development.iloc[inside], spec, params)
             held = development.iloc[outside]
+            fold_splits = Splits(*fit_and_calibration_rows(development.iloc[inside], spec, params), held)
             x_held, y_held = feature_matrix(held, spec), y[outside]
             for kind in params.candidates:
-                p = fit_calibrated(kind, fit_rows, calibration_rows, spec, params).predict_proba(x_held)[:, 1]
+                p = fit_calibrated(kind, fold_splits, spec, params).predict_proba(x_held)[:, 1]
                 rows.append({"repeat": repeat, "fold": fold, "kind": kind, "train_rows": len(inside),
                              "test_rows": len(outside), "log_loss": float(log_loss(y_held, p, labels=[0, 1])),
                              "auc": float(roc_auc_score(y_held, p))})
@@ -254,7 +255,7 @@ def train(splits: Splits, spec: DatasetSpec = DEFAULT_SPEC, params: TrainParams 
     with cpu_threads(len(splits.train)):
         folds = cross_validate(splits.development, spec, params)
         kind, summary, comparisons = choose(folds, params.candidates)
-        model = fit_calibrated(kind, splits.train, splits.calibration, spec, params)
+        model = fit_calibrated(kind, splits, spec, params)
         mono = monotonicity(model, feature_matrix(splits.train, spec), spec, seed=params.seed)
     for row in summary:
         row["selected"] = row["kind"] == kind

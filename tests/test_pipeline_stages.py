@@ -63,7 +63,7 @@ def test_train_returns_one_calibrated_monotone_pipeline(trained):
 def test_the_gradient_boosting_candidate_is_monotone_in_every_paid_percentage():
     frame = synthetic_frame(600, seed=5)
     splits = tr.split(frame)
-    model = tr.fit_calibrated("hgb", splits.train, splits.calibration)
+    model = tr.fit_calibrated("hgb", splits)
     assert list(model.named_steps["model"].estimator.estimator.monotonic_cst) == [1] * 5
     x = ds.feature_matrix(splits.test)
     check = ev.monotonicity(model, x)
@@ -227,7 +227,7 @@ def test_the_simpler_candidate_is_kept_unless_the_paired_interval_says_otherwise
 def test_out_of_time_trains_on_earlier_cohorts_and_tests_on_the_latest():
     frame = ds.from_export(simulate(1600, seed=8, end_year=2026, cohorts=2), as_of_year=2026)
     splits = tr.split(frame, params=FAST)
-    model = tr.fit_calibrated("logreg", splits.train, splits.calibration, params=FAST)
+    model = tr.fit_calibrated("logreg", splits, params=FAST)
     m = oot.out_of_time(model, "logreg", splits, params=FAST)
     assert m["oot_test_year"] == 2026 and m["oot_first_year"] == 2025
     assert m["oot_auc_low"] < m["oot_auc"] < m["oot_auc_high"] and 0.6 < m["oot_auc"] < 0.95
@@ -261,6 +261,40 @@ def test_psi_is_zero_on_the_same_data_and_large_on_shifted_data(trained):
     assert drift.band(0.05) == "stable" and drift.band(0.2) == "watch" and drift.band(0.3) == "shifted"
     fig = mon.psi_plot(table)
     assert fig.axes
+
+
+def test_psi_bands_depend_on_the_sample_size(trained):
+    frame, splits, result = trained
+    reference = ref.feature_reference(splits.train, tr.predict_scores(result.model, splits.train))
+    rng = np.random.default_rng(0)
+
+    def flagged_share(n: int, fixed: bool) -> float:
+        flags = []
+        for _ in range(60):
+            sample = splits.train.iloc[rng.choice(len(splits.train), n)]
+            table = drift.psi_table(reference, sample)
+            flags += list(table["psi"] > 0.25) if fixed else list(table["band"] == "shifted")
+        return float(np.mean(flags))
+
+    # Samples of the training data itself: the fixed 0.25 band flags most features at 25 rows;
+    # the thresholds that depend on the size flag about none, at 25 rows as at 300.
+    assert flagged_share(25, fixed=True) > 0.5
+    assert flagged_share(25, fixed=False) < 0.05 and flagged_share(300, fixed=False) < 0.05
+    assert drift.noise_threshold([0.1] * 10 + [0.0], 25) > drift.noise_threshold([0.1] * 10 + [0.0], 300) > 0
+    assert drift.band(0.3, threshold=0.5) == "stable" and drift.band(0.3, threshold=0.1) == "shifted"
+    score_row = drift.score_drift(reference, tr.predict_scores(result.model, splits.train))
+    assert score_row["feature"] == "score" and score_row["psi"] < 1e-9
+    report = drift.report(reference, splits.train.head(20))
+    assert {row["band"] for row in report} == {"too few (< 100)"} and "noise_threshold" in report[0]
+
+
+def test_repeated_requests_count_once_per_customer_and_version():
+    decisions = pd.DataFrame({"customer_id": [1, 1, 2, 1], "model_version": ["1", "1", "1", "2"],
+                              "created_at": pd.to_datetime(["2026-01-01", "2026-01-03", "2026-01-02", "2026-01-04"]),
+                              "score": [0.1, 0.9, 0.5, 0.7]})
+    latest = mon.latest_per_customer(decisions)
+    assert sorted(zip(latest["model_version"], latest["customer_id"], latest["score"])) == \
+        [("1", 1, 0.9), ("1", 2, 0.5), ("2", 1, 0.7)]
 
 
 def test_decision_inputs_become_feature_rows():

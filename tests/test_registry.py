@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,12 @@ import model_registry
 from model_registry import store
 from model_registry.__main__ import main as registry_cli
 from pipeline import dataset as ds
+from pipeline import monitor
 from pipeline import train as tr
 from pipeline.features import FEATURES
 from pipeline.run import RunConfig, run
+from portal.db import Database
+from portal.models import CreditDecision
 from tests.mlflow_fixtures import *  # noqa: F403 - fixtures
 
 QUIET = {"out": lambda line: None}
@@ -237,33 +241,74 @@ def test_describe_on_an_empty_store(mlflow_uri, capsys):
     assert "no versions registered yet" in capsys.readouterr().out
 
 
-def test_monitor_compares_recent_ml_decisions_with_the_training_data(trained_store, demo_ledger_url,
-                                                                     tmp_path, capsys):
-    from pipeline import monitor
-    from portal.db import Database
-    from portal.models import CreditDecision
-
-    uri, _ = trained_store
+def _ledger_with_decisions(tmp_path, demo_ledger_url, decisions: list[dict]) -> str:
+    """Return a copy of the demo ledger holding the given credit decisions."""
     path = tmp_path / "ledger.db"
     shutil.copy(demo_ledger_url.removeprefix("sqlite:///"), path)
     url = f"sqlite:///{path}"
-    frame = ds.load(database_url=url).frame.head(150)
     db = Database(url)
+    start = datetime.now(UTC) - timedelta(hours=1)
     with db.sessions() as session, session.begin():
-        for i, row in enumerate(frame.itertuples()):
-            method = "percentage" if i % 10 == 0 else "ml"
-            feats = {f: max(0.0, getattr(row, f) - 20) for f in FEATURES}  # everyone pays 20 points less
-            session.add(CreditDecision(request_id=str(uuid.uuid4()), customer_id=int(row.customer_id), year=2026,
-                                       month=1, amount_cents=10_000, method=method, approved=False, score=0.5,
-                                       threshold=0.8, inputs={"features": feats, "years": {}}, reasons=[],
-                                       model_version="1"))
+        for i, d in enumerate(decisions):
+            session.add(CreditDecision(request_id=str(uuid.uuid4()), customer_id=d["customer_id"], year=2026,
+                                       month=1, amount_cents=10_000, method=d.get("method", "ml"),
+                                       approved=d["score"] >= 0.8, score=d["score"], threshold=0.8,
+                                       inputs={"features": d["features"], "years": {}}, reasons=[],
+                                       model_version=d.get("version", "1"),
+                                       created_at=start + timedelta(seconds=i)))
     db.dispose()
+    return url
 
-    decisions = monitor.read_ml_decisions(url)
-    assert len(decisions) == 135
-    code = monitor.main(["--database-url", url, "--tracking-uri", uri, "--out", str(tmp_path / "mon")])
-    out = capsys.readouterr().out
-    assert code == 0 and "135 ML decisions" in out and "shifted" in out
-    assert len(list((tmp_path / "mon").glob("psi-*.png"))) == 1
+
+def _decisions(frame: pd.DataFrame, champion, shift: float = 0.0) -> list[dict]:
+    feats = frame[FEATURES].clip(lower=0) if not shift else (frame[FEATURES] - shift).clip(lower=0)
+    scores = champion.predict(feats.to_numpy(dtype=float))
+    return [{"customer_id": int(cid), "score": float(p), "features": dict(zip(FEATURES, map(float, row)))}
+            for cid, p, row in zip(frame["customer_id"], scores, feats.to_numpy())]
+
+
+def test_monitor_on_25_decisions_of_the_training_population_flags_nothing(trained_store, demo_ledger_url,
+                                                                          tmp_path):
+    uri, _ = trained_store
+    champion = model_registry.load_champion(tracking_uri=uri)
+    frame = tr.split(ds.load(database_url=demo_ledger_url).frame).development.sample(25, random_state=1)
+    url = _ledger_with_decisions(tmp_path, demo_ledger_url, _decisions(frame, champion))
+    lines = []
+    code = monitor.main(["--database-url", url, "--tracking-uri", uri, "--out", str(tmp_path / "mon")],
+                        out=lines.append)
+    text = "\n".join(lines)
+    assert code == 0 and "nothing shifted" in text and "fewer than 100: nothing is flagged" in text
+    assert "shifted" not in pd.read_csv(next((tmp_path / "mon").glob("psi-*.csv")))["band"].tolist()
+
+
+def test_monitor_flags_a_shifted_population_per_version_and_exits_non_zero(trained_store, demo_ledger_url,
+                                                                          tmp_path):
+    uri, _ = trained_store
+    champion = model_registry.load_champion(tracking_uri=uri)
+    frame = ds.load(database_url=demo_ledger_url).frame.head(150)
+    decisions = _decisions(frame, champion, shift=20)  # everyone pays 20 points less
+    repeats = [dict(d) for d in decisions[:40]]  # 40 customers ask again: counted once
+    unknown = [{**d, "version": "9"} for d in decisions[:5]]  # a version the registry does not have
+    percentage = [{**d, "method": "percentage"} for d in decisions[:10]]
+    url = _ledger_with_decisions(tmp_path, demo_ledger_url, decisions + repeats + unknown + percentage)
+    assert len(monitor.read_ml_decisions(url)) == 195
+    outcomes = tmp_path / "outcomes.csv"
+    frame[["customer_id", "result"]].to_csv(outcomes, index=False)
+    lines = []
+    code = monitor.main(["--database-url", url, "--tracking-uri", uri, "--out", str(tmp_path / "mon"),
+                         "--outcomes", str(outcomes)], out=lines.append)
+    text = "\n".join(lines)
+    assert code == 1, text
+    assert "195 ML decisions" in text and "155 after counting each customer once per model version" in text
+    assert "version 1: 150 customers" in text and "version 9: 5 customers; cannot load" in text
+    assert "SHIFTED: version 1:" in text and "score" in text.split("SHIFTED")[1]
+    assert "realised outcomes of 150 customers" in text and "AUC 0." in text
     table = pd.read_csv(next((tmp_path / "mon").glob("psi-*.csv")))
-    assert list(table["feature"]) == FEATURES and (table["psi"] > 0.25).all()
+    assert list(table["feature"]) == [*FEATURES, "score"] and (table["psi"] > 0.25).all()
+    assert (table["noise_threshold"] < 0.25).all() and len(list((tmp_path / "mon").glob("psi-*.png"))) == 1
+
+
+def test_monitor_without_decisions_or_ledger(trained_store, tmp_path, capsys):
+    uri, _ = trained_store
+    assert monitor.main(["--database-url", f"sqlite:///{tmp_path / 'none.db'}", "--tracking-uri", uri]) == 2
+    assert "cannot monitor" in capsys.readouterr().err
