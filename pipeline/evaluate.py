@@ -190,29 +190,35 @@ def monotonicity(model, x: np.ndarray, spec: DatasetSpec = DEFAULT_SPEC, *, n_ro
     return {"monotonic": all(d <= 1e-9 for d in drops.values()), "max_drop": drops}
 
 
+FAIRNESS_METRICS = ("approval_rate", "bad_rate_approved", "auc")
+FAIRNESS_DRAWS = 400
+
+
 def fairness_table(ages: pd.Series | None, y: np.ndarray, p: np.ndarray,
                    threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
-    """Return approval, bad rate and calibration per age band (age is never a feature)."""
-    columns = ["age_band", "customers", "good_rate", "mean_score", "approval_rate", "bad_rate_approved", "auc"]
+    """Return approval, bad rate and AUC per age band, each with a bootstrap 95 % interval (age is never a feature)."""
+    columns = ["age_band", "customers", "good_rate", "mean_score",
+               *[f"{m}{end}" for m in FAIRNESS_METRICS for end in ("", "_low", "_high")]]
     if ages is None or pd.isna(ages).all():
         return pd.DataFrame(columns=columns)
     ages = pd.to_numeric(pd.Series(ages).reset_index(drop=True), errors="coerce")
+    y, p = np.asarray(y), np.clip(np.asarray(p, dtype=float), 0.0, 1.0)
     rows = []
     for lo, hi in AGE_BANDS:
         mask = ((ages >= lo) & (ages < hi)).to_numpy()
         if not mask.any():
             continue
         yb, pb = y[mask], p[mask]
-        approved = pb >= threshold
-        rows.append({
-            "age_band": f"{lo}+" if hi >= 200 else f"{lo}-{hi - 1}",
-            "customers": int(mask.sum()),
-            "good_rate": float(yb.mean()),
-            "mean_score": float(pb.mean()),
-            "approval_rate": float(approved.mean()),
-            "bad_rate_approved": float((yb[approved] == 0).mean()) if approved.any() else float("nan"),
-            "auc": float(roc_auc_score(yb, pb)) if 0 < yb.sum() < len(yb) and len(yb) >= 20 else float("nan"),
-        })
+        row = {"age_band": f"{lo}+" if hi >= 200 else f"{lo}-{hi - 1}", "customers": int(mask.sum()),
+               "good_rate": float(yb.mean()), "mean_score": float(pb.mean())}
+        both_classes = 0 < yb.sum() < len(yb) and len(yb) >= 20
+        metrics = FAIRNESS_METRICS if both_classes else FAIRNESS_METRICS[:2]
+        found = iv.intervals(iv.bootstrap(scorer_statistics(yb, pb, threshold, metrics), len(yb),
+                                          draws=FAIRNESS_DRAWS))
+        for m in FAIRNESS_METRICS:
+            i = found.get(m, iv.Interval(float("nan"), float("nan"), float("nan")))
+            row.update({m: i.estimate, f"{m}_low": i.low, f"{m}_high": i.high})
+        rows.append(row)
     return pd.DataFrame(rows, columns=columns)
 
 

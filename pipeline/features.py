@@ -60,7 +60,12 @@ def yearly_percentages(dues):
     column names included, on the same data on SQLite and PostgreSQL.
     """
     sums = dues.groupby(["customer_id", "year"])[["due_cents", "paid_cents"]].sum()
-    return (100.0 * sums["paid_cents"] / sums["due_cents"].where(sums["due_cents"] > 0)).unstack("year")
+    return paid_percentage(sums["paid_cents"], sums["due_cents"]).unstack("year")
+
+
+def paid_percentage(paid: pd.Series, due: pd.Series) -> pd.Series:
+    """Return 100 * paid / due; NaN where nothing was due (the view's NULL)."""
+    return 100.0 * paid / due.where(due > 0)
 
 
 def feature_frame(years: pd.DataFrame, as_of_year: int) -> pd.DataFrame:
@@ -79,13 +84,12 @@ def feature_frame(years: pd.DataFrame, as_of_year: int) -> pd.DataFrame:
     window = years.merge(decision.reset_index(), on="customer_id")
     window["years_ago"] = window["decision_year"] - window["year"]
     window = window[window["years_ago"].between(1, HISTORY_YEARS)]
-    due = window["due_cents"].where(window["due_cents"] > 0)
-    window = window.assign(pct=100.0 * window["paid_cents"] / due)
+    window = window.assign(pct=paid_percentage(window["paid_cents"], window["due_cents"]))
     pct = window.pivot(index="customer_id", columns="years_ago", values="pct").reindex(
         columns=range(HISTORY_YEARS, 0, -1))
     pct.columns = FEATURES
     totals = window.groupby("customer_id")[["due_cents", "paid_cents"]].sum()
-    rule = (100.0 * totals["paid_cents"] / totals["due_cents"].where(totals["due_cents"] > 0)).rename(PAID_PCT_ALL)
+    rule = paid_percentage(totals["paid_cents"], totals["due_cents"]).rename(PAID_PCT_ALL)
     frame = pd.concat([decision, pct, rule], axis=1).reindex(decision.index)
     frame.index.name = "customer_id"
     return frame.reset_index().astype({"decision_year": "int64"})

@@ -36,10 +36,6 @@ class Interval:
         """Return ``0.7669 [0.7040, 0.8260]``."""
         return f"{self.estimate:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
 
-    def excludes_zero_above(self) -> bool:
-        """Tell whether the whole interval lies above zero."""
-        return self.low > 0
-
 
 # --- metrics of weighted rows: w has shape (draws, n) ---------------------------------------
 

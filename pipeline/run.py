@@ -338,8 +338,8 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
                      "instead of the ledger")
     src.add_argument("--database-url", help="ledger database (default DATABASE_URL or var/credit.db)")
     src.add_argument("--spec", help="JSON/YAML dataset spec: target, numeric, categorical, ... "
-                     "(default: the year_percentage view)")
-    src.add_argument("--table", help="table or view to read (default year_percentage, or the spec's)")
+                     "(default: the ledger's customer_years view, outcomes and ages)")
+    src.add_argument("--table", help="another table or view to read as it is (default: the ledger, or the spec's)")
     src.add_argument("--min-rows", type=int, default=100, help="refuse fewer rows than this (default 100)")
     src.add_argument("--as-of-year", type=int, help="use the complete years with data before this one "
                      "(default: this year)")

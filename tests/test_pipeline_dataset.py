@@ -182,7 +182,7 @@ def test_a_later_year_trains_on_the_last_complete_year_with_data(demo_ledger_url
     with freeze_time(today):
         assert date.today().year == int(today[:4])
         later = ds.load(database_url=demo_ledger_url).frame
-        assert run_main(["--database-url", demo_ledger_url, "--dry-run"]) == 0
+        assert run_main(["--database-url", demo_ledger_url, "--dry-run", "--cv-repeats", "1"]) == 0
     # Features and labels are those of the last complete year with data, whatever the calendar says.
     assert (later["decision_year"] == seeded["decision_year"]).all()
     pd.testing.assert_frame_equal(later, seeded)
