@@ -78,21 +78,22 @@ serve: install $(TOKEN_FILE) ## start only the decision service (gunicorn on SER
 train: $(if $(DATA),install,data) ## dataset -> train -> evaluate -> register -> gate, with a summary table (DATA=file to train on a file)
 	@$(PY) -m pipeline.run $(if $(DATA),--data $(DATA)) $(TRAIN_ARGS)
 
-promote: install ## give VERSION=n the champion alias (recorded with who, when, why)
-	@test -n "$(VERSION)" || { echo "usage: make promote VERSION=n"; exit 2; }
-	@$(PY) -m model_registry promote $(VERSION) $(if $(WHY),--why "$(WHY)")
+promote: install ## give VERSION=n the champion alias: WHY="..." is required (appended to the audit log)
+	@test -n "$(VERSION)" -a -n "$(WHY)" || { echo 'usage: make promote VERSION=n WHY="reason"'; exit 2; }
+	@$(PY) -m model_registry promote $(VERSION) --why "$(WHY)"
 
-rollback: install ## move the champion alias back to the previous champion
-	@$(PY) -m model_registry rollback $(if $(WHY),--why "$(WHY)")
+rollback: install ## move the champion alias back to the previous champion: WHY="..." is required
+	@test -n "$(WHY)" || { echo 'usage: make rollback WHY="reason"'; exit 2; }
+	@$(PY) -m model_registry rollback --why "$(WHY)"
 
-models: install ## list the registered versions, aliases and key metrics
+models: install ## list the registered versions, key metrics and the champion's audited history
 	@$(PY) -m model_registry describe
 
 mlflow-ui: install ## open MLflow's UI on the local store (port MLFLOW_UI_PORT, default 5002)
 	@$(PY) -m model_registry ui
 
-monitor: install ## drift: PSI of each feature, recent ML decisions vs the champion's training data
-	@$(PY) -m pipeline.monitor
+monitor: install ## drift of recent ML decisions per model version (exit 1 when shifted); OUTCOMES=file adds realised metrics
+	@$(PY) -m pipeline.monitor $(if $(OUTCOMES),--outcomes "$(OUTCOMES)")
 
 cluster: install cluster-deps ## the deployed topology on this machine: PostgreSQL, Redis, MLflow server, 2 portals + 2 serving behind nginx (Ctrl-C stops it)
 	@$(PY) -m deploy.cluster

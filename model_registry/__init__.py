@@ -17,6 +17,7 @@ from model_registry.registry import (
     champion_uri,
     champion_version,
     describe,
+    find_version,
     load_champion,
     load_version,
     mark_challenger,
@@ -28,6 +29,6 @@ from model_registry.store import configure, tracking_uri
 
 __all__ = [
     "CHAMPION", "MODEL_NAME", "LoadedModel", "RegistryError", "champion_uri", "champion_version",
-    "configure", "describe", "load_champion", "load_version", "mark_challenger", "promote", "register",
+    "configure", "describe", "find_version", "load_champion", "load_version", "mark_challenger", "promote", "register",
     "rollback", "tracking_uri",
 ]

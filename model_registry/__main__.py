@@ -12,6 +12,28 @@ METRIC_COLUMNS = [("test_auc", "AUC"), ("test_ece", "ECE"), ("test_brier", "Brie
                   ("test_approval_rate", "approve"), ("test_bad_rate_approved", "bad|appr")]
 
 
+def _with_interval(metrics: dict, key: str) -> str:
+    if key not in metrics:
+        return "-"
+    if f"{key}_low" in metrics:
+        return f"{metrics[key]:.3f} [{metrics[key + '_low']:.3f}, {metrics[key + '_high']:.3f}]"
+    return f"{metrics[key]:.3f}"
+
+
+def format_history(info: dict) -> list[str]:
+    """Return the audit log of the champion alias as lines, oldest first."""
+    if not info.get("events"):
+        return ["history: no alias move recorded in the audit log (experiment registry-audit)"]
+    lines = ["history of the champion alias (audit log, oldest first):"]
+    for e in info["events"]:
+        move = f"v{e['from_version']} -> v{e['to_version']}" if e["from_version"] else f"-> v{e['to_version']}"
+        lines.append(f"  {e['when']}  {e['event']:<8} {move:<12} by {e['who']}: {e['why']}"
+                     + ("  [audit run deleted in MLflow]" if e["deleted"] else ""))
+    if info.get("unaudited_move"):
+        lines.append(f"  warning: {info['unaudited_move']}")
+    return lines
+
+
 def format_description(info: dict) -> str:
     """Return the versions as a text table."""
     lines = [f"{info['name']} in {info['tracking_uri']}"]
@@ -24,16 +46,17 @@ def format_description(info: dict) -> str:
         m = v["metrics"]
         rows.append([v["version"], ",".join(v["aliases"]) or "-", v["status"] or "-", v["kind"] or "-",
                      v["threshold"] or "-", v["data_rows"] or "-"]
-                    + [f"{m[k]:.3f}" if k in m else "-" for k, _ in METRIC_COLUMNS] + [v["created"][:16]])
+                    + [_with_interval(m, k) if k == "test_auc" else f"{m[k]:.3f}" if k in m else "-"
+                       for k, _ in METRIC_COLUMNS] + [v["created"][:16]])
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
     for v in info["versions"]:
         if v["tags"].get("gate_reasons"):
-            lines.append(f"v{v['version']} kept out: {v['tags']['gate_reasons']}")
-        elif v["tags"].get("promotion_reason") and v["status"] == "champion":
-            lines.append(f"v{v['version']} champion since {v['tags'].get('promoted_at', '?')} by "
-                         f"{v['tags'].get('promoted_by', '?')}: {v['tags']['promotion_reason']}")
+            now = " (promoted by hand since: see the history)" if v["status"] in ("champion", "former-champion",
+                                                                                 "rolled-back") else ""
+            lines.append(f"v{v['version']}: the gate kept it out{now}: {v['tags']['gate_reasons']}")
+    lines += format_history(info)
     return "\n".join(lines)
 
 
@@ -60,10 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--json", action="store_true", help="print JSON")
     p = sub.add_parser("promote", help="make a version the champion")
     p.add_argument("version")
-    p.add_argument("--why", default="", help="reason, stored as a tag")
+    p.add_argument("--why", required=True, help="reason, appended to the audit log (required)")
     p.add_argument("--who", default=None, help="who promotes (default: the login name)")
     r = sub.add_parser("rollback", help="give the alias back to the previous champion")
-    r.add_argument("--why", default="", help="reason, stored as a tag")
+    r.add_argument("--why", required=True, help="reason, appended to the audit log (required)")
     r.add_argument("--who", default=None, help="who rolls back (default: the login name)")
     sub.add_parser("champion", help="print the champion's version and URI")
     u = sub.add_parser("ui", help="start the MLflow UI on this store (runs, metrics, plots, registry)")

@@ -5,14 +5,20 @@ Design overview
 * The live version is the one carrying the alias ``champion`` (stages are
   deprecated in MLflow and never used). Serving loads
   ``models:/credit-approval@champion``.
-* Each version's tag ``status`` says what it is: ``candidate`` (just
+* Each version's tag ``status`` says what it is now: ``candidate`` (just
   registered), ``champion``, ``challenger`` (kept out by the gate, with
-  ``gate_reasons``), ``former-champion`` or ``rolled-back``. Promotions carry
-  ``promoted_by`` / ``promoted_at`` / ``promotion_reason``; rollbacks the
-  same with ``rolled_back_*``.
-* The registered model's tag ``champion_history`` lists the versions that held
-  the alias, oldest first: a promotion pushes, a rollback pops, so two
+  ``gate_reasons``, written once when the gate decided), ``former-champion``
+  or ``rolled-back``. Each version has a description (data, metrics, gate).
+* Who moved the alias, when, why and on what evidence is never a tag: every
+  move is appended to the audit log (``model_registry.audit``, one MLflow run
+  per move in the experiment ``registry-audit``), which later moves never
+  overwrite. A manual promotion or rollback needs a reason.
+* A rollback gives the alias back to the champion before the current one, as
+  replayed from the audit log (a promotion pushes, a rollback pops), so two
   rollbacks in a row go two champions back.
+* A version trained on the same data with the same parameters as an existing
+  one is found by its ``training_key`` tag (``find_version``) and not
+  registered again.
 """
 from __future__ import annotations
 
@@ -26,13 +32,13 @@ import mlflow
 import numpy as np
 from mlflow import MlflowClient
 
-from model_registry import package, store
+from model_registry import audit, package, store
 
 MODEL_NAME = "credit-approval"
 CHAMPION = "champion"
-HISTORY_TAG = "champion_history"
-KEY_METRICS = ("test_auc", "test_ece", "test_brier", "baseline_auc", "bayes_auc", "test_approval_rate",
-               "test_bad_rate_approved")
+KEY_METRICS = ("test_auc", "test_auc_low", "test_auc_high", "test_ece", "test_ece_low", "test_ece_high",
+               "test_brier", "baseline_auc", "true_probability_auc", "auc_lift_over_baseline_low",
+               "test_approval_rate", "test_bad_rate_approved")
 
 
 class RegistryError(RuntimeError):
@@ -90,8 +96,8 @@ def champion_uri(name: str = MODEL_NAME) -> str:
     return f"models:/{name}@{CHAMPION}"
 
 
-def register(model_uri: str, *, run_id: str | None = None, tags: dict | None = None, name: str = MODEL_NAME,
-             tracking_uri: str | None = None) -> str:
+def register(model_uri: str, *, run_id: str | None = None, tags: dict | None = None, description: str = "",
+             name: str = MODEL_NAME, tracking_uri: str | None = None) -> str:
     """Register a logged model (``models:/<model_id>``) as a new version of ``name``; return its number."""
     c = client(tracking_uri)
     try:
@@ -101,8 +107,20 @@ def register(model_uri: str, *, run_id: str | None = None, tags: dict | None = N
                                   "(result = 1); approve at the version's threshold. Live version: alias champion.")
     tags = {"status": "candidate", **{k: str(v) for k, v in (tags or {}).items()}}
     model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
-    mv = c.create_model_version(name, source=model_uri, run_id=run_id, tags=tags, model_id=model_id)
+    mv = c.create_model_version(name, source=model_uri, run_id=run_id, tags=tags, model_id=model_id,
+                                description=description or None)
     return str(mv.version)
+
+
+def find_version(*, training_key: str, name: str = MODEL_NAME, tracking_uri: str | None = None) -> str | None:
+    """Return the version registered with this ``training_key`` tag (same data and parameters), or None."""
+    if not training_key.isalnum():
+        raise ValueError("a training key is a hex digest")
+    try:
+        found = client(tracking_uri).search_model_versions(f"name='{name}' and tags.training_key='{training_key}'")
+    except Exception:  # noqa: BLE001 - no registered model yet
+        return None
+    return str(min(int(v.version) for v in found)) if found else None
 
 
 def champion_version(name: str = MODEL_NAME, tracking_uri: str | None = None) -> str | None:
@@ -113,18 +131,16 @@ def champion_version(name: str = MODEL_NAME, tracking_uri: str | None = None) ->
         return None
 
 
-def _history(c, name: str) -> list[str]:
-    raw = c.get_registered_model(name).tags.get(HISTORY_TAG, "")
-    return [v for v in raw.split(",") if v]
+def _require_reason(why: str) -> str:
+    if not (why or "").strip():
+        raise RegistryError("a reason is required to move the champion alias (--why / WHY=...)")
+    return why.strip()
 
 
-def _set_history(c, name: str, history: list[str]) -> None:
-    c.set_registered_model_tag(name, HISTORY_TAG, ",".join(history[-200:]))
-
-
-def promote(version: str | int, *, who: str | None = None, why: str = "", name: str = MODEL_NAME,
+def promote(version: str | int, *, who: str | None = None, why: str, evidence: str = "", name: str = MODEL_NAME,
             tracking_uri: str | None = None) -> dict:
-    """Move the champion alias to a version, recording who, when and why; return what changed."""
+    """Move the champion alias to a version and append the move to the audit log; return what changed."""
+    why = _require_reason(why)
     c = client(tracking_uri)
     version = str(version)
     try:
@@ -134,62 +150,56 @@ def promote(version: str | int, *, who: str | None = None, why: str = "", name: 
     previous = champion_version(name, tracking_uri)
     if previous == version:
         return {"champion": version, "previous": previous, "changed": False}
-    when, who = _now(), _who(who)
     c.set_registered_model_alias(name, CHAMPION, version)
-    for key, value in {"status": "champion", "promoted_by": who, "promoted_at": when,
-                       "promotion_reason": why or "promoted by hand"}.items():
-        c.set_model_version_tag(name, version, key, value)
+    c.set_model_version_tag(name, version, "status", "champion")
     if previous is not None:
         c.set_model_version_tag(name, previous, "status", "former-champion")
-        c.set_model_version_tag(name, previous, "replaced_at", when)
-    history = _history(c, name)
-    if previous is not None and (not history or history[-1] != previous):
-        history.append(previous)  # the alias was moved outside this module
-    _set_history(c, name, history + [version])
+    audit.record(c, event="promote", model=name, from_version=previous, to_version=version, who=_who(who),
+                 when=_now(), why=why, evidence=evidence)
     return {"champion": version, "previous": previous, "changed": True}
 
 
 def mark_challenger(version: str | int, reasons: list[str], *, name: str = MODEL_NAME,
                     tracking_uri: str | None = None) -> None:
-    """Record that the gate kept a version out, and why (version tags)."""
+    """Record that the gate kept a version out, and why (version tags, written once)."""
     c = client(tracking_uri)
     c.set_model_version_tag(name, str(version), "status", "challenger")
     c.set_model_version_tag(name, str(version), "gate_reasons", "; ".join(reasons)[:4900] or "-")
     c.set_model_version_tag(name, str(version), "gate_decided_at", _now())
 
 
-def rollback(*, who: str | None = None, why: str = "", name: str = MODEL_NAME,
-             tracking_uri: str | None = None) -> dict:
-    """Give the champion alias back to the previous champion; return what changed."""
+def rollback(*, who: str | None = None, why: str, name: str = MODEL_NAME, tracking_uri: str | None = None) -> dict:
+    """Give the champion alias back to the champion before the current one (from the audit log); log the move."""
+    why = _require_reason(why)
     c = client(tracking_uri)
     current = champion_version(name, tracking_uri)
     if current is None:
         raise RegistryError(f"{name} has no champion to roll back")
-    history = _history(c, name)
-    while history and history[-1] == current:
-        history.pop()
-    if not history:
+    stack = audit.lineage(audit.events(c, name))
+    while stack and stack[-1] == current:
+        stack.pop()
+    if not stack:
         raise RegistryError(f"{name}: version {current} is the first champion; there is nothing to roll back to")
-    previous = history[-1]
-    when, who = _now(), _who(who)
+    previous = stack[-1]
     c.set_registered_model_alias(name, CHAMPION, previous)
-    for key, value in {"status": "rolled-back", "rolled_back_by": who, "rolled_back_at": when,
-                       "rolled_back_reason": why or "rolled back by hand"}.items():
-        c.set_model_version_tag(name, current, key, value)
-    for key, value in {"status": "champion", "promoted_by": who, "promoted_at": when,
-                       "promotion_reason": f"rollback from version {current}" + (f": {why}" if why else "")}.items():
-        c.set_model_version_tag(name, previous, key, value)
-    _set_history(c, name, history)
+    c.set_model_version_tag(name, current, "status", "rolled-back")
+    c.set_model_version_tag(name, previous, "status", "champion")
+    audit.record(c, event="rollback", model=name, from_version=current, to_version=previous, who=_who(who),
+                 when=_now(), why=why)
     return {"champion": previous, "previous": current, "changed": True}
 
 
 def describe(name: str = MODEL_NAME, tracking_uri: str | None = None) -> dict:
-    """Return the registered model's versions (newest first) with aliases, status and key metrics."""
+    """Return the versions (newest first) with aliases, status and key metrics; the champion lineage and audit log.
+
+    ``history`` is the lineage of champions a rollback walks back through
+    (version strings, oldest first); ``events`` the full audit records.
+    """
     c = client(tracking_uri)
     try:
         model = c.get_registered_model(name)
     except Exception:  # noqa: BLE001
-        return {"name": name, "champion": None, "history": [], "versions": [],
+        return {"name": name, "champion": None, "history": [], "events": [], "versions": [],
                 "tracking_uri": store.tracking_uri(tracking_uri)}
     aliases: dict[str, list[str]] = {}
     for alias, version in (model.aliases or {}).items():
@@ -212,13 +222,19 @@ def describe(name: str = MODEL_NAME, tracking_uri: str | None = None) -> dict:
             "kind": mv.tags.get("model_kind", ""),
             "threshold": mv.tags.get("threshold", ""),
             "data_rows": mv.tags.get("data_rows", ""),
+            "description": mv.description or "",
             "metrics": metrics,
             "tags": dict(mv.tags),
         })
     champion = next((v["version"] for v in versions if CHAMPION in v["aliases"]), None)
-    history = [v for v in model.tags.get(HISTORY_TAG, "").split(",") if v]
-    return {"name": name, "champion": champion, "history": history, "versions": versions,
+    events = audit.events(c, name)
+    history = audit.lineage(events)
+    info = {"name": name, "champion": champion, "history": history, "events": events, "versions": versions,
             "tracking_uri": store.tracking_uri(tracking_uri)}
+    if champion is not None and (not history or history[-1] != champion):
+        info["unaudited_move"] = f"the alias points at version {champion}, but the audit log ends at " \
+                                 f"{history[-1] if history else 'nothing'}: it was moved outside model_registry"
+    return info
 
 
 def load_version(version: str | int, name: str = MODEL_NAME, tracking_uri: str | None = None) -> LoadedModel:

@@ -1,8 +1,12 @@
 """Stage 1, dataset: read the training table, check it, and describe it.
 
-The default table is the ledger's ``year_percentage`` view (one row per
-customer: the yearly paid percentages of ``pipeline.features.FEATURES``, the
-label ``result`` and, for simulated data, ``true_probability``). A data
+The default source is the ledger: its ``customer_years`` view (each customer's
+dues and payments per calendar year), ``outcomes`` and ``customers.age``, turned
+into one row per customer by ``pipeline.features.feature_frame``: the decision
+year (the year after the customer's last complete year with data, before the
+as-of year), the yearly paid percentages of ``FEATURES``, the percentage rule's
+own figure, the label ``result`` and, for simulated data, ``true_probability``.
+An export folder (``--data var/data``) goes through the same function. A data
 scientist can point the same pipeline at another table or a CSV/Parquet file by
 declaring a ``DatasetSpec`` (target, numeric and categorical features) in a
 small JSON/YAML file.
@@ -26,9 +30,9 @@ from sqlalchemy import create_engine, exc, text
 
 from contracts import ledger_export
 from contracts.settings import database_url, sqlalchemy_url
-from pipeline.features import FEATURES, ID, TARGET, TRUE_PROBABILITY, feature_years, yearly_percentages
+from pipeline.features import FEATURES, ID, TARGET, TRUE_PROBABILITY, customer_years, feature_frame
 
-DEFAULT_TABLE = "year_percentage"
+DEFAULT_TABLE = "customer_years"
 AGE = "age"
 DECISION_YEAR = "decision_year"
 
@@ -130,6 +134,10 @@ def validate(frame: pd.DataFrame, spec: DatasetSpec = DEFAULT_SPEC, *, min_rows:
         problems.append(f"too few rows: {len(frame)} (at least {min_rows} are needed)")
     problems += _label_problems(frame[spec.target], spec.target, min_per_class)
     problems += _numeric_problems(frame, spec)
+    empty = [name for name in spec.features if len(frame) and frame[name].isna().all()]
+    if empty:
+        problems.append(f"no value at all in {', '.join(empty)}: the window of feature years is empty"
+                        + _empty_years_hint(frame, empty, spec))
     for name in spec.categorical:
         if not spec.allow_missing and frame[name].isna().any():
             problems.append(f"{name}: {int(frame[name].isna().sum())} missing values (NaN/NULL)")
@@ -148,6 +156,15 @@ def validate(frame: pd.DataFrame, spec: DatasetSpec = DEFAULT_SPEC, *, min_rows:
     if problems:
         raise DataValidationError(problems, source)
     return frame
+
+
+def _empty_years_hint(frame: pd.DataFrame, empty: list[str], spec: DatasetSpec) -> str:
+    """Name the calendar years behind empty yearly features, when the frame says its decision years."""
+    if not spec.date_column or spec.date_column not in frame or not set(empty) <= set(FEATURES):
+        return ""
+    years = sorted({int(y) - (len(FEATURES) - FEATURES.index(name))
+                    for name in empty for y in pd.to_numeric(frame[spec.date_column]).dropna().unique()})
+    return f" (nothing due in {', '.join(map(str, years))} for any customer)"
 
 
 def _label_problems(label: pd.Series, name: str, min_per_class: int) -> list[str]:
@@ -249,6 +266,12 @@ def prepare(frame: pd.DataFrame, spec: DatasetSpec = DEFAULT_SPEC, *, source: st
             drop_unlabelled: bool = False, min_rows: int = 100) -> Dataset:
     """Drop unlabelled rows when asked (the ledger's customers without an outcome), then validate."""
     notes = []
+    if frame.attrs.get("without_complete_year"):
+        notes.append(f"{frame.attrs['without_complete_year']} customers have no complete year of dues before "
+                     f"{frame.attrs['as_of_year']} and were left out")
+    if len(frame) == 0 and "as_of_year" in frame.attrs:
+        raise DataValidationError([f"no customer has a complete year of dues before {frame.attrs['as_of_year']}: "
+                                   "the window of feature years is empty"], source)
     if drop_unlabelled and spec.target in frame.columns:
         unlabelled = frame[spec.target].isna()
         if unlabelled.any():
@@ -263,33 +286,39 @@ def prepare(frame: pd.DataFrame, spec: DatasetSpec = DEFAULT_SPEC, *, source: st
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 
 
-def read_file(path: str | Path) -> pd.DataFrame:
+def read_file(path: str | Path, as_of_year: int | None = None) -> pd.DataFrame:
     """Read a CSV or Parquet file, or a folder holding an export (customers/dues/outcomes.parquet)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no data file at {path}")
     if path.is_dir():
-        return from_export(ledger_export.read(path))
+        return from_export(ledger_export.read(path), as_of_year)
     if path.suffix.lower() in {".parquet", ".pq"}:
         return pd.read_parquet(path)
     return pd.read_csv(path)
 
 
-def from_export(data: dict[str, pd.DataFrame], decision_year: int | None = None) -> pd.DataFrame:
-    """Return the ``year_percentage`` rows of a bank's export (the simulator's frames), without a database.
+def from_export(data: dict[str, pd.DataFrame], as_of_year: int | None = None) -> pd.DataFrame:
+    """Return the training rows of a bank's export (the simulator's frames), without a database.
 
-    Uses ``pipeline.features.yearly_percentages``, the view's definition in
-    pandas; the decision year defaults to this year, as in the view.
+    The same rows as the ledger gives (``from_ledger``): the dues are summed per
+    customer and year as the ``customer_years`` view does, then
+    ``pipeline.features.feature_frame`` picks each customer's decision year.
     """
-    year = date.today().year if decision_year is None else int(decision_year)
-    pct = yearly_percentages(data["dues"]).reindex(columns=feature_years(year))
-    pct.columns = FEATURES
-    ids = data["customers"][[ID] + ([AGE] if AGE in data["customers"] else [])]
-    frame = ids.merge(pct.reset_index().rename(columns={"customer_id": ID}), on=ID, how="left")
-    frame.insert(1, DECISION_YEAR, year)
-    outcomes = data.get("outcomes")
+    customers = data["customers"][[ID] + ([AGE] if AGE in data["customers"] else [])]
+    return _assemble(customer_years(data["dues"]), customers, data.get("outcomes"), as_of_year)
+
+
+def _assemble(years: pd.DataFrame, customers: pd.DataFrame, outcomes: pd.DataFrame | None,
+              as_of_year: int | None) -> pd.DataFrame:
+    """Join the feature rows with age and outcomes; customers without a complete year are left out."""
+    year = date.today().year if as_of_year is None else int(as_of_year)
+    features = feature_frame(years, year)
+    frame = features.merge(customers, on=ID, how="left")
     if outcomes is not None:
         frame = frame.merge(outcomes[[c for c in (ID, TARGET, TRUE_PROBABILITY) if c in outcomes]], on=ID, how="left")
+    frame.attrs["without_complete_year"] = int(len(set(customers[ID]) - set(features[ID])))
+    frame.attrs["as_of_year"] = year
     return frame
 
 
@@ -297,39 +326,45 @@ class DataSourceError(RuntimeError):
     """The data cannot be read at all (no ledger file, no such table or view)."""
 
 
-def read_table(database_url: str, spec: DatasetSpec = DEFAULT_SPEC) -> pd.DataFrame:
-    """Read the spec's table from a database; the default view gets each customer's age too."""
+# The ledger as the pipeline reads it: per-customer-year sums (migration 0002), age, outcomes.
+LEDGER_QUERIES = {
+    "years": "SELECT customer_id, year, months, due_cents, paid_cents FROM customer_years",
+    "customers": f"SELECT id AS {ID}, {AGE} FROM customers",
+    "outcomes": f"SELECT {ID}, {TARGET}, {TRUE_PROBABILITY} FROM outcomes",
+}
+
+
+def read_table(database_url: str, spec: DatasetSpec = DEFAULT_SPEC, as_of_year: int | None = None) -> pd.DataFrame:
+    """Read the training rows from a database: the ledger for the default spec, else the spec's table."""
     if not _IDENTIFIER.match(spec.table):
         raise ValueError(f"not a table name: {spec.table!r}")
     if database_url.startswith("sqlite:///") and not Path(database_url.removeprefix("sqlite:///")).exists():
         raise DataSourceError(f"no ledger at {database_url}: run `make data` first (or pass --data FILE)")
-    if spec.table == DEFAULT_TABLE:
-        # Age is never a feature: it is read for the fairness table only.
-        query = (f"SELECT t.*, c.{AGE} AS {AGE} FROM {DEFAULT_TABLE} t "
-                 f"LEFT JOIN customers c ON c.id = t.{ID}")
-    else:
-        query = f"SELECT * FROM {spec.table}"
+    queries = LEDGER_QUERIES if spec.table == DEFAULT_TABLE else {"table": f"SELECT * FROM {spec.table}"}
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
-            return pd.read_sql_query(text(query), conn)
+            frames = {name: pd.read_sql_query(text(query), conn) for name, query in queries.items()}
     except (exc.SQLAlchemyError, pd.errors.DatabaseError) as error:
         raise DataSourceError(f"cannot read {spec.table} from {_redact(database_url)}: "
                               f"{str(error).splitlines()[0]} (is the ledger migrated? `make data`)") from error
     finally:
         engine.dispose()
+    if "table" in frames:
+        return frames["table"]
+    return _assemble(frames["years"], frames["customers"], frames["outcomes"], as_of_year)
 
 
 def load(spec: DatasetSpec = DEFAULT_SPEC, *, data: str | Path | None = None,
-         database_url: str | None = None, min_rows: int = 100) -> Dataset:
-    """Read the training data from a file (``data``) or the ledger, and validate it."""
+         database_url: str | None = None, min_rows: int = 100, as_of_year: int | None = None) -> Dataset:
+    """Read the training data from a file (``data``) or the ledger as of a year (default: this year); validate it."""
     if data is not None:
         # An export folder, like the ledger, may hold customers without an outcome yet.
-        return prepare(read_file(data), spec, source=str(data), min_rows=min_rows,
+        return prepare(read_file(data, as_of_year), spec, source=str(data), min_rows=min_rows,
                        drop_unlabelled=Path(data).is_dir())
     database_url = resolve_database_url(database_url)
     source = f"{_redact(database_url)} ({spec.table})"
-    return prepare(read_table(database_url, spec), spec, source=source,
+    return prepare(read_table(database_url, spec, as_of_year), spec, source=source,
                    drop_unlabelled=True, min_rows=min_rows)
 
 

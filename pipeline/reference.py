@@ -4,6 +4,8 @@
   points and the share of rows in each bin, plus the missing share) - the
   reference that ``model_registry.drift`` compares recent decisions with (PSI) -
   and a few summary numbers.
+* ``score_distribution``: the same bins for the training scores, so the
+  monitor can tell when the scores themselves drift;
 * ``near_cutoff``: the mean profile of training applicants whose score lies
   near the decision threshold. Serving explains a decision by comparing an
   applicant's yearly percentages with this profile ("2024: 61 % paid, applicants
@@ -24,17 +26,7 @@ def feature_reference(frame: pd.DataFrame, scores: np.ndarray, spec: DatasetSpec
     """Describe the training features and the applicants near the threshold (JSON-able)."""
     distributions, categories = {}, {}
     for name in spec.numeric:
-        values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
-        cuts = quantile_cuts(values)
-        fractions, missing = bin_fractions(values, cuts)
-        present = values[~np.isnan(values)]
-        distributions[name] = {
-            "cuts": cuts, "fractions": fractions, "missing_fraction": missing,
-            "mean": float(present.mean()) if len(present) else None,
-            "std": float(present.std()) if len(present) else None,
-            "quantiles": {f"q{int(q * 100):02d}": float(np.quantile(present, q)) if len(present) else None
-                          for q in (0.05, 0.25, 0.5, 0.75, 0.95)},
-        }
+        distributions[name] = _distribution(pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float))
     for name in spec.categorical:
         shares = frame[name].astype("object").fillna("missing").astype(str).value_counts(normalize=True)
         categories[name] = {str(k): float(v) for k, v in shares.items()}
@@ -50,6 +42,7 @@ def feature_reference(frame: pd.DataFrame, scores: np.ndarray, spec: DatasetSpec
         "features": spec.features,
         "rows": int(len(frame)),
         "distributions": distributions,
+        "score_distribution": _distribution(scores),
         "categories": categories,
         "near_cutoff": {
             "threshold": threshold,
@@ -59,6 +52,20 @@ def feature_reference(frame: pd.DataFrame, scores: np.ndarray, spec: DatasetSpec
         },
         "approved_profile": _means(frame.loc[approved], spec),
         "approved_rows": int(approved.sum()),
+    }
+
+
+def _distribution(values: np.ndarray) -> dict:
+    """Return the decile bins of values (cut points, shares, missing share) and a few summary numbers."""
+    cuts = quantile_cuts(values)
+    fractions, missing = bin_fractions(values, cuts)
+    present = values[~np.isnan(values)]
+    return {
+        "cuts": cuts, "fractions": fractions, "missing_fraction": missing,
+        "mean": float(present.mean()) if len(present) else None,
+        "std": float(present.std()) if len(present) else None,
+        "quantiles": {f"q{int(q * 100):02d}": float(np.quantile(present, q)) if len(present) else None
+                      for q in (0.05, 0.25, 0.5, 0.75, 0.95)},
     }
 
 

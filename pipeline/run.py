@@ -5,12 +5,19 @@
 
 Stages (one module each, pure functions; this driver does the I/O):
 dataset -> train -> evaluate -> register -> gate. Each prints one progress
-line; the end is a summary table (model vs percentage rule vs champion vs the
-Bayes ceiling) and the gate's decision. ``--dry-run`` stops before MLflow.
+line; the end is a summary: every held-out metric with its 95 % interval for
+the model, the percentage rule, the champion and the true probabilities; the
+AUC of each single-feature baseline with the model's paired lift over it; bad
+rates at matched approval rates; the out-of-time check; the cross-validation
+that chose the model; and the gate's checks. ``--dry-run`` stops before MLflow.
+A run whose data fingerprint and parameters match a registered version's
+registers nothing and says which version that is.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import sys
 import time
@@ -27,15 +34,17 @@ from model_registry import store
 from pipeline import dataset as ds
 from pipeline import evaluate as ev
 from pipeline import gate as gt
+from pipeline import out_of_time as oot
 from pipeline import reference as ref
 from pipeline import register as rg
 from pipeline import train as tr
 
 STAGES = ("dataset", "train", "evaluate", "register", "gate")
 
-# The issue's targets on the demo data, logged as target_met_* metrics (1 = met) and checked by
-# bench/bench_train.py; they are goals to report against, not gate bars.
-TARGETS = {"auc_gap_to_bayes": ("<=", 0.01), "auc_lift_over_baseline": (">=", 0.05), "test_ece": ("<=", 0.02)}
+# The issue's per-run target, logged as target_met_* metrics (1 = met) and reported by
+# bench/bench_train.py (on 100,000 customers): ECE <= 0.02, and so is its interval's upper end.
+# Goals to report against, not gate bars.
+TARGETS = {"test_ece": ("<=", 0.02), "test_ece_high": ("<=", 0.02)}
 
 
 def target_metrics(metrics: dict) -> dict[str, float]:
@@ -60,6 +69,7 @@ class RunConfig:
     params: tr.TrainParams = field(default_factory=tr.TrainParams)
     bars: gt.GateBars = field(default_factory=gt.GateBars)
     min_rows: int = 100
+    as_of_year: int | None = None  # train on the last complete years before this one (default: this year)
     register: bool = True
     promote: bool = True
     if_no_champion: bool = False
@@ -76,6 +86,9 @@ class RunOutcome:
     kind: str = ""
     run_id: str | None = None
     version: str | None = None
+    evaluation: ev.Evaluation | None = None
+    training: tr.TrainResult | None = None
+    out_of_time: dict = field(default_factory=dict)
     decision: gt.GateDecision | None = None
     promoted: bool = False
     champion_before: str | None = None
@@ -101,6 +114,13 @@ class _Progress:
         self.out(f"      {self.stage:<9} {detail} ({seconds:.2f} s)")
 
 
+def training_key(fingerprint: dict, config: RunConfig, spec: ds.DatasetSpec) -> str:
+    """Return a SHA-256 of the data's content hash and every setting that shapes the model and its gate."""
+    settings = {"data": fingerprint["sha256"], "params": config.params.to_dict(), "spec": spec.to_dict(),
+                "threshold": config.threshold, "bars": config.bars.to_dict()}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def run(config: RunConfig, frame: pd.DataFrame | None = None, out: Callable[[str], None] = print) -> RunOutcome:
     """Run every stage; ``frame`` replaces reading the data (tests, notebooks)."""
     started = time.perf_counter()
@@ -118,23 +138,29 @@ def run(config: RunConfig, frame: pd.DataFrame | None = None, out: Callable[[str
     if frame is not None:
         data = ds.prepare(frame, config.spec, source="a DataFrame", min_rows=config.min_rows)
     else:
-        data = ds.load(config.spec, data=config.data, database_url=config.database_url, min_rows=config.min_rows)
+        data = ds.load(config.spec, data=config.data, database_url=config.database_url, min_rows=config.min_rows,
+                       as_of_year=config.as_of_year)
     fingerprint = ds.fingerprint(data.frame, data.spec)
+    fingerprint["training_key"] = training_key(fingerprint, config, data.spec)
     for note in data.notes:
         out(f"      note: {note}")
     years = f", history {fingerprint['history_years']}" if "history_years" in fingerprint else ""
     progress.done(f"{fingerprint['rows']:,} rows from {data.source}{years}, "
                   f"{100 * fingerprint['positive_rate']:.1f}% good outcomes")
+    if config.register:
+        same = model_registry.find_version(training_key=fingerprint["training_key"], tracking_uri=config.tracking_uri)
+        if same is not None:
+            outcome.skipped = (f"credit-approval version {same} was trained on the same data "
+                               f"(sha256 {fingerprint['sha256'][:12]}...) with the same parameters: "
+                               "not registered again")
+            out(outcome.skipped)
+            return outcome
 
     progress.start("train")
     splits = tr.split(data.frame, data.spec, config.params)
     training = tr.train(splits, data.spec, config.params)
-    outcome.kind, outcome.model = training.kind, training.model
-    chosen = next(r for r in training.candidates if r["selected"])
-    others = ", ".join(f"{r['kind']} {r['calibration_log_loss']:.4f}" + ("" if r["monotonic"] else " but not monotone")
-                       for r in training.candidates if not r["selected"])
-    progress.done(f"{training.kind} chosen (calibration log loss {chosen['calibration_log_loss']:.4f}"
-                  f"{'; ' + others if others else ''}); splits {splits.sizes()}")
+    outcome.kind, outcome.model, outcome.training = training.kind, training.model, training
+    progress.done(f"{training.kind} chosen by {cv_text(training)}; splits {splits.sizes()}")
 
     progress.start("evaluate")
     champion_scores, champion_note = None, ""
@@ -142,12 +168,17 @@ def run(config: RunConfig, frame: pd.DataFrame | None = None, out: Callable[[str
         champion_scores, champion_note, champion = _score_champion(splits.test, config.tracking_uri)
     evaluation = ev.evaluate(training.model, splits.test, data.spec, config.threshold,
                              champion_scores=champion_scores, seed=config.params.seed)
+    outcome.out_of_time = oot.out_of_time(training.model, training.kind, splits, data.spec, config.params,
+                                          config.threshold)
+    evaluation.metrics.update({k: v for k, v in outcome.out_of_time.items() if k != "oot_note"})
+    for row in training.candidates:
+        evaluation.metrics.update({f"candidate_{row['kind']}_{k}": v for k, v in row.items()
+                                   if k.startswith("cv_")})
     evaluation.metrics.update(target_metrics(evaluation.metrics))
-    outcome.metrics, outcome.comparison = evaluation.metrics, evaluation.comparison
+    outcome.metrics, outcome.comparison, outcome.evaluation = evaluation.metrics, evaluation.comparison, evaluation
     m = evaluation.metrics
-    progress.done(f"AUC {m['test_auc']:.4f}, ECE {m['test_ece']:.4f}, monotonic {bool(m['monotonic'])}"
+    progress.done(f"AUC {_ci(m, 'test_auc')}, ECE {_ci(m, 'test_ece')}, monotonic {bool(m['monotonic'])}"
                   + (f", rule AUC {m['baseline_auc']:.4f}" if "baseline_auc" in m else "")
-                  + (f", Bayes AUC {m['bayes_auc']:.4f}" if "bayes_auc" in m else "")
                   + (f", champion v{champion.version} AUC {m['champion_auc']:.4f}" if "champion_auc" in m else "")
                   + champion_note)
 
@@ -161,7 +192,7 @@ def run(config: RunConfig, frame: pd.DataFrame | None = None, out: Callable[[str
 
     progress.start("register")
     outcome.version, outcome.run_id = _log_and_register(config, data, splits, training, evaluation, fingerprint,
-                                                        decision, progress)
+                                                        decision, outcome, progress)
     progress.done(f"run {outcome.run_id}, credit-approval version {outcome.version}")
 
     progress.start("gate")
@@ -171,6 +202,26 @@ def run(config: RunConfig, frame: pd.DataFrame | None = None, out: Callable[[str
                   else f"version {outcome.version} stays a challenger")
     out(summary(outcome))
     return outcome
+
+
+def _ci(metrics: dict, name: str, digits: int = 4) -> str:
+    """Return ``0.7669 [0.7040, 0.8260]`` for a metric logged with its interval."""
+    value = metrics.get(name, float("nan"))
+    if f"{name}_low" not in metrics:
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} [{metrics[name + '_low']:.{digits}f}, {metrics[name + '_high']:.{digits}f}]"
+
+
+def cv_text(training: tr.TrainResult) -> str:
+    """Return one line on the cross-validation that chose the model."""
+    folds = training.candidates[0]["folds"]
+    parts = [f"{r['kind']} log loss {r['cv_log_loss']:.4f} [{r['cv_log_loss_low']:.4f}, {r['cv_log_loss_high']:.4f}]"
+             for r in training.candidates]
+    for c in training.comparisons:
+        parts.append(f"{c['candidate']} - {c['against']} {c['log_loss_difference']:+.4f} "
+                     f"[{c['low']:+.4f}, {c['high']:+.4f}]: " + ("better" if c["better"] else "not better, keep the "
+                                                                   "simpler"))
+    return f"cross-validation ({folds} folds): " + "; ".join(parts)
 
 
 def _score_champion(test: pd.DataFrame, tracking_uri: str | None):
@@ -188,10 +239,10 @@ def _score_champion(test: pd.DataFrame, tracking_uri: str | None):
         return champion.predict(ds.feature_matrix(test, spec)), "", champion
 
 
-def _log_and_register(config, data, splits, training, evaluation, fingerprint, decision, progress):
+def _log_and_register(config, data, splits, training, evaluation, fingerprint, decision, outcome, progress):
     uri = model_registry.configure(config.tracking_uri)
     experiment_id = store.ensure_experiment(uri)
-    known = pd.concat([splits.train, splits.calibration])
+    known = splits.development
     with ev.cpu_threads(len(known)):
         scores = tr.predict_scores(training.model, known, data.spec)
     reference = ref.feature_reference(known, scores, data.spec, threshold=config.threshold)
@@ -200,20 +251,26 @@ def _log_and_register(config, data, splits, training, evaluation, fingerprint, d
                             reference=reference, params=config.params, threshold=config.threshold,
                             extra_params=config.bars.to_dict(), split_sizes=splits.sizes(),
                             timings=progress.timings)
+        gate_text = "\n".join(f"{'PASS' if c.passed else 'FAIL'}  {c.name}: {c.detail}" for c in decision.checks)
         mlflow.set_tags({"gate_decision": "promote" if decision.promote else "challenger",
                          "gate_reasons": "; ".join(decision.reasons)[:4900] or "-"})
-        mlflow.log_text("\n".join(f"{'PASS' if c.passed else 'FAIL'}  {c.name}: {c.detail}" for c in decision.checks),
-                        "evaluation/gate.txt")
-        tags = rg.run_tags(data, training, fingerprint, config.threshold)
-        version = rg.register_version(logged, tags, tracking_uri=uri)
+        mlflow.log_text(gate_text, "evaluation/gate.txt")
+        card = rg.model_card(data, training, evaluation, fingerprint, decision, outcome.out_of_time, config.threshold)
+        mlflow.log_text(card, "model_card.md")
+        tags = {**rg.run_tags(data, training, fingerprint, config.threshold),
+                "training_key": fingerprint["training_key"]}
+        version = rg.register_version(logged, tags, description=rg.description(data, training, evaluation,
+                                                                               fingerprint, decision),
+                                      tracking_uri=uri)
     return version, active.info.run_id
 
 
 def _apply_gate(config: RunConfig, outcome: RunOutcome, decision: gt.GateDecision) -> bool:
+    evidence = "\n".join(f"{'PASS' if c.passed else 'FAIL'}  {c.name}: {c.detail}" for c in decision.checks)
     if decision.promote and config.promote:
         why = ("first champion: " if outcome.champion_before is None else "gate passed: ") + "; ".join(
-            c.detail for c in decision.checks)
-        model_registry.promote(outcome.version, who=config.who or "pipeline.run", why=why,
+            f"{c.name} ok" for c in decision.checks)
+        model_registry.promote(outcome.version, who=config.who or "pipeline.run", why=why, evidence=evidence,
                                tracking_uri=config.tracking_uri)
         return True
     reasons = decision.reasons or ["--no-promote: registered without promotion"]
@@ -222,13 +279,44 @@ def _apply_gate(config: RunConfig, outcome: RunOutcome, decision: gt.GateDecisio
 
 
 def summary(outcome: RunOutcome) -> str:
-    """Return the end-of-run table: model vs rule vs champion vs ceiling, the gate and the timings."""
-    rows = ["auc", "ks", "brier", "log_loss", "ece", "approval_rate", "bad_rate_approved"]
-    table = outcome.comparison.loc[rows].rename(columns={"model": f"model ({outcome.kind})",
-                                                         "baseline": "percentage rule", "bayes": "Bayes ceiling"})
-    lines = ["", f"summary on {int(outcome.metrics['test_rows'])} held-out customers "
-             f"(approve when score >= {outcome.threshold:g})"]
-    lines.append(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    """Return the end-of-run report: metrics with intervals, baselines, matched rates, OOT, CV, the gate, timings."""
+    evaluation, m = outcome.evaluation, outcome.metrics
+    lines = ["", f"summary on {int(m['test_rows']):,} held-out customers (approve when score >= "
+             f"{outcome.threshold:g}); every figure with its bootstrap 95 % interval"]
+    shown = [n for n in ("model", "baseline", "champion", "truth") if n in evaluation.intervals]
+    header = {"model": f"model ({outcome.kind})", "baseline": "percentage rule", "champion": "champion",
+              "truth": "true probabilities"}
+    cells = {n: {metric: evaluation.intervals[n][metric].text(3) if metric in evaluation.intervals[n] else "-"
+                 for metric in ev.PROBABILITY_METRICS} for n in shown}
+    table = pd.DataFrame({header[n]: cells[n] for n in shown})
+    lines.append(table.to_string())
+    if "truth" in evaluation.intervals:
+        lines.append("  true probabilities: what the simulator's hidden state scores on these same rows "
+                     "(a reference, not a ceiling)")
+    singles = [n for n in evaluation.intervals if n not in ("model", "baseline", "champion", "truth")]
+    if singles or "baseline" in evaluation.intervals:
+        lines.append("")
+        lines.append("AUC of each baseline, and the model's paired lift over it")
+        for name in ["baseline", *singles]:
+            if name not in evaluation.intervals:
+                continue
+            lift = evaluation.lifts.get(f"auc_lift_over_{name}")
+            lines.append(f"  {ev.LABELS.get(name, name):<28} {evaluation.intervals[name]['auc'].text(3)}   "
+                         f"model lift {lift.text(3) if lift else '-'}")
+    if "bad_rate_gap_at_rule_rate" in evaluation.lifts:
+        rule, model = evaluation.intervals["baseline"], evaluation.intervals["model"]
+        lines.append("")
+        lines.append("bad rates at matched approval rates (paired difference, model minus rule)")
+        lines.append(f"  approving as many as the rule ({rule['approval_rate'].estimate:.1%}): model "
+                     f"{model['bad_rate_at_rule_rate'].text(3)} vs rule {rule['bad_rate_approved'].text(3)}; "
+                     f"difference {evaluation.lifts['bad_rate_gap_at_rule_rate'].text(3)}")
+        lines.append(f"  approving as many as the model ({model['approval_rate'].estimate:.1%}): model "
+                     f"{model['bad_rate_approved'].text(3)} vs rule {rule['bad_rate_at_model_rate'].text(3)}; "
+                     f"difference {evaluation.lifts['bad_rate_gap_at_model_rate'].text(3)}")
+    lines.append("")
+    lines.append(f"out-of-time: {outcome.out_of_time.get('oot_note', '-')}")
+    if outcome.training is not None:
+        lines.append(f"model choice: {cv_text(outcome.training)}")
     if outcome.decision is not None:
         lines.append("")
         for check in outcome.decision.checks:
@@ -250,23 +338,27 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
                      "instead of the ledger")
     src.add_argument("--database-url", help="ledger database (default DATABASE_URL or var/credit.db)")
     src.add_argument("--spec", help="JSON/YAML dataset spec: target, numeric, categorical, ... "
-                     "(default: the year_percentage view)")
-    src.add_argument("--table", help="table or view to read (default year_percentage, or the spec's)")
+                     "(default: the ledger's customer_years view, outcomes and ages)")
+    src.add_argument("--table", help="another table or view to read as it is (default: the ledger, or the spec's)")
     src.add_argument("--min-rows", type=int, default=100, help="refuse fewer rows than this (default 100)")
+    src.add_argument("--as-of-year", type=int, help="use the complete years with data before this one "
+                     "(default: this year)")
     trn = p.add_argument_group("training")
     trn.add_argument("--seed", type=int, default=42, help="split and model seed (default 42)")
     trn.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                      help="approve when score >= this (default %(default)s)")
-    trn.add_argument("--candidates", default=",".join(tr.CANDIDATES), help="comma-separated: logreg,hgb")
+    trn.add_argument("--candidates", default=",".join(tr.CANDIDATES),
+                     help="comma-separated, simplest first: logreg,hgb (both monotone)")
+    trn.add_argument("--cv-folds", type=int, default=tr.TrainParams.cv_folds)
+    trn.add_argument("--cv-repeats", type=int, default=tr.TrainParams.cv_repeats)
     trn.add_argument("--calibration", default="sigmoid", choices=["sigmoid", "isotonic"])
     trn.add_argument("--test-size", type=float, default=tr.TrainParams.test_size)
     gate = p.add_argument_group("gate")
     gate.add_argument("--max-ece", type=float, default=gt.GateBars.max_ece,
-                      help="allowed ECE beyond sampling noise (default %(default)s)")
-    gate.add_argument("--min-baseline-lift", type=float, default=gt.GateBars.min_baseline_auc_lift,
-                      help="AUC the percentage rule must be beaten by (default %(default)s: simply above)")
-    gate.add_argument("--champion-margin", type=float, default=gt.GateBars.champion_auc_margin,
-                      help="AUC the champion must be beaten by (default %(default)s)")
+                      help="the ECE bar, applied once the held-out rows can measure it (default %(default)s)")
+    gate.add_argument("--min-lift", type=float, default=gt.GateBars.min_lift,
+                      help="the paired 95 %% interval of the AUC lift over the rule and over the champion must "
+                      "lie above this (default %(default)s)")
     reg = p.add_argument_group("registry")
     reg.add_argument("--tracking-uri", help="MLflow store (default MLFLOW_TRACKING_URI or var/mlflow.db)")
     reg.add_argument("--dry-run", action="store_true", help="train and evaluate only: no MLflow")
@@ -279,11 +371,11 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     if a.table:
         spec = replace(spec, table=a.table)
     params = tr.TrainParams(seed=a.seed, candidates=tuple(c.strip() for c in a.candidates.split(",") if c.strip()),
-                            calibration=a.calibration, test_size=a.test_size)
-    bars = gt.GateBars(max_ece=a.max_ece, min_baseline_auc_lift=a.min_baseline_lift,
-                       champion_auc_margin=a.champion_margin)
+                            calibration=a.calibration, test_size=a.test_size, cv_folds=a.cv_folds,
+                            cv_repeats=a.cv_repeats)
+    bars = gt.GateBars(max_ece=a.max_ece, min_lift=a.min_lift)
     return RunConfig(data=a.data, database_url=a.database_url, spec=spec, tracking_uri=a.tracking_uri,
-                     threshold=a.threshold, params=params, bars=bars, min_rows=a.min_rows,
+                     threshold=a.threshold, params=params, bars=bars, min_rows=a.min_rows, as_of_year=a.as_of_year,
                      register=not a.dry_run, promote=not a.no_promote, if_no_champion=a.if_no_champion,
                      run_name=a.run_name)
 

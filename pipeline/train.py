@@ -1,20 +1,30 @@
-"""Stage 2, train: split the data, fit the candidates, calibrate them, keep the best.
+"""Stage 2, train: split the data, compare the candidates by cross-validation, fit the chosen one.
 
-Every candidate is one scikit-learn ``Pipeline`` (``prepare`` -> ``model``):
+Every candidate is one scikit-learn ``Pipeline`` (``prepare`` -> ``model``), and
+every candidate is monotone by construction (a higher paid percentage never
+lowers the score), so none has to be thrown away for breaking that rule:
 
 * ``logreg``: median imputation with missing-value indicators, scaling, and a
-  logistic regression. It is only kept when it is monotone (every paid
-  percentage has a non-negative weight), which the data does not always give;
-* ``hgb``: a ``HistGradientBoostingClassifier`` whose monotonic constraints
-  (+1) make sure a higher paid percentage never lowers the score.
+  logistic regression whose weights on the monotone features are constrained
+  to be non-negative (``pipeline.monotone_logistic``: fitted with bounds, stored
+  as a plain ``LogisticRegression``). Where the data would give an older year a
+  small negative weight, the constrained fit gives it 0 instead;
+* ``hgb``: a ``HistGradientBoostingClassifier`` with monotonic constraints (+1).
 
-The classifier is fitted on the training split, then frozen
-(``sklearn.frozen.FrozenEstimator``) and calibrated on a separate calibration
-split with ``CalibratedClassifierCV``: the decision threshold (0.8) is an
-absolute probability, so the score must be one. Among the monotone
-candidates the one with the lowest log loss on the calibration split is kept;
-a more complex candidate (later in ``candidates``) must beat a simpler one by
-``selection_margin``, so a tie on a few hundred rows goes to the simpler model.
+The classifier is fitted on the training rows, then frozen
+(``sklearn.frozen.FrozenEstimator``) and calibrated (sigmoid) on separate
+calibration rows with ``CalibratedClassifierCV``: the decision threshold (0.8)
+is an absolute probability, so the score must be one.
+
+**Choosing**: repeated stratified k-fold cross-validation on the development
+rows (every row that is not held out; ``cv_folds`` x ``cv_repeats``, one repeat
+above 20,000 rows), each fold fitting and calibrating every candidate the same
+way. The log loss of each candidate gets a 95 % interval, and so does the
+paired difference between two candidates, fold by fold, with the
+Nadeau-Bengio correction for the overlap of the folds' training rows. The
+simplest candidate (first in ``candidates``) is kept unless a more complex one
+is better with the whole paired interval below 0: when the intervals overlap,
+the simpler model wins.
 
 The test split is chosen by a hash of the customer id, not by the seed: the
 same customers are held out in every run, so a new model and the champion are
@@ -27,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -34,12 +45,13 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from pipeline.dataset import DEFAULT_SPEC, DatasetSpec, feature_matrix, labels
-from pipeline.evaluate import cpu_threads, monotonicity
+from pipeline.evaluate import SMALL_DATA_ROWS, cpu_threads, monotonicity
+from pipeline.monotone_logistic import fit_monotone_logistic
 
 CANDIDATES = ("logreg", "hgb")
 
@@ -53,7 +65,8 @@ class TrainParams:
     calibration_size: float = 0.25  # share of the rows that are not test rows
     calibration: str = "sigmoid"  # or "isotonic" (needs a few thousand calibration rows)
     candidates: tuple[str, ...] = CANDIDATES
-    selection_margin: float = 0.001  # log loss a more complex candidate must win by
+    cv_folds: int = 5
+    cv_repeats: int = 3  # one repeat above SMALL_DATA_ROWS development rows
     logreg_c: float = 1.0
     hgb_max_iter: int = 200
     hgb_learning_rate: float = 0.05
@@ -81,13 +94,21 @@ class Splits:
         return {"train": len(self.train), "calibration": len(self.calibration), "test": len(self.test)}
 
 
+    @property
+    def development(self) -> pd.DataFrame:
+        """Return every row that is not held out (training and calibration)."""
+        return pd.concat([self.train, self.calibration]).sort_index()
+
+
 @dataclass
 class TrainResult:
-    """The chosen calibrated pipeline and how each candidate did."""
+    """The chosen calibrated pipeline, how each candidate did in cross-validation, and the paired comparisons."""
 
     model: Pipeline
     kind: str
     candidates: list[dict] = field(default_factory=list)
+    comparisons: list[dict] = field(default_factory=list)
+    folds: pd.DataFrame | None = None
     fit_seconds: float = 0.0
 
 
@@ -100,13 +121,19 @@ def split(frame: pd.DataFrame, spec: DatasetSpec = DEFAULT_SPEC, params: TrainPa
         rng = np.random.default_rng(params.seed)
         is_test = rng.random(len(frame)) < params.test_size
     test, rest = frame.loc[is_test], frame.loc[~is_test]
-    train, calibration = train_test_split(rest, test_size=params.calibration_size, random_state=params.seed,
-                                          stratify=labels(rest, spec))
-    splits = Splits(train.sort_index(), calibration.sort_index(), test)
+    train, calibration = fit_and_calibration_rows(rest, spec, params)
+    splits = Splits(train, calibration, test)
     for name, part in [("train", splits.train), ("calibration", splits.calibration), ("test", splits.test)]:
         if labels(part, spec).min() == labels(part, spec).max():
             raise ValueError(f"the {name} split ({len(part)} rows) holds one class only: more data is needed")
     return splits
+
+
+def fit_and_calibration_rows(rows: pd.DataFrame, spec: DatasetSpec, params: TrainParams):
+    """Split rows (seeded, stratified) into the rows a classifier is fitted on and the rows it is calibrated on."""
+    fit, calibration = train_test_split(rows, test_size=params.calibration_size, random_state=params.seed,
+                                        stratify=labels(rows, spec))
+    return fit.sort_index(), calibration.sort_index()
 
 
 def build_estimator(kind: str, spec: DatasetSpec = DEFAULT_SPEC, params: TrainParams = TrainParams()) -> Pipeline:
@@ -118,7 +145,7 @@ def build_estimator(kind: str, spec: DatasetSpec = DEFAULT_SPEC, params: TrainPa
                                    ("scale", StandardScaler())]), num_idx)]
         if cat_idx:
             parts.append(("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), cat_idx))
-        model = LogisticRegression(C=params.logreg_c, max_iter=2000)
+        model = LogisticRegression(C=params.logreg_c)  # a template: fit_monotone_logistic fits it
     elif kind == "hgb":
         parts = [("num", "passthrough", num_idx)]
         if cat_idx:
@@ -138,45 +165,103 @@ def build_estimator(kind: str, spec: DatasetSpec = DEFAULT_SPEC, params: TrainPa
 
 def fit_calibrated(kind: str, splits: Splits, spec: DatasetSpec = DEFAULT_SPEC,
                    params: TrainParams = TrainParams()) -> Pipeline:
-    """Fit a candidate on the train split and calibrate its frozen classifier on the calibration split."""
-    with cpu_threads(len(splits.train)):
-        x, y = feature_matrix(splits.train, spec), labels(splits.train, spec)
-        fitted = build_estimator(kind, spec, params).fit(x, y)
-        prepare, classifier = fitted.named_steps["prepare"], fitted.named_steps["model"]
+    """Fit a candidate on the training split and calibrate its frozen classifier on the calibration split."""
+    train, calibration = splits.train, splits.calibration
+    with cpu_threads(len(train)):
+        x, y = feature_matrix(train, spec), labels(train, spec)
+        unfitted = build_estimator(kind, spec, params)
+        prepare = unfitted.named_steps["prepare"].fit(x, y)
+        z = prepare.transform(x)
+        if kind == "logreg":
+            bounded = [j for j, name in enumerate(spec.numeric) if name in spec.monotone_increasing]
+            classifier = fit_monotone_logistic(unfitted.named_steps["model"], z, y, non_negative=bounded)
+        else:
+            classifier = unfitted.named_steps["model"].fit(z, y)
         calibrator = CalibratedClassifierCV(FrozenEstimator(classifier), method=params.calibration)
-        calibrator.fit(prepare.transform(feature_matrix(splits.calibration, spec)), labels(splits.calibration, spec))
+        calibrator.fit(prepare.transform(feature_matrix(calibration, spec)), labels(calibration, spec))
     return Pipeline([("prepare", prepare), ("model", calibrator)])
 
 
+def cross_validate(development: pd.DataFrame, spec: DatasetSpec = DEFAULT_SPEC,
+                   params: TrainParams = TrainParams()) -> pd.DataFrame:
+    """Return one row per repeat, fold and candidate: the held-out fold's log loss and AUC.
+
+    Each fold's training rows are split into fitting and calibration rows as
+    the final model's are, so the folds measure the whole procedure.
+    """
+    y = labels(development, spec)
+    repeats = params.cv_repeats if len(development) <= SMALL_DATA_ROWS else 1
+    rows = []
+    for repeat in range(repeats):
+        folds = StratifiedKFold(params.cv_folds, shuffle=True, random_state=params.seed + repeat)
+        for fold, (inside, outside) in enumerate(folds.split(np.zeros(len(y)), y)):
+            held = development.iloc[outside]
+            fold_splits = Splits(*fit_and_calibration_rows(development.iloc[inside], spec, params), held)
+            x_held, y_held = feature_matrix(held, spec), y[outside]
+            for kind in params.candidates:
+                p = fit_calibrated(kind, fold_splits, spec, params).predict_proba(x_held)[:, 1]
+                rows.append({"repeat": repeat, "fold": fold, "kind": kind, "train_rows": len(inside),
+                             "test_rows": len(outside), "log_loss": float(log_loss(y_held, p, labels=[0, 1])),
+                             "auc": float(roc_auc_score(y_held, p))})
+    return pd.DataFrame(rows)
+
+
+def corrected_interval(values: np.ndarray, train_rows: int, test_rows: int, level: float = 0.95) -> tuple:
+    """Return (mean, low, high) of per-fold values, with the Nadeau-Bengio variance correction.
+
+    The folds of repeated k-fold share most of their training rows, so the
+    plain standard error is too small; the correction multiplies the variance
+    by (1/k + n_test/n_train) instead of 1/k, k being the number of folds.
+    """
+    values = np.asarray(values, dtype=float)
+    k = len(values)
+    mean = float(values.mean())
+    if k < 2:
+        return mean, float("nan"), float("nan")
+    spread = np.sqrt((1 / k + test_rows / train_rows) * values.var(ddof=1))
+    t = stats.t.ppf(0.5 + level / 2, k - 1)
+    return mean, float(mean - t * spread), float(mean + t * spread)
+
+
+def choose(folds: pd.DataFrame, candidates: tuple[str, ...]) -> tuple[str, list[dict], list[dict]]:
+    """Return the chosen kind, each candidate's CV summary, and the paired comparisons with the simplest.
+
+    A more complex candidate replaces the current choice only when the paired
+    interval of its log loss minus the current choice's lies wholly below 0.
+    """
+    n_train, n_test = int(folds["train_rows"].mean()), int(folds["test_rows"].mean())
+    summary = []
+    for kind in candidates:
+        part = folds[folds["kind"] == kind]
+        loss = corrected_interval(part["log_loss"].to_numpy(), n_train, n_test)
+        auc = corrected_interval(part["auc"].to_numpy(), n_train, n_test)
+        summary.append({"kind": kind, "cv_log_loss": loss[0], "cv_log_loss_low": loss[1], "cv_log_loss_high": loss[2],
+                        "cv_auc": auc[0], "cv_auc_low": auc[1], "cv_auc_high": auc[2], "folds": len(part)})
+    chosen, comparisons = candidates[0], []
+    wide = folds.pivot_table(index=["repeat", "fold"], columns="kind", values="log_loss")
+    for kind in candidates[1:]:
+        diff = corrected_interval((wide[kind] - wide[chosen]).to_numpy(), n_train, n_test)
+        better = diff[2] < 0
+        comparisons.append({"candidate": kind, "against": chosen, "log_loss_difference": diff[0],
+                            "low": diff[1], "high": diff[2], "better": better})
+        if better:
+            chosen = kind
+    return chosen, summary, comparisons
+
+
 def train(splits: Splits, spec: DatasetSpec = DEFAULT_SPEC, params: TrainParams = TrainParams()) -> TrainResult:
-    """Fit every candidate, calibrate it, and keep the best monotone one (see the module docstring)."""
-    with cpu_threads(len(splits.train)):
-        return _train(splits, spec, params)
-
-
-def _train(splits: Splits, spec: DatasetSpec, params: TrainParams) -> TrainResult:
+    """Cross-validate every candidate on the development rows, keep one (see the module docstring), fit it."""
     started = time.perf_counter()
-    x_cal, y_cal = feature_matrix(splits.calibration, spec), labels(splits.calibration, spec)
-    probe = feature_matrix(splits.train, spec)
-    fitted, rows = {}, []
-    for kind in params.candidates:
-        t0 = time.perf_counter()
+    with cpu_threads(len(splits.train)):
+        folds = cross_validate(splits.development, spec, params)
+        kind, summary, comparisons = choose(folds, params.candidates)
         model = fit_calibrated(kind, splits, spec, params)
-        seconds = time.perf_counter() - t0
-        p = model.predict_proba(x_cal)[:, 1]
-        mono = monotonicity(model, probe, spec, seed=params.seed)
-        fitted[kind] = model
-        rows.append({"kind": kind, "calibration_auc": float(roc_auc_score(y_cal, p)),
-                     "calibration_log_loss": float(log_loss(y_cal, p, labels=[0, 1])),
-                     "monotonic": mono["monotonic"], "fit_seconds": round(seconds, 3)})
-    pool = [r for r in rows if r["monotonic"]] or rows
-    best = pool[0]
-    for r in pool[1:]:  # candidates go simplest first: a later one must win by the margin
-        if r["calibration_log_loss"] < best["calibration_log_loss"] - params.selection_margin:
-            best = r
-    for r in rows:
-        r["selected"] = r is best
-    return TrainResult(model=fitted[best["kind"]], kind=best["kind"], candidates=rows,
+        mono = monotonicity(model, feature_matrix(splits.train, spec), spec, seed=params.seed)
+    for row in summary:
+        row["selected"] = row["kind"] == kind
+    summary_row = next(r for r in summary if r["selected"])
+    summary_row["monotonic"] = mono["monotonic"]
+    return TrainResult(model=model, kind=kind, candidates=summary, comparisons=comparisons, folds=folds,
                        fit_seconds=time.perf_counter() - started)
 
 

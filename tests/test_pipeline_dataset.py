@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import numpy as np
 import pandas as pd
 import pytest
+from freezegun import freeze_time
 
+from contracts import ledger_export
 from pipeline import dataset as ds
-from pipeline.features import FEATURES
-from pipeline.run import main
+from pipeline.features import FEATURES, customer_years
+from pipeline.run import main as run_main
 from pipeline.simulate import simulate
+from portal.importer import import_ledger
 from tests.factories import synthetic_frame
 
 
@@ -91,7 +95,9 @@ def test_reading_the_ledger_view_with_age_and_without_unlabelled_customers(demo_
     assert len(frame) == 1000 and frame["customer_id"].is_unique
     assert set(FEATURES + ["result", "true_probability", "age", "decision_year"]) <= set(frame.columns)
     assert frame[FEATURES].notna().all().all()
-    assert "year_percentage" in data.source
+    assert "customer_years" in data.source
+    assert (frame["decision_year"] == date.today().year).all()
+    assert (frame["paid_pct_all_years"] > 0).all()
 
     # A customer without an outcome (e.g. a new one) is left out, with a note.
     import shutil
@@ -149,7 +155,7 @@ def test_fingerprint_is_stable_and_sensitive():
 
 
 def test_a_missing_file_stops_the_run_with_exit_code_2(tmp_path, capsys):
-    assert main(["--data", str(tmp_path / "nope.csv"), "--dry-run"]) == 2
+    assert run_main(["--data", str(tmp_path / "nope.csv"), "--dry-run"]) == 2
     assert "no data file" in capsys.readouterr().err
 
 
@@ -157,7 +163,63 @@ def test_bad_data_stops_the_run_before_training(tmp_path, capsys):
     frame = synthetic_frame(200)
     frame.loc[0, "paid_pct_1y_ago"] = 250
     frame.to_csv(tmp_path / "bad.csv", index=False)
-    assert main(["--data", str(tmp_path / "bad.csv"), "--dry-run"]) == 2
+    assert run_main(["--data", str(tmp_path / "bad.csv"), "--dry-run"]) == 2
     captured = capsys.readouterr()
     assert "stopped before training" in captured.err and "outside 0-100" in captured.err
     assert "[2/5] train" not in captured.out
+
+
+# --- the turn of the year: the demo ledger was seeded in 2026 (dues 2021-2025) -------------------
+
+@pytest.mark.parametrize("today", ["2027-01-02", "2028-06-30"])
+def test_a_later_year_trains_on_the_last_complete_year_with_data(demo_ledger_url, today, capsys):
+    seeded = ds.load(database_url=demo_ledger_url).frame
+    with freeze_time(today):
+        assert date.today().year == int(today[:4])
+        later = ds.load(database_url=demo_ledger_url).frame
+        assert run_main(["--database-url", demo_ledger_url, "--dry-run", "--cv-repeats", "1"]) == 0
+    # Features and labels are those of the last complete year with data, whatever the calendar says.
+    assert (later["decision_year"] == seeded["decision_year"]).all()
+    pd.testing.assert_frame_equal(later, seeded)
+    assert "history 2021-2025" in capsys.readouterr().out
+
+
+def test_an_empty_window_of_feature_years_stops_with_exit_code_2(tmp_path, capsys):
+    # As of 2021, no customer of the demo export (dues 2021-2025) has a complete year before it.
+    folder = ledger_export.write(simulate(200, seed=1, end_year=2026), tmp_path / "export")
+    assert run_main(["--data", str(folder), "--as-of-year", "2021", "--dry-run"]) == 2
+    assert "no customer has a complete year of dues before 2021" in capsys.readouterr().err
+
+    # The failure of the old pipeline: the most recent year empty for everyone (a view read in January).
+    frame = synthetic_frame(200)
+    frame["paid_pct_1y_ago"] = np.nan
+    frame.to_csv(tmp_path / "january.csv", index=False)
+    assert run_main(["--data", str(tmp_path / "january.csv"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "no value at all in paid_pct_1y_ago" in err and "nothing due in 2025 for any customer" in err
+
+
+def test_a_customer_without_a_complete_year_is_left_out_with_a_note(tmp_path):
+    data = simulate(150, seed=2, end_year=2026)
+    data["dues"] = data["dues"][~((data["dues"]["customer_id"] == 101) & (data["dues"]["month"] > 6))]
+    frame = ds.from_export(data, as_of_year=2026)
+    assert 101 not in set(frame["customer_id"]) and len(frame) == 149
+    dataset = ds.prepare(frame, drop_unlabelled=True)
+    assert dataset.notes == ["1 customers have no complete year of dues before 2026 and were left out"]
+
+
+def test_cohorts_get_their_own_decision_years():
+    frame = ds.from_export(simulate(300, seed=3, end_year=2026, cohorts=2), as_of_year=2026)
+    assert frame.groupby("decision_year").size().to_dict() == {2025: 150, 2026: 150}
+    assert frame[FEATURES].notna().all().all()
+
+
+def test_the_customer_years_view_sums_the_dues_as_the_pipeline_does(db):
+    """The contract of migration 0002, on SQLite and PostgreSQL."""
+    data = simulate(40, seed=4, end_year=2026, cohorts=2)
+    import_ledger(db, data, progress=False)
+    with db.engine.connect() as conn:
+        view = pd.read_sql("SELECT * FROM customer_years ORDER BY customer_id, year", conn)
+    assert list(view.columns) == ["customer_id", "year", "months", "due_cents", "paid_cents"]
+    expected = customer_years(data["dues"]).sort_values(["customer_id", "year"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(view.astype("int64"), expected.astype("int64"))
