@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"missing {', '.join(missing)}: run `make cluster-deps`", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
-        cluster = Cluster(Path(tmp), customers=200, poll_seconds=5, workers=args.workers)
+        cluster = Cluster(Path(tmp), poll_seconds=5, workers=args.workers)
         print("starting a cluster ...", flush=True)
         started = time.monotonic()
         try:

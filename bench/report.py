@@ -19,6 +19,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from matplotlib.figure import Figure
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "var" / "bench"
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -130,7 +132,6 @@ def storm_rows(name: str) -> list[str]:
 
 def plot(rows: list[dict]) -> None:
     """Draw each figure with a goal as met / missed (the ratio where there is one)."""
-    from matplotlib.figure import Figure
 
     shown = [r for r in rows if r["met"] is not None]
     if not shown:

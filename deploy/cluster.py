@@ -154,6 +154,7 @@ def replica_env(settings: Settings) -> dict[str, str]:
         "SERVING_URL": settings.url("SERVING_LB_PORT"),
         # portals and serving: serving demands it on scoring calls and signs its answers with it
         "SERVING_TOKEN": shared_secret(settings, "SERVING_TOKEN"),
+        "TRUSTED_PROXIES": "1",  # nginx: the portals read the client's address from X-Forwarded-For
         # serving (and the portals' model page)
         "MLFLOW_TRACKING_URI": settings.mlflow_uri,
         "MODEL_POLL_SECONDS": settings.model_poll_seconds,

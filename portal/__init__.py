@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Flask, request
 from flask_login import current_user
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal import cli
 from portal.api import auth as api_auth
@@ -32,6 +33,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_errorhandlers(app)
     register_security(app)
     cli.register(app)
+    if app.config["TRUSTED_PROXIES"]:  # the client's address (for throttling) comes from the proxies' header
+        n = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
     return app
 
 

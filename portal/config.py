@@ -66,6 +66,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "LOGIN_ID_LIMITS": os.environ.get("LOGIN_ID_LIMITS", "30 per hour"),
         "LOGIN_ADDRESS_LIMITS": os.environ.get("LOGIN_ADDRESS_LIMITS", "30 per minute"),
         "MAX_CONTENT_LENGTH": 64 * 1024,
+        # Proxies in front of the portal whose X-Forwarded-For/-Proto to believe (nginx in `make cluster`: 1).
+        "TRUSTED_PROXIES": int(os.environ.get("TRUSTED_PROXIES", "0")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": is_production(),

@@ -42,7 +42,7 @@ def group_pids(pgid: int) -> list[int]:
 class Cluster:
     """A running `python -m deploy.cluster` and what it reported in cluster.json."""
 
-    def __init__(self, var_dir: Path, customers: int = 200, poll_seconds: float = 1.0, restart_delay: float = 3.0,
+    def __init__(self, var_dir: Path, customers: int = 1000, poll_seconds: float = 1.0, restart_delay: float = 3.0,
                  workers: int = 2, start_timeout: float = 420):
         self.var_dir = var_dir
         self.start_timeout = start_timeout

@@ -6,12 +6,14 @@ failure. With SAVE_SCREENSHOTS=1 the main pages are saved to docs/screenshots/ a
 """
 from __future__ import annotations
 
+import io
 import os
 import re
 from datetime import date
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from portal.cli import migrate
 from portal.db import Database
@@ -92,9 +94,7 @@ def new_page(browser, server, viewport=DESKTOP):
 def shot(page, name: str) -> None:
     """Save a viewport screenshot when SAVE_SCREENSHOTS=1 (96 colours: a third of the bytes, same look)."""
     if SAVE:
-        import io
 
-        from PIL import Image
 
         SHOTS.mkdir(parents=True, exist_ok=True)
         size = "phone" if page.viewport_size["width"] < 600 else "desktop"

@@ -70,7 +70,8 @@ def _check_prerequisites() -> None:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     _check_prerequisites()
-    c = Cluster(tmp_path_factory.mktemp("cluster"), customers=200, poll_seconds=POLL_SECONDS,
+    # The demo's 1,000 customers: enough for the first model to pass the gate (as on make run).
+    c = Cluster(tmp_path_factory.mktemp("cluster"), customers=1000, poll_seconds=POLL_SECONDS,
                 restart_delay=RESTART_DELAY, start_timeout=START_TIMEOUT)
     started = time.monotonic()
     try:

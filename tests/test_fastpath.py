@@ -5,6 +5,9 @@ walk), on random rows, NaNs, values on and next to every threshold, infinities
 and many batch sizes. Logistic: to 1e-12 (numpy's and scikit-learn's matrix
 products may round the last bit differently).
 """
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from sklearn.calibration import CalibratedClassifierCV
@@ -170,7 +173,6 @@ def test_without_numba_the_numpy_walk_is_used(monkeypatch):
 
 
 def test_two_threads_score_at_once():
-    from concurrent.futures import ThreadPoolExecutor
 
     pipeline, hgb = _forest_pipeline()
     scorer, _ = compile_pipeline(pipeline, 5, backend="numba")
@@ -207,7 +209,6 @@ def test_the_pipelines_own_candidates_compile(kind):
 
 
 def test_a_tree_that_never_splits_and_a_feature_no_tree_uses():
-    from dataclasses import replace
 
     _, hgb = _forest_pipeline(max_iter=10)
     forest = trees.flatten(hgb)

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import date
 
 import numpy as np
 import pandas as pd
 import pytest
 from freezegun import freeze_time
+from sqlalchemy import create_engine, text
 
 from contracts import ledger_export
 from pipeline import dataset as ds
@@ -100,9 +102,7 @@ def test_reading_the_ledger_view_with_age_and_without_unlabelled_customers(demo_
     assert (frame["paid_pct_all_years"] > 0).all()
 
     # A customer without an outcome (e.g. a new one) is left out, with a note.
-    import shutil
 
-    from sqlalchemy import create_engine, text
 
     path = tmp_path / "ledger.db"
     shutil.copy(demo_ledger_url.removeprefix("sqlite:///"), path)

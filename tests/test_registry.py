@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -73,7 +74,6 @@ def test_a_run_leaves_a_champion_with_its_evidence(trained_store, tmp_path):
 
 
 def test_the_logged_model_has_signature_example_and_pinned_requirements(trained_store, tmp_path, demo_ledger_url):
-    import mlflow
 
     uri, _ = trained_store
     store.configure(uri)  # tracking and registry: another test may have pointed the registry elsewhere
@@ -96,7 +96,6 @@ def test_the_logged_model_has_signature_example_and_pinned_requirements(trained_
 
 
 def test_stock_mlflow_scores_the_champion_like_the_pipeline(trained_store, demo_ledger_url):
-    import mlflow
 
     uri, outcome = trained_store
     store.configure(uri)

@@ -1,4 +1,6 @@
 """The demo data simulator: deterministic, plausible, and not too easy to learn."""
+from datetime import date
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -82,7 +84,6 @@ def test_ledger_invariants(data):
 
 
 def test_default_end_year_is_this_year():
-    from datetime import date
 
     dues = sim.simulate(5, seed=1)["dues"]
     assert dues["year"].max() == date.today().year - 1
