@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,32 +31,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.wrk import wrk  # noqa: E402
 from testing.cluster import Cluster  # noqa: E402
 
 ROW = {"paid_pct_5y_ago": 81.3, "paid_pct_4y_ago": 79.4, "paid_pct_3y_ago": 92.7, "paid_pct_2y_ago": 92.6,
        "paid_pct_1y_ago": 97.8}
 BODY = json.dumps({"rows": [ROW]})
-
-
-def wrk(url: str, seconds: int, connections: int, token: str) -> dict:
-    """Run wrk with the one-row decision body against url; return requests/s and latency percentiles (ms)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(BODY)}\n'
-                     'wrk.headers["Content-Type"] = "application/json"\n'
-                     f'wrk.headers["Authorization"] = "Bearer {token}"\n')
-    try:
-        out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s",
-                              script.name, url], capture_output=True, text=True, timeout=seconds + 60).stdout
-    finally:
-        os.unlink(script.name)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    latency = {}
-    for pct in ("50", "99"):
-        value, unit = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", out).groups()
-        latency[pct] = float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50_ms": latency["50"], "p99_ms": latency["99"],
-            "non_2xx": int(errors.group(1)) if errors else 0}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,12 +61,12 @@ def main(argv: list[str] | None = None) -> int:
             cluster.start()
             start_seconds = time.monotonic() - started
             one, two = cluster.info["servings"][0] + "/v1/decisions", cluster.info["serving_url"] + "/v1/decisions"
-            wrk(one, 2, args.connections, cluster.serving_token)  # warm up both paths
-            wrk(two, 2, args.connections, cluster.serving_token)
+            wrk(one, BODY, 2, args.connections, cluster.serving_headers)  # warm up both paths
+            wrk(two, BODY, 2, args.connections, cluster.serving_headers)
             runs: dict[str, list[dict]] = {"one": [], "two": []}
             for _ in range(args.rounds):  # alternate, so that other load on the machine hits both alike
-                runs["one"].append(wrk(one, args.seconds, args.connections, cluster.serving_token))
-                runs["two"].append(wrk(two, args.seconds, args.connections, cluster.serving_token))
+                runs["one"].append(wrk(one, BODY, args.seconds, args.connections, cluster.serving_headers))
+                runs["two"].append(wrk(two, BODY, args.seconds, args.connections, cluster.serving_headers))
         finally:
             leftovers = cluster.stop()
             cluster.drop_databases()

@@ -15,12 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -28,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
+from bench.wrk import wrk
 from model_registry import registry, store
 from serving.decisions import decide
 from serving.holder import ModelHolder
@@ -38,24 +37,6 @@ ROW = {"paid_pct_5y_ago": 81.3, "paid_pct_4y_ago": 79.4, "paid_pct_3y_ago": 92.7
        "paid_pct_1y_ago": 97.8}
 BODY = json.dumps({"dataframe_records": [ROW]})
 GOALS = {"throughput_ratio": 10.0, "p99_ms": 5.0, "decision_us": 25.0, "batch_1m_s": 1.0}
-
-
-def wrk(url: str, seconds: int, connections: int = 8) -> dict:
-    """Run wrk against POST url with the one-row body; return requests/s and latency percentiles (ms)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(BODY)}\n'
-                     'wrk.headers["Content-Type"] = "application/json"\n')
-    out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s",
-                          script.name, url], capture_output=True, text=True, timeout=seconds + 60).stdout
-    os.unlink(script.name)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    latency = {}
-    for pct in ("50", "99"):
-        value, unit = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", out).groups()
-        latency[pct] = float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50_ms": latency["50"], "p99_ms": latency["99"],
-            "non_2xx": int(errors.group(1)) if errors else 0}
 
 
 def start_mlflow(uri: str, workers: int) -> tuple[subprocess.Popen, str]:
@@ -148,13 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     print("ours: gunicorn serving ...", flush=True)
     with Gunicorn("serving:create_app()", {"MLFLOW_TRACKING_URI": uri, "MODEL_POLL_SECONDS": "3600"},
                   workers=args.workers, ready_path="/ready") as ours:
-        wrk(ours.url + "/invocations", 2)  # warm up
-        results["ours"] = wrk(ours.url + "/invocations", args.seconds)
+        wrk(ours.url + "/invocations", BODY, 2)  # warm up
+        results["ours"] = wrk(ours.url + "/invocations", BODY, args.seconds)
     print("baseline: mlflow models serve ...", flush=True)
     theirs, url = start_mlflow(uri, args.workers)
     try:
-        wrk(url + "/invocations", 2)
-        results["mlflow"] = wrk(url + "/invocations", args.seconds)
+        wrk(url + "/invocations", BODY, 2)
+        results["mlflow"] = wrk(url + "/invocations", BODY, args.seconds)
     finally:
         os.killpg(theirs.pid, 15)
         theirs.wait(timeout=30)
