@@ -47,6 +47,7 @@ data: migrate ## simulate the demo customers (pipeline) and import their export 
 		$(FLASK) import-data $(VAR_DIR)/data --demo; \
 	else echo "ledger already has customers: not seeding"; fi
 	@$(FLASK) ensure-demo
+	@$(FLASK) settle-bank-credit
 
 seed: data ## the same as `make data`
 

@@ -1,4 +1,5 @@
-"""CLI commands: ``flask --app portal migrate | import-data | ledger-is-empty | ensure-demo | replay``."""
+"""CLI commands: ``flask --app portal migrate | import-data | ledger-is-empty | ensure-demo | settle-bank-credit |
+replay``."""
 from __future__ import annotations
 
 import sys
@@ -14,6 +15,7 @@ from contracts import ledger_export
 from portal.db import get_db
 from portal.demo import DEMO_CUSTOMER_PASSWORD, ensure_demo_users
 from portal.importer import LedgerImportError, import_ledger, ledger_is_empty
+from portal.ledger.bank_credit import settle_everyone
 from portal.replay import replay
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +70,16 @@ def ensure_demo_command():
     click.echo("demo logins ready: manager 1 / manager123, customer 101 / customer123")
 
 
+@click.command("settle-bank-credit")
+@with_appcontext
+def settle_bank_credit_command():
+    """Apply bank credit held while owing to the months owed (ledgers written before that rule)."""
+    with get_db().sessions() as session:
+        settled = settle_everyone(session)
+    if settled:
+        click.echo(f"bank credit applied to the dues of {settled} customer(s)")
+
+
 @click.command("replay")
 @with_appcontext
 @click.argument("request_id")
@@ -80,7 +92,8 @@ def replay_command(request_id):
     sys.exit(0 if result["match"] else 1)
 
 
-COMMANDS = (migrate_command, import_command, ledger_is_empty_command, ensure_demo_command, replay_command)
+COMMANDS = (migrate_command, import_command, ledger_is_empty_command, ensure_demo_command,
+            settle_bank_credit_command, replay_command)
 
 
 def register(app: Flask) -> None:
