@@ -222,3 +222,38 @@ def test_a_ledger_from_before_the_rule_is_settled_once(db):
     assert (summary(db, 101).bank_credit_cents, summary(db, 101).balance_cents) == (0, 50_000)
     assert summary(db, 102).bank_credit_cents == 5_000
     check_invariants(db)
+
+
+# --- through the API ----------------------------------------------------------------------------------
+
+
+def test_api_preview_writes_nothing_and_equals_the_payment(client, customer, ledger):
+    before = snapshot(ledger)
+    r = client.get("/api/customer/payment-preview?year=2024&month=12&amount=250.00", headers=customer)
+    assert r.status_code == 200, r.json
+    assert snapshot(ledger) == before
+    assert r.json["month_already_paid"] is False and r.json["month_owed"] == "100.00"
+    paid = client.post("/api/customer/payment", json={"year": 2024, "month": 12, "amount": "250.00"},
+                       headers={**customer, "Idempotency-Key": "preview-1"}).json
+    assert (r.json["allocations"], r.json["to_bank_credit"]) == (paid["allocations"], paid["to_bank_credit"])
+    again = client.get("/api/customer/payment-preview?year=2024&month=12&amount=10.00", headers=customer).json
+    assert again["month_already_paid"] is True and again["allocations"] == [
+        {"year": 2024, "month": 1, "amount": "10.00"}]  # January still owes 50.00
+    for bad in ("year=2024&month=13&amount=1.00", "year=2030&month=1&amount=1.00", "year=2024&month=1&amount=1.5x"):
+        assert client.get(f"/api/customer/payment-preview?{bad}", headers=customer).status_code == 422
+
+
+def test_api_refund_by_a_manager_only(client, ledger, auth):
+    add_customer(ledger, 103, {(2024, 1): 10_000}, paid={(2024, 1): 10_000}, bank_credit=5_000)
+    customer = auth.login("customer", 101, "customer123")
+    body = {"amount": "20.00", "reason": "asked by phone"}
+    assert client.post("/api/manager/customers/103/bank-credit/refund", json=body, headers=customer).status_code == 403
+    manager = auth.login("manager", 1, "manager123")
+    r = client.post("/api/manager/customers/103/bank-credit/refund", json=body, headers=manager)
+    assert r.status_code == 201, r.json
+    assert r.json["summary"]["bank_credit"] == "30.00" and r.json["refunded_by"] == 1
+    too_much = client.post("/api/manager/customers/103/bank-credit/refund",
+                           json={"amount": "30.01", "reason": "x"}, headers=manager)
+    assert too_much.status_code == 422 and too_much.json["field"] == "amount"
+    assert client.post("/api/manager/customers/999/bank-credit/refund", json=body, headers=manager).status_code == 404
+    check_invariants(ledger)
