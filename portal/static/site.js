@@ -30,7 +30,7 @@
 
   // Ask the server where the payment would go whenever the month or the amount changes.
   function setupPreview(form) {
-    var box = document.getElementById("preview");
+    var box = document.getElementById("payment-preview");
     var timer = null;
     var asked = 0;
     if (!box) { return; }
