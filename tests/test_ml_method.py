@@ -92,7 +92,8 @@ def test_rejected_by_the_model_with_reasons_in_real_years(app_live):
     d = ask(client, 102).json
     assert d["approved"] is False and d["score"] < 0.8
     texts = " / ".join(r["text"] for r in d["reasons"])
-    assert f"Paid 30% of dues in {YEARS[-1]}" in texts and f"Paid 40% of dues in {YEARS[-2]}" in texts
+    assert f"You paid 30% of what was due in {YEARS[-1]}; approved customers typically paid" in texts
+    assert f"You paid 40% of what was due in {YEARS[-2]}; approved customers typically paid" in texts
     after = snapshot(db)
     assert after["decisions"] == before["decisions"] + 1 and after["dues"] == before["dues"]
 
@@ -230,7 +231,8 @@ def test_manager_model_page_and_replay_button(app_live):
     assert client.post("/manager/login", data=form).status_code == 302
     html = client.get("/manager/model").get_data(as_text=True)
     assert "credit-approval version 1" in html and "Recent ML decisions" in html
-    assert "paid_pct_1y_ago" in html
+    assert "1 year back (" in html and "paid_pct_1y_ago" not in html  # features and metrics in words
+    assert "Calibration error (ECE)" in html and "test_ece" not in html
     decision_page = client.get(f"/decisions/{request_id}").get_data(as_text=True)
     assert "Replay this decision" in decision_page
     csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', decision_page).group(1)
