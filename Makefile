@@ -57,13 +57,15 @@ model: data ## train and promote a first model when there is no champion yet
 $(TOKEN_FILE): | $(STAMP)
 	@mkdir -p $(VAR_DIR) && umask 077 && $(PY) -c "import secrets; print(secrets.token_hex(32))" > $@
 
+# The addresses are printed once serving has loaded its model (/ready) and the portal answers.
+RUN_URLS = echo; \
+	echo "  Portal:   http://127.0.0.1:$(PORTAL_PORT)/   (API: /api/..., OpenAPI: /api/openapi.json)"; \
+	echo "  Serving:  $(SERVING_URL)/version   (decisions: POST /v1/decisions, MLflow protocol: POST /invocations)"; \
+	echo "  Logins:   manager 1 / manager123    customer 101 / customer123"; echo
+
 run: model $(TOKEN_FILE) ## start the whole system on SQLite: demo data, a trained model, serving and the portal (Ctrl-C stops both)
-	@echo
-	@echo "  Portal:   http://127.0.0.1:$(PORTAL_PORT)/   (API: /api/..., OpenAPI: /api/openapi.json)"
-	@echo "  Serving:  $(SERVING_URL)/version   (decisions: POST /v1/decisions, MLflow protocol: POST /invocations)"
-	@echo "  Logins:   manager 1 / manager123    customer 101 / customer123"
-	@echo
 	@($(SERVE_CMD)) & SERVE_PID=$$!; trap 'kill $$SERVE_PID 2>/dev/null; wait $$SERVE_PID 2>/dev/null' EXIT INT TERM; \
+	($(PY) -m deploy.ready "$(SERVING_URL)/ready" "http://127.0.0.1:$(PORTAL_PORT)/" && $(RUN_URLS)) & \
 	$(PORTAL_CMD)
 
 portal: data $(TOKEN_FILE) ## start only the portal (gunicorn on PORTAL_PORT)

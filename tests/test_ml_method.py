@@ -141,6 +141,7 @@ class _Stub(http.server.BaseHTTPRequestHandler):
     BODIES = {
         "garbage": (200, b"<html>not json</html>"),
         "no_model": (503, b'{"error_code": "SERVICE_UNAVAILABLE", "message": "no model is loaded"}'),
+        "loading": (503, b'{"error_code": "SERVICE_UNAVAILABLE", "message": "no model is loaded"}'),
         "slow": (200, b"{}"),
         "score_above_one": (200, _decision(score=1.7)),
         "no_version": (200, _decision(model_version=None)),
@@ -162,6 +163,12 @@ class _Stub(http.server.BaseHTTPRequestHandler):
             self.send_header("X-Serving-Signature", signature(TOKEN, body))
         self.end_headers()
         self.wfile.write(body)
+
+    def do_GET(self):  # noqa: N802 - /ready: 503 while "loading", as serving answers before its model is loaded
+        status = 503 if self.behaviour == "loading" else 200
+        self.send_response(status)
+        self.end_headers()
+        self.wfile.write(b'{"ready": false}' if status == 503 else b'{"ready": true}')
 
     def log_message(self, *args):
         pass
@@ -189,6 +196,14 @@ def test_ml_unavailable_approves_nothing_and_percentage_still_works(db_url, stub
     assert snapshot(db) == before
     r = ask(client, 101, method="percentage")
     assert r.status_code == 200 and r.json["approved"] is True
+    app.extensions["ledger_db"].dispose()
+
+
+def test_a_service_still_loading_its_model_says_so(db_url, stub):
+    _Stub.behaviour = "loading"
+    app = make_app(db_url, f"http://127.0.0.1:{stub.server_port}")
+    r = ask(app.test_client(), 101)
+    assert r.status_code == 503 and "the model is still loading" in r.json["error"], r.json
     app.extensions["ledger_db"].dispose()
 
 
