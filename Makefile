@@ -25,7 +25,7 @@ SERVE_CMD = rm -rf $(PROMETHEUS_MULTIPROC_DIR) && mkdir -p $(PROMETHEUS_MULTIPRO
 export PORTAL_PORT SERVING_PORT SERVING_URL VAR_DIR
 
 .PHONY: help install run portal serve migrate seed data model train promote rollback models mlflow-ui monitor \
-	bench test test-fast lint clean-var browser-deps cluster cluster-deps
+	bench test test-fast lint clean-var browser-deps cluster cluster-deps screenshots
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -98,6 +98,9 @@ cluster: install cluster-deps ## the deployed topology on this machine: PostgreS
 
 bench: model cluster-deps ## run every benchmark in bench/ (about 15 min) and write docs/benchmarks.md
 	@$(PY) -m bench.report
+
+screenshots: install browser-deps ## run the demo (make run in a throwaway VAR_DIR) and regenerate every picture in docs/screenshots/
+	@$(PY) -m deploy.screenshots
 
 browser-deps: ## install Debian's Chromium for the browser tests (needs root; skipped if present)
 	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || echo "!! no Chromium: browser tests will be skipped"

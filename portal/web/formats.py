@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from babel.dates import format_datetime, format_skeleton, get_datetime_format, get_month_names
-from babel.numbers import format_currency, format_decimal, format_percent
+from babel.numbers import format_currency, format_decimal, format_percent, get_currency_name
 from flask import Blueprint, current_app
 from flask_babel import get_locale, get_timezone, ngettext
 from flask_babel import lazy_gettext as _l
@@ -162,3 +162,15 @@ def email(address: str | None) -> Markup:
     parts = [escape(local)] + ([Markup("<wbr>@") + Markup("<wbr>.").join(escape(p) for p in domain.split("."))]
                                if domain else [])
     return Markup('<span class="email">') + Markup("").join(parts) + Markup("</span>")
+
+
+@bp.app_template_global()
+def currency_name() -> str:
+    """Name the pages' currency in words ("US dollars")."""
+    return get_currency_name(current_app.config["CURRENCY"], count=2, locale=_locale())
+
+
+@bp.app_template_global()
+def zone_name() -> str:
+    """Name the pages' time zone ("UTC")."""
+    return str(get_timezone())
