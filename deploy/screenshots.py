@@ -87,13 +87,16 @@ class Camera:
         self.out = out
         self.written: list[str] = []
 
-    def both(self, page, name: str, sizes=("desktop", "phone")) -> None:
-        """Save the page at desktop and phone size as <name>-desktop.png and <name>-phone.png."""
+    def both(self, page, name: str, at: str | None = None) -> None:
+        """Save the page at desktop and phone size as <name>-desktop.png and <name>-phone.png (scrolled to `at`)."""
         from PIL import Image
 
-        for size in sizes:
+        for size in ("desktop", "phone"):
             page.set_viewport_size(SIZES[size])
             page.wait_for_timeout(150)  # let the layout settle at the new width
+            if at:
+                page.locator(at).first.evaluate("e => e.scrollIntoView({block: 'start'})")
+                page.wait_for_timeout(100)
             image = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
             path = self.out / f"{name}-{size}.png"
             # 128 colours: a third of the bytes of a full-colour PNG, the same look for flat pages.
@@ -143,7 +146,8 @@ def customer_pages(page, shoot: Camera) -> None:
     shoot.both(page, "customer-dashboard")
     last_year = time.gmtime().tm_year - 1
     page.goto(f"/customers/101?year={last_year}")
-    shoot.both(page, "customer-dashboard-year")
+    shoot.both(page, "customer-dashboard-year", at="#months-h")
+    shoot.both(page, "customer-history", at="#history-h")
 
     # Pay: the form opens on the oldest month owed; the preview says where the money goes.
     page.goto("/pay")
@@ -168,6 +172,7 @@ def customer_pages(page, shoot: Camera) -> None:
     shoot.both(page, "credit-decision-percentage")
     ask_credit(page, "100.00", "ml")
     shoot.both(page, "credit-ml-decision")
+    shoot.both(page, "credit-ml-decision-reasons", at=".reasons")
     log_out(page)
 
 

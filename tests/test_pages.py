@@ -587,3 +587,18 @@ def test_manager_refunds_bank_credit_after_confirming(client, manager, ledger):
     t = text_of(client.get("/customers/106"))
     assert "$25.00 of bank credit refunded" in t and "Bank credit $50.00" in t and "Bank credit refunded" in t
     check_invariants(ledger)
+
+
+def test_an_ml_approval_says_what_counted_and_what_held_the_score_back(client, auth, ledger, monkeypatch):
+    five = {(y, m): 10_000 for y in FIVE_YEARS for m in range(1, 13)}
+    add_customer(ledger, 107, five, paid=five, password="five-years")
+    said = "You paid {}% of what was due in {}; approved customers typically paid {}% or more."
+    reasons = [{"code": "raised_score", "year": FIVE_YEARS[0], "text": said.format(100, FIVE_YEARS[0], 97)},
+               {"code": "lowered_score", "year": FIVE_YEARS[1], "text": said.format(80, FIVE_YEARS[1], 93)}]
+    monkeypatch.setattr(DecisionService, "score", lambda *a, **k: {"score": 0.802, "served_threshold": 0.8,
+                                                                   "model_version": "7", "reasons": reasons})
+    auth.web_login("customer", 107, "five-years")
+    page = text_of(client.get(credit_form(client, method="ml").headers["Location"]))
+    assert "Credit sanctioned" in page and "0.802 (threshold 0.800)" in page
+    assert f"What counted for you You paid 100% of what was due in {FIVE_YEARS[0]}" in page
+    assert f"What held your score back You paid 80% of what was due in {FIVE_YEARS[1]}" in page
