@@ -65,7 +65,7 @@ RUN_URLS = echo; \
 
 run: model $(TOKEN_FILE) ## start the whole system on SQLite: demo data, a trained model, serving and the portal (Ctrl-C stops both)
 	@($(SERVE_CMD)) & SERVE_PID=$$!; trap 'kill $$SERVE_PID 2>/dev/null; wait $$SERVE_PID 2>/dev/null' EXIT INT TERM; \
-	($(PY) -m deploy.ready "$(SERVING_URL)/ready" "http://127.0.0.1:$(PORTAL_PORT)/" && $(RUN_URLS)) & \
+	($(PY) -m deploy.ready "$(SERVING_URL)/ready" "http://127.0.0.1:$(PORTAL_PORT)/" && { $(RUN_URLS); }) & \
 	$(PORTAL_CMD)
 
 portal: data $(TOKEN_FILE) ## start only the portal (gunicorn on PORTAL_PORT)
