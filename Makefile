@@ -30,7 +30,7 @@ SERVE_CMD = rm -rf $(PROMETHEUS_MULTIPROC_DIR) && mkdir -p $(PROMETHEUS_MULTIPRO
 export PORTAL_PORT SERVING_PORT SERVING_URL VAR_DIR
 
 .PHONY: help install run portal serve migrate seed data model train promote rollback models mlflow-ui monitor \
-	bench test test-fast lint clean-var browser-deps cluster cluster-deps
+	bench test test-fast lint clean-var browser-deps cluster cluster-deps screenshots
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,6 +51,7 @@ data: migrate ## simulate the demo customers (pipeline) and import their export 
 		$(PY) -m pipeline.simulate --customers $(CUSTOMERS) --out $(VAR_DIR)/data && \
 		$(FLASK) import-data $(VAR_DIR)/data --demo; \
 	fi
+	@$(FLASK) settle-bank-credit
 
 seed: data ## the same as `make data`
 
@@ -60,13 +61,15 @@ model: data ## train and promote a first model when there is no champion yet
 $(TOKEN_FILE): | $(STAMP)
 	@mkdir -p $(VAR_DIR) && umask 077 && $(PY) -c "import secrets; print(secrets.token_hex(32))" > $@
 
+# The addresses are printed once serving has loaded its model (/ready) and the portal answers.
+RUN_URLS = echo; \
+	echo "  Portal:   http://127.0.0.1:$(PORTAL_PORT)/   (API: /api/..., OpenAPI: /api/openapi.json)"; \
+	echo "  Serving:  $(SERVING_URL)/version   (decisions: POST /v1/decisions, MLflow protocol: POST /invocations)"; \
+	echo "  Logins:   manager 1 / manager123    customer 101 / customer123"; echo
+
 run: model $(TOKEN_FILE) ## start the whole system on SQLite: demo data, a trained model, serving and the portal (Ctrl-C stops both)
-	@echo
-	@echo "  Portal:   http://127.0.0.1:$(PORTAL_PORT)/   (API: /api/..., OpenAPI: /api/openapi.json)"
-	@echo "  Serving:  $(SERVING_URL)/version   (decisions: POST /v1/decisions, MLflow protocol: POST /invocations)"
-	@echo "  Logins:   manager 1 / manager123    customer 101 / customer123"
-	@echo
 	@($(SERVE_CMD)) & SERVE_PID=$$!; trap 'kill $$SERVE_PID 2>/dev/null; wait $$SERVE_PID 2>/dev/null' EXIT INT TERM; \
+	($(PY) -m deploy.ready "$(SERVING_URL)/ready" "http://127.0.0.1:$(PORTAL_PORT)/" && { $(RUN_URLS); }) & \
 	$(PORTAL_CMD)
 
 portal: data $(TOKEN_FILE) ## start only the portal (gunicorn on PORTAL_PORT)
@@ -100,6 +103,9 @@ cluster: install cluster-deps ## the deployed topology on this machine: PostgreS
 
 bench: model cluster-deps ## run every benchmark in bench/ (about 15 min) and write docs/benchmarks.md
 	@$(PY) -m bench.report
+
+screenshots: install browser-deps ## run the demo (make run in a throwaway VAR_DIR) and regenerate every picture in docs/screenshots/
+	@$(PY) -m deploy.screenshots
 
 browser-deps: ## install Debian's Chromium for the browser tests (needs root; skipped if present)
 	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || echo "!! no Chromium: browser tests will be skipped"

@@ -60,10 +60,13 @@ class Schedule:
 
 
 def plan_schedule(cfg: StormConfig) -> Schedule:
-    """Size the dues so that the storm pays most months and overflows into bank credit."""
+    """Size the dues a fifth below what the storm pays, so that it pays every month and overflows into bank credit.
+
+    (Bank credit is only what is left once every month is paid.)
+    """
     per_customer = cfg.clients * cfg.payments / cfg.customers * (1 + cfg.max_amount_cents) / 2
     months = 36
-    due = max(1_000, int(per_customer / months))
+    due = max(1_000, int(0.8 * per_customer / months))
     ids = list(range(cfg.first_customer_id, cfg.first_customer_id + cfg.customers))
     return Schedule(ids, 2023, months, due)
 

@@ -37,8 +37,9 @@ from model_registry import audit, package, store
 MODEL_NAME = "credit-approval"
 CHAMPION = "champion"
 KEY_METRICS = ("test_auc", "test_auc_low", "test_auc_high", "test_ece", "test_ece_low", "test_ece_high",
-               "test_brier", "baseline_auc", "true_probability_auc", "auc_lift_over_baseline_low",
-               "test_approval_rate", "test_bad_rate_approved")
+               "test_brier", "baseline_auc", "true_probability_auc", "auc_lift_over_baseline",
+               "auc_lift_over_baseline_low", "auc_lift_over_baseline_high", "test_approval_rate",
+               "test_bad_rate_approved")
 
 
 class RegistryError(RuntimeError):

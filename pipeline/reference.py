@@ -8,8 +8,8 @@
   monitor can tell when the scores themselves drift;
 * ``near_cutoff``: the mean profile of training applicants whose score lies
   near the decision threshold. Serving explains a decision by comparing an
-  applicant's yearly percentages with this profile ("2024: 61 % paid, applicants
-  near the cut-off paid 93 %").
+  applicant's yearly percentages with this profile ("You paid 61% of what was due
+  in 2024; approved customers typically paid 93% or more.").
 """
 from __future__ import annotations
 

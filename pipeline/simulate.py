@@ -32,7 +32,8 @@ How a customer behaves
   the result), pays part, misses, overpays, or prepays the next months. The
   ledger's own allocation rule (``contracts.allocation.allocate_rows``)
   spreads each payment: money beyond a month's due goes to the following
-  months, and what is left after the last month is the customer's bank credit.
+  months, then to the oldest months still owed, and only what is left after
+  every month is paid is the customer's bank credit.
 * ``true_probability`` is the exact probability of a good outcome given the
   hidden state at the end of the feature years (reliability, drift, a job loss
   still going on), summed over every shock the window may bring. The label is
@@ -216,8 +217,9 @@ def _payments(rng: np.random.Generator, due: np.ndarray, monthly: np.ndarray) ->
     """Return what each month got paid (capped at its due) and the bank credit left.
 
     Each month the customer pays what the month still owes times a behaviour
-    factor; money beyond a month's due pays the following months, and what is
-    left after the last month is bank credit (the ledger's allocation rule).
+    factor; money beyond a month's due pays the following months, then the
+    oldest months still owed; what is left after every month is paid is bank
+    credit (the ledger's allocation rule).
     """
     n, months = due.shape
     # One uniform draw decides each month: full (u < p), else part or nothing;
@@ -241,16 +243,17 @@ def _payments(rng: np.random.Generator, due: np.ndarray, monthly: np.ndarray) ->
     ahead[:, :-2] += np.where(prepay_months[:, :-2] >= 2, due[:, 2:], 0)
 
     # One step per month across all customers: each pays for month m, and the
-    # ledger's allocation rule spreads the money over m and the months after it.
+    # ledger's allocation rule spreads the money over m and the months after it,
+    # then over the oldest months still owed before m; only the rest is bank credit.
     paid = np.zeros_like(due)
     bank_credit = np.zeros(n, dtype=np.int64)
     for m in range(months):
-        owed = due[:, m:] - paid[:, m:]
+        owed = due - paid
         f = factor[:, m]
-        amount = np.where(f >= 1.0, np.round(owed[:, 0] * f), np.floor(owed[:, 0] * f / 100) * 100).astype(np.int64)
-        amount = np.where(owed[:, 0] > 0, amount + ahead[:, m], 0)
-        allocations, to_bank = allocate_rows(amount, owed)
-        paid[:, m:] += allocations
+        amount = np.where(f >= 1.0, np.round(owed[:, m] * f), np.floor(owed[:, m] * f / 100) * 100).astype(np.int64)
+        amount = np.where(owed[:, m] > 0, amount + ahead[:, m], 0)
+        allocations, to_bank = allocate_rows(amount, owed, m)
+        paid += allocations
         bank_credit += to_bank
     return paid, bank_credit
 

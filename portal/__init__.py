@@ -14,11 +14,11 @@ from portal.config import load_config
 from portal.db import Database, close_session
 from portal.decision_service import DecisionService
 from portal.errors import error_response, register_errorhandlers
-from portal.extensions import IdConverter, api, csrf, limiter, login_manager
+from portal.extensions import IdConverter, api, babel, csrf, limiter, login_manager, select_locale
 from portal.web import auth as web_auth
 from portal.web import customer as web_customer
+from portal.web import formats, pages, wording
 from portal.web import manager as web_manager
-from portal.web import pages
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -64,8 +64,9 @@ def register_database(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    """Bind Flask-Login, CSRF, the rate limiter and the API to the app."""
+    """Bind Flask-Login, CSRF, the rate limiter, Babel and the API to the app."""
     app.url_map.converters["id"] = IdConverter
+    babel.init_app(app, locale_selector=select_locale)
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
     login_manager.init_app(app)
     login_manager.session_protection = "basic"
@@ -82,7 +83,7 @@ def register_blueprints(app: Flask) -> None:
         api.register_blueprint(module.blp)
     # Pages: plain Flask blueprints, outside the OpenAPI document. Anonymous page
     # visitors are sent to the right login page; /api/... keeps answering 401 JSON.
-    for module in (pages, web_auth, web_customer, web_manager):
+    for module in (pages, formats, wording, web_auth, web_customer, web_manager):
         app.register_blueprint(module.bp)
     login_manager.login_view = "web_auth.customer_login"
     login_manager.blueprint_login_views = {"web_manager": "web_auth.manager_login"}

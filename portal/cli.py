@@ -1,4 +1,5 @@
-"""CLI commands: ``flask --app portal migrate | import-data | wants-demo | ledger-is-empty | ensure-demo | replay``."""
+"""CLI commands: ``flask --app portal migrate | import-data | wants-demo | ledger-is-empty | ensure-demo |
+settle-bank-credit | replay``."""
 from __future__ import annotations
 
 import sys
@@ -15,6 +16,7 @@ from portal.config import is_production
 from portal.db import get_db
 from portal.demo import DEMO_CUSTOMER_PASSWORD, DemoRefused, ensure_demo_users, refuse_in_production
 from portal.importer import LedgerImportError, import_ledger, ledger_is_empty
+from portal.ledger.bank_credit import settle_everyone
 from portal.replay import replay
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,6 +93,16 @@ def ensure_demo_command():
     click.echo("demo logins ready: manager 1 / manager123, customer 101 / customer123")
 
 
+@click.command("settle-bank-credit")
+@with_appcontext
+def settle_bank_credit_command():
+    """Apply bank credit held while owing to the months owed (ledgers written before that rule)."""
+    with get_db().sessions() as session:
+        settled = settle_everyone(session)
+    if settled:
+        click.echo(f"bank credit applied to the dues of {settled} customer(s)")
+
+
 @click.command("replay")
 @with_appcontext
 @click.argument("request_id")
@@ -104,7 +116,7 @@ def replay_command(request_id):
 
 
 COMMANDS = (migrate_command, import_command, wants_demo_command, ledger_is_empty_command, ensure_demo_command,
-            replay_command)
+            settle_bank_credit_command, replay_command)
 
 
 def register(app: Flask) -> None:

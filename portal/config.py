@@ -60,6 +60,10 @@ def load_config(overrides: dict | None = None) -> dict:
         # complete years, at most CREDIT_LIMIT_MAX_CENTS (see portal/ledger/policy.py).
         "CREDIT_LIMIT_MULTIPLE": float(os.environ.get("CREDIT_LIMIT_MULTIPLE", "1.0")),
         "CREDIT_LIMIT_MAX_CENTS": int(os.environ.get("CREDIT_LIMIT_MAX_CENTS", "100000000")),
+        # How pages show numbers, dates and money (Flask-Babel); the API keeps "1250.00" strings.
+        "BABEL_DEFAULT_LOCALE": os.environ.get("LOCALE", "en"),
+        "BABEL_DEFAULT_TIMEZONE": os.environ.get("TIMEZONE", "UTC"),
+        "CURRENCY": os.environ.get("CURRENCY", "USD"),
         "TOKEN_MAX_AGE": int(os.environ.get("TOKEN_MAX_AGE", str(8 * 3600))),
         # Failed logins (see portal/auth/throttle.py): per account and address, per account, per address.
         "LOGIN_LIMITS": os.environ.get("LOGIN_LIMITS", "5 per minute;20 per hour"),

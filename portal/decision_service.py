@@ -103,9 +103,11 @@ class DecisionService:
             response = self.session.request(method, self.url + path, json=body, headers=headers,
                                             timeout=(self.connect_timeout, read_timeout))
         except requests.RequestException as exc:
+            self._still_loading()
             raise ServiceUnavailable("ML method unavailable: the decision service did not answer "
                                      f"({type(exc).__name__})") from exc
         if response.status_code != 200:
+            self._still_loading()
             raise ServiceUnavailable(f"ML method unavailable: the decision service answered {response.status_code}")
         if self.token and not verify(self.token, response.content, response.headers.get(SIGNATURE_HEADER, "")):
             raise ServiceUnavailable("ML method unavailable: the answer is not signed by the decision service")
@@ -116,6 +118,15 @@ class DecisionService:
         if not isinstance(answer, dict):
             raise ServiceUnavailable("ML method unavailable: the decision service answered badly")
         return answer
+
+    def _still_loading(self) -> None:
+        """After a failed call: if serving's /ready says no model is loaded yet, say that instead."""
+        try:
+            ready = self.session.get(self.url + "/ready", timeout=(self.connect_timeout, self.connect_timeout))
+        except requests.RequestException:
+            return
+        if ready.status_code == 503:
+            raise ServiceUnavailable("ML method unavailable: the model is still loading; try again in a minute")
 
     def score(self, features: dict, decision_year: int) -> dict:
         """Score one customer's features; return the score, the model version, serving's threshold and reasons."""

@@ -1,6 +1,8 @@
 """Flask extensions, created unbound here and bound in the app factory."""
 from __future__ import annotations
 
+from flask import current_app
+from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -20,6 +22,12 @@ class IdConverter(IntegerConverter):
         super().__init__(url_map, min=1, max=MAX_ID)
 
 
+def select_locale() -> str:
+    """Return the pages' locale: the configured default for now (a language switcher can choose per request)."""
+    return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+babel = Babel()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)

@@ -12,6 +12,11 @@ Design overview
 * ``Payment`` rows are immutable. Where a payment went is in ``Allocation`` rows
   and ``Payment.to_bank_credit_cents``. A correction is a ``PaymentReversal``
   row, never an edit or a delete.
+* Bank credit moves otherwise only by ``BankCreditEntry`` rows: bank credit
+  applied to dues (with its own ``Allocation`` rows), an application undone by
+  a reversal, or a manager's refund. So for every customer
+  ``bank_credit = opening_bank_credit + live payments' to_bank_credit
+  - applied + undone - refunded``.
 * ``Customer.total_due_cents`` / ``total_paid_cents`` / ``bank_credit_cents``
   are running totals kept by the same ledger functions, so one customer's
   summary costs the same with 1,000 or 100,000 customers.
@@ -87,6 +92,8 @@ class Customer(PersonMixin, Base):
     total_due_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     total_paid_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     bank_credit_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Bank credit imported with the customer (held before this ledger existed).
+    opening_bank_credit_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     __table_args__ = (
         CheckConstraint("total_due_cents >= 0", name="due_nonneg"),
         CheckConstraint("total_paid_cents >= 0 AND total_paid_cents <= total_due_cents", name="paid_within_due"),
@@ -142,17 +149,21 @@ class Payment(Base):
 
 
 class Allocation(Base):
-    """The part of a payment that went to one month."""
+    """The part of a payment, or of bank credit applied to dues, that went to one month."""
 
     __tablename__ = "allocations"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
+    # Exactly one source: a payment, or a bank credit application (a BankCreditEntry of kind "applied").
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    bank_credit_entry_id: Mapped[int | None] = mapped_column(ForeignKey("bank_credit_entries.id"))
     customer_id: Mapped[int] = mapped_column(BigInteger)
     year: Mapped[int] = mapped_column(SmallInteger)
     month: Mapped[int] = mapped_column(SmallInteger)
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     __table_args__ = (
         CheckConstraint("amount_cents > 0", name="amount_pos"),
+        CheckConstraint("(payment_id IS NULL) <> (bank_credit_entry_id IS NULL)", name="one_source"),
+        Index("ix_allocations_bank_credit_entry", "bank_credit_entry_id"),
         ForeignKeyConstraint(
             ["customer_id", "year", "month"], ["dues.customer_id", "dues.year", "dues.month"],
             name="fk_allocations_due",
@@ -171,6 +182,39 @@ class PaymentReversal(Base):
     manager_id: Mapped[int] = mapped_column(ForeignKey("managers.id"))
     reason: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class BankCreditEntry(Base):
+    """A movement of bank credit other than a payment's overflow: never edited, never deleted.
+
+    * ``applied``: bank credit that settled dues the moment they were owed (a new
+      due, or months a reversal made owed again); where it went is in its
+      ``Allocation`` rows.
+    * ``unapplied``: an application taken back whole by a payment reversal (the
+      reversed payment's bank credit had paid those months); ``undoes_entry_id``.
+    * ``refund``: bank credit paid back to the customer by a manager, with why.
+    """
+
+    __tablename__ = "bank_credit_entries"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # applied | unapplied | refund
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    # What caused it: the approved credit whose due it settled, or the reversal that moved it.
+    credit_decision_id: Mapped[int | None] = mapped_column(ForeignKey("credit_decisions.id"))
+    payment_reversal_id: Mapped[int | None] = mapped_column(ForeignKey("payment_reversals.id"))
+    undoes_entry_id: Mapped[int | None] = mapped_column(ForeignKey("bank_credit_entries.id"), unique=True)
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id"))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (
+        CheckConstraint("amount_cents > 0", name="amount_pos"),
+        CheckConstraint("kind IN ('applied', 'unapplied', 'refund')", name="kind_known"),
+        CheckConstraint("kind <> 'unapplied' OR undoes_entry_id IS NOT NULL", name="unapplied_names_entry"),
+        CheckConstraint("kind <> 'refund' OR (manager_id IS NOT NULL AND reason IS NOT NULL)",
+                        name="refund_says_who_and_why"),
+        Index("ix_bank_credit_entries_customer_created", "customer_id", "created_at"),
+    )
 
 
 class CreditDecision(Base):

@@ -60,6 +60,13 @@ def allocations(items) -> list[dict]:
     return [{"year": a.year, "month": a.month, "amount": format_cents(a.amount_cents)} for a in items]
 
 
+def plan(p) -> dict:
+    """Present where a payment would go (a preview)."""
+    return {"year": p.year, "month": p.month, "amount": format_cents(p.amount_cents),
+            "month_owed": format_cents(p.month_owed_cents), "month_already_paid": p.month_owed_cents == 0,
+            "allocations": allocations(p.allocations), "to_bank_credit": format_cents(p.to_bank_credit_cents)}
+
+
 def payment_entry(entry) -> dict:
     """Present one payment of the history."""
     p, r = entry.payment, entry.reversal

@@ -3,10 +3,13 @@
 Each check is a small function of the rows it reads (``LedgerRows``) that
 returns its problems as sentences; none means it holds.
 
-* ``ledger_problems`` holds for any ledger at any time: every payment is
-  whole, no month is paid beyond its due, each month's paid is its opening
-  balance plus its allocations, running totals match the months, bank credit
-  covers what live payments put there. ``check_invariants`` asserts them.
+* ``ledger_problems`` holds for any ledger at any time: every payment and every
+  bank credit application is whole, no month is paid beyond its due, each
+  month's paid is its opening balance plus its live allocations (of payments not
+  reversed and applications not undone), running totals match the months, each
+  customer's bank credit is exactly opening + live payments' bank credit -
+  applied + undone - refunded, and nobody holds bank credit while owing.
+  ``check_invariants`` asserts them.
 * ``audit_storm`` adds what must hold after a payment storm (``bench.storm``),
   given what its clients saw: every accepted Idempotency-Key is exactly one
   row, as answered; every replay repeated the first answer; per customer, the
@@ -14,7 +17,7 @@ returns its problems as sentences; none means it holds.
   replay of the allocation rule (the per-customer lock held).
 
 When the allocation rule changes, ``allocations_replay_serially`` is the one
-place that knows it (through ``portal.ledger.allocation``).
+place that knows it (through ``contracts.allocation``).
 """
 from __future__ import annotations
 
@@ -27,7 +30,16 @@ from sqlalchemy import func, select, true
 
 from contracts import allocation as rule
 from portal.db import Database
-from portal.models import Allocation, CreditDecision, Customer, Due, IdempotencyRecord, Payment, PaymentReversal
+from portal.models import (
+    Allocation,
+    BankCreditEntry,
+    CreditDecision,
+    Customer,
+    Due,
+    IdempotencyRecord,
+    Payment,
+    PaymentReversal,
+)
 
 
 def snapshot(db: Database) -> dict:
@@ -37,6 +49,7 @@ def snapshot(db: Database) -> dict:
             "payments": s.scalar(select(func.count()).select_from(Payment)),
             "allocations": s.scalar(select(func.count()).select_from(Allocation)),
             "reversals": s.scalar(select(func.count()).select_from(PaymentReversal)),
+            "bank_credit_entries": s.scalar(select(func.count()).select_from(BankCreditEntry)),
             "decisions": s.scalar(select(func.count()).select_from(CreditDecision)),
             "idempotency": s.scalar(select(func.count()).select_from(IdempotencyRecord)),
             "dues": tuple(s.execute(select(func.count(), func.sum(Due.due_cents), func.sum(Due.paid_cents))).one()),
@@ -49,7 +62,7 @@ def snapshot(db: Database) -> dict:
 
 @dataclass
 class LedgerRows:
-    """The rows the checks read: payments and allocations in id order, dues in (customer, year, month) order."""
+    """The rows the checks read: payments, allocations, entries in id order; dues in (customer, year, month) order."""
 
     payments: list
     allocations: list
@@ -57,13 +70,25 @@ class LedgerRows:
     customers: list
     reversed_ids: set[int]
     idempotency_records: int
+    entries: list = ()  # bank credit entries
 
     def allocations_of(self) -> dict[int, list]:
         """Return each payment id's allocations, in id order."""
         by_payment: dict[int, list] = defaultdict(list)
         for a in self.allocations:
-            by_payment[a.payment_id].append(a)
+            if a.payment_id is not None:
+                by_payment[a.payment_id].append(a)
         return by_payment
+
+    def undone_ids(self) -> set[int]:
+        """Return the ids of bank credit applications a reversal undid."""
+        return {e.undoes_entry_id for e in self.entries if e.kind == "unapplied"}
+
+    def is_live(self, allocation) -> bool:
+        """Tell whether an allocation still counts: its payment not reversed, or its application not undone."""
+        if allocation.payment_id is not None:
+            return allocation.payment_id not in self.reversed_ids
+        return allocation.bank_credit_entry_id not in self.undone_ids()
 
     def dues_of(self) -> dict[int, list]:
         """Return each customer id's months, in (year, month) order."""
@@ -84,18 +109,22 @@ def read_ledger(db: Database, customer_ids: Collection[int] | None = None) -> Le
             payments=s.execute(select(Payment.id, Payment.customer_id, Payment.year, Payment.month,
                                       Payment.amount_cents, Payment.to_bank_credit_cents, Payment.idempotency_key)
                                .where(mine(Payment.customer_id)).order_by(Payment.id)).all(),
-            allocations=s.execute(select(Allocation.payment_id, Allocation.customer_id, Allocation.year,
-                                         Allocation.month, Allocation.amount_cents)
+            allocations=s.execute(select(Allocation.payment_id, Allocation.bank_credit_entry_id, Allocation.customer_id,
+                                         Allocation.year, Allocation.month, Allocation.amount_cents)
                                   .where(mine(Allocation.customer_id)).order_by(Allocation.id)).all(),
             dues=s.execute(select(Due.customer_id, Due.year, Due.month, Due.due_cents, Due.paid_cents,
                                   Due.opening_paid_cents)
                            .where(mine(Due.customer_id)).order_by(Due.customer_id, Due.year, Due.month)).all(),
             customers=s.execute(select(Customer.id, Customer.total_due_cents, Customer.total_paid_cents,
-                                       Customer.bank_credit_cents).where(mine(Customer.id))).all(),
+                                       Customer.bank_credit_cents, Customer.opening_bank_credit_cents)
+                                .where(mine(Customer.id))).all(),
             reversed_ids=set(s.scalars(select(PaymentReversal.payment_id).join(Payment)
                                        .where(mine(Payment.customer_id)))),
             idempotency_records=s.scalar(select(func.count()).select_from(IdempotencyRecord)
                                          .where(mine(IdempotencyRecord.customer_id))),
+            entries=s.execute(select(BankCreditEntry.id, BankCreditEntry.customer_id, BankCreditEntry.kind,
+                                     BankCreditEntry.amount_cents, BankCreditEntry.undoes_entry_id)
+                              .where(mine(BankCreditEntry.customer_id)).order_by(BankCreditEntry.id)).all(),
         )
 
 
@@ -121,11 +150,32 @@ def months_within_due(rows: LedgerRows) -> list[str]:
     return [f"{len(over)} month(s) paid beyond their due: {over[:5]}"] if over else []
 
 
+def applications_are_whole(rows: LedgerRows) -> list[str]:
+    """Every bank credit application's allocations are its amount; every undoing takes back a whole application."""
+    problems = []
+    by_entry: dict[int, int] = defaultdict(int)
+    for a in rows.allocations:
+        if a.bank_credit_entry_id is not None:
+            by_entry[a.bank_credit_entry_id] += a.amount_cents
+    entries = {e.id: e for e in rows.entries}
+    half = [e.id for e in rows.entries if e.kind == "applied" and by_entry.pop(e.id, 0) != e.amount_cents]
+    if half:
+        problems.append(f"{len(half)} bank credit application(s) whose allocations != amount: {half[:10]}")
+    if by_entry:
+        problems.append(f"allocations of unknown bank credit applications: {sorted(by_entry)[:10]}")
+    wrong = [e.id for e in rows.entries if e.kind == "unapplied"
+             and (e.undoes_entry_id not in entries or entries[e.undoes_entry_id].kind != "applied"
+                  or entries[e.undoes_entry_id].amount_cents != e.amount_cents)]
+    if wrong:
+        problems.append(f"{len(wrong)} undoing(s) that do not take back one whole application: {wrong[:10]}")
+    return problems
+
+
 def months_match_allocations(rows: LedgerRows) -> list[str]:
-    """Each month's paid is its opening balance plus the allocations of payments not reversed."""
+    """Each month's paid is its opening balance plus the live allocations (payments and applications)."""
     live: dict[tuple, int] = defaultdict(int)
     for a in rows.allocations:
-        if a.payment_id not in rows.reversed_ids:
+        if rows.is_live(a):
             live[(a.customer_id, a.year, a.month)] += a.amount_cents
     drift = [tuple(d) for d in rows.dues
              if d.paid_cents != d.opening_paid_cents + live[(d.customer_id, d.year, d.month)]]
@@ -140,20 +190,31 @@ def totals_match_months(rows: LedgerRows) -> list[str]:
             != (sum(d.due_cents for d in months[c.id]), sum(d.paid_cents for d in months[c.id]))]
 
 
-def bank_credit_covers_payments(rows: LedgerRows) -> list[str]:
-    """Each customer's bank credit is at least what their payments not reversed put there."""
-    live: dict[int, int] = defaultdict(int)
+def bank_credit_adds_up(rows: LedgerRows) -> list[str]:
+    """Each customer's bank credit is opening + live payments' bank credit - applied + undone - refunded."""
+    moved: dict[int, int] = defaultdict(int)
     for p in rows.payments:
         if p.id not in rows.reversed_ids:
-            live[p.customer_id] += p.to_bank_credit_cents
-    return [f"customer {c.id}: bank credit {c.bank_credit_cents} < live payments' {live[c.id]}"
-            for c in rows.customers if c.bank_credit_cents < live[c.id]]
+            moved[p.customer_id] += p.to_bank_credit_cents
+    sign = {"applied": -1, "unapplied": 1, "refund": -1}
+    for e in rows.entries:
+        moved[e.customer_id] += sign[e.kind] * e.amount_cents
+    return [f"customer {c.id}: bank credit {c.bank_credit_cents} != opening {c.opening_bank_credit_cents} "
+            f"+ movements {moved[c.id]}"
+            for c in rows.customers if c.bank_credit_cents != c.opening_bank_credit_cents + moved[c.id]]
+
+
+def no_bank_credit_while_owing(rows: LedgerRows) -> list[str]:
+    """Nobody holds bank credit while any due is owed (it would have paid that due)."""
+    return [f"customer {c.id}: bank credit {c.bank_credit_cents} while owing {c.total_due_cents - c.total_paid_cents}"
+            for c in rows.customers if c.bank_credit_cents > 0 and c.total_paid_cents < c.total_due_cents]
 
 
 def ledger_problems(rows: LedgerRows) -> list[str]:
     """Return what is wrong with any ledger's sums (nothing, when they hold)."""
-    return [*payments_are_whole(rows), *months_within_due(rows), *months_match_allocations(rows),
-            *totals_match_months(rows), *bank_credit_covers_payments(rows)]
+    return [*payments_are_whole(rows), *applications_are_whole(rows), *months_within_due(rows),
+            *months_match_allocations(rows), *totals_match_months(rows), *bank_credit_adds_up(rows),
+            *no_bank_credit_while_owing(rows)]
 
 
 def check_invariants(db: Database) -> None:
@@ -176,6 +237,13 @@ def no_reversals(rows: LedgerRows) -> list[str]:
     """A storm reverses nothing."""
     if rows.reversed_ids:
         return [f"{len(rows.reversed_ids)} reversals on storm customers (the storm makes none)"]
+    return []
+
+
+def no_bank_credit_entries(rows: LedgerRows) -> list[str]:
+    """A storm adds no due and refunds nothing, so no bank credit moves but payments' overflow."""
+    if rows.entries:
+        return [f"{len(rows.entries)} bank credit entries on storm customers (the storm makes none)"]
     return []
 
 
@@ -248,7 +316,8 @@ def money_in_is_money_paid(rows: LedgerRows, seen: ClientRecord) -> list[str]:
         landed[cid] += by_key[(cid, k)][0].amount_cents
     allocated: dict[int, int] = defaultdict(int)
     for a in rows.allocations:
-        allocated[a.customer_id] += a.amount_cents
+        if a.payment_id is not None:
+            allocated[a.customer_id] += a.amount_cents
     banked: dict[int, int] = defaultdict(int)
     for p in rows.payments:
         banked[p.customer_id] += p.to_bank_credit_cents
@@ -259,7 +328,7 @@ def money_in_is_money_paid(rows: LedgerRows, seen: ClientRecord) -> list[str]:
 
 
 def bank_credit_is_overflow(rows: LedgerRows) -> list[str]:
-    """Each customer's bank credit is exactly what their payments put there (a storm spends none of it)."""
+    """Each customer's bank credit is exactly what their payments put there (a storm adds no due, so none is spent)."""
     banked: dict[int, int] = defaultdict(int)
     for p in rows.payments:
         banked[p.customer_id] += p.to_bank_credit_cents
@@ -268,7 +337,11 @@ def bank_credit_is_overflow(rows: LedgerRows) -> list[str]:
 
 
 def allocations_replay_serially(rows: LedgerRows) -> list[str]:
-    """The allocations are what the rule gives, payment after payment in id order: no two saw the same 'owed'."""
+    """The allocations are what the rule gives, payment after payment in id order: no two saw the same 'owed'.
+
+    The rule sees every month of the customer (the chosen one, the later ones,
+    then the oldest still owed), so a replay that skipped any would differ.
+    """
     by_payment = {pid: [(a.year, a.month, a.amount_cents) for a in v] for pid, v in rows.allocations_of().items()}
     owed = {cid: {(d.year, d.month): d.due_cents - d.opening_paid_cents for d in months}
             for cid, months in rows.dues_of().items()}
@@ -277,6 +350,9 @@ def allocations_replay_serially(rows: LedgerRows) -> list[str]:
         mine = owed.setdefault(p.customer_id, {})
         expected, to_bank = rule.allocate(p.amount_cents, (p.year, p.month),
                                           [rule.Outstanding(y, m, left) for (y, m), left in mine.items()])
+        if (p.year, p.month) not in mine:  # a month the customer does not have: the ledger refuses it
+            not_serial.append(p.id)
+            continue
         for a in expected:
             mine[(a.year, a.month)] -= a.amount_cents
         if [(a.year, a.month, a.amount_cents) for a in expected] != by_payment.get(p.id, []) \
@@ -294,11 +370,11 @@ def audit_storm(database_url: str, customer_ids: Collection[int], seen: ClientRe
         rows = read_ledger(db, customer_ids)
     finally:
         db.dispose()
-    problems = [*no_reversals(rows), *ledger_problems(rows), *one_row_per_key(rows, seen),
-                *replays_repeat_first_answer(seen), *money_in_is_money_paid(rows, seen),
+    problems = [*no_reversals(rows), *no_bank_credit_entries(rows), *ledger_problems(rows),
+                *one_row_per_key(rows, seen), *replays_repeat_first_answer(seen), *money_in_is_money_paid(rows, seen),
                 *bank_credit_is_overflow(rows), *allocations_replay_serially(rows)]
     replays_answered = sum(len(v) - 1 for v in seen.answers.values())
-    allocated = sum(a.amount_cents for a in rows.allocations)
+    allocated = sum(a.amount_cents for a in rows.allocations if a.payment_id is not None)
     return {
         "ok": not problems,
         "problems": problems,

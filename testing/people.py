@@ -17,14 +17,14 @@ def _hash(password: str) -> str:
 def add_customer(db, customer_id: int, dues: dict[tuple[int, int], int] | None = None,
                  paid: dict[tuple[int, int], int] | None = None, password: str = "secret-pw",
                  name: str | None = None, bank_credit: int = 0, age: int = 35) -> None:
-    """Create a customer whose schedule is `dues` {(year, month): cents}, with opening `paid`."""
+    """Create a customer whose schedule is `dues` {(year, month): cents}, with opening `paid` and `bank_credit`."""
     dues = dues if dues is not None else {(2024, m): 10_000 for m in range(1, 13)}
     paid = paid or {}
     with db.sessions.begin() as s:
         s.add(Customer(id=customer_id, name=name or f"Customer {customer_id}", email=f"c{customer_id}@example.com",
                        age=age, phone="555-0100", password_hash=_hash(password),
                        total_due_cents=sum(dues.values()), total_paid_cents=sum(paid.values()),
-                       bank_credit_cents=bank_credit))
+                       bank_credit_cents=bank_credit, opening_bank_credit_cents=bank_credit))
         s.flush()
         for (year, month), cents in sorted(dues.items()):
             p = paid.get((year, month), 0)

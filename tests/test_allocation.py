@@ -3,7 +3,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contracts.allocation import Outstanding, allocate, allocate_rows
+from contracts.allocation import Outstanding, allocate, allocate_rows, settle
 
 months = st.lists(
     st.tuples(st.integers(2020, 2027), st.integers(1, 12), st.integers(0, 10**9)),
@@ -37,44 +37,80 @@ def test_no_month_beyond_its_due(case):
     assert len({(a.year, a.month) for a in allocations}) == len(allocations)
 
 
-@given(cases())
-def test_months_before_the_chosen_one_untouched(case):
-    schedule, start, amount = case
-    allocations, _ = allocate(amount, start, schedule)
-    assert all((a.year, a.month) >= start for a in allocations)
+def _visiting_order(schedule, start):
+    """The months in the order the rule visits them: the chosen one, the later ones, then the earlier ones."""
+    keys = sorted((m.year, m.month) for m in schedule)
+    return [k for k in keys if k >= start] + [k for k in keys if k < start]
 
 
 @given(cases())
-def test_later_month_paid_only_when_earlier_ones_are_full(case):
+def test_earlier_months_paid_only_after_the_chosen_and_later_ones(case):
     schedule, start, amount = case
     owed = {(m.year, m.month): m.owed_cents for m in schedule}
     allocations, to_bank = allocate(amount, start, schedule)
     got = {(a.year, a.month): a.amount_cents for a in allocations}
-    eligible = sorted(k for k in owed if k >= start)
-    for i, key in enumerate(eligible):
-        if any(got.get(later, 0) for later in eligible[i + 1:]):
-            assert got.get(key, 0) == owed[key], f"{key} not full but a later month was paid"
+    order = _visiting_order(schedule, start)
+    assert [(a.year, a.month) for a in allocations] == [k for k in order if got.get(k)], "visited in order"
+    for i, key in enumerate(order):
+        if any(got.get(later, 0) for later in order[i + 1:]):
+            assert got.get(key, 0) == owed[key], f"{key} not full but a month after it in the order was paid"
+
+
+@given(cases())
+def test_nothing_to_bank_credit_while_any_month_is_owed(case):
+    schedule, start, amount = case
+    owed = {(m.year, m.month): m.owed_cents for m in schedule}
+    allocations, to_bank = allocate(amount, start, schedule)
+    got = {(a.year, a.month): a.amount_cents for a in allocations}
     if to_bank:
-        assert all(got.get(k, 0) == owed[k] for k in eligible), "bank credit while a month still owes"
+        assert all(got.get(k, 0) == owed[k] for k in owed), "bank credit while a month still owes"
+        assert to_bank == amount - sum(owed.values())
+    else:
+        assert sum(got.values()) == amount
 
 
-def test_example_overflow_into_next_year_then_bank_credit():
-    schedule = [Outstanding(2024, 12, 5_000), Outstanding(2025, 1, 3_000), Outstanding(2024, 11, 1_000)]
+@given(months, st.integers(0, 10**10))
+def test_settling_bank_credit_pays_the_oldest_months_first(schedule, credit):
+    owed = {(m.year, m.month): m.owed_cents for m in schedule}
+    allocations = settle(credit, schedule)
+    got = {(a.year, a.month): a.amount_cents for a in allocations}
+    assert sum(got.values()) == min(credit, sum(owed.values()))
+    keys = sorted(owed)
+    for i, key in enumerate(keys):
+        assert got.get(key, 0) <= owed[key]
+        if any(got.get(later, 0) for later in keys[i + 1:]):
+            assert got.get(key, 0) == owed[key]
+
+
+def test_example_overflow_into_next_year_then_the_oldest_owed_month_then_bank_credit():
+    schedule = [Outstanding(2024, 12, 5_000), Outstanding(2025, 1, 3_000), Outstanding(2024, 11, 1_000),
+                Outstanding(2024, 10, 0)]
     allocations, to_bank = allocate(10_000, (2024, 12), schedule)
-    assert [(a.year, a.month, a.amount_cents) for a in allocations] == [(2024, 12, 5_000), (2025, 1, 3_000)]
-    assert to_bank == 2_000
+    assert [(a.year, a.month, a.amount_cents) for a in allocations] == [
+        (2024, 12, 5_000), (2025, 1, 3_000), (2024, 11, 1_000)]
+    assert to_bank == 1_000
 
 
-@given(st.lists(st.tuples(st.integers(1, 10**9), st.lists(st.integers(0, 10**8), min_size=1, max_size=8)),
-                min_size=1, max_size=10))
-def test_batch_rule_matches_month_by_month_reference(rows):
-    width = max(len(owed) for _, owed in rows)
-    owed = np.array([o + [0] * (width - len(o)) for _, o in rows], dtype=np.int64)
-    parts, bank = allocate_rows(np.array([a for a, _ in rows]), owed)
-    for i, (amount, months_owed) in enumerate(rows):
+def test_a_paid_month_chosen_sends_the_money_to_the_oldest_owed_month():
+    schedule = [Outstanding(2025, 12, 0), Outstanding(2025, 3, 2_000), Outstanding(2025, 5, 4_000)]
+    allocations, to_bank = allocate(5_000, (2025, 12), schedule)
+    assert [(a.year, a.month, a.amount_cents) for a in allocations] == [(2025, 3, 2_000), (2025, 5, 3_000)]
+    assert to_bank == 0
+
+
+@given(st.lists(st.tuples(st.integers(1, 10**9), st.lists(st.integers(0, 10**8), min_size=1, max_size=8),
+                          st.integers(0, 7)), min_size=1, max_size=10), st.booleans())
+def test_batch_rule_matches_month_by_month_reference(rows, one_start):
+    width = max(len(owed) for _, owed, _ in rows)
+    owed = np.array([o + [0] * (width - len(o)) for _, o, _ in rows], dtype=np.int64)
+    starts = np.array([s % width for _, _, s in rows])
+    start = int(starts[0]) if one_start else starts
+    parts, bank = allocate_rows(np.array([a for a, _, _ in rows]), owed, start)
+    for i, (amount, _, _) in enumerate(rows):
+        first = int(starts[0] if one_start else starts[i])
         left = amount
-        for j, o in enumerate(months_owed):  # the rule, read literally
-            take = min(left, o)
+        for j in [*range(first, width), *range(first)]:  # the rule, read literally
+            take = min(left, int(owed[i, j]))
             assert parts[i, j] == take
             left -= take
         assert bank[i] == left

@@ -46,8 +46,9 @@ def test_payment_with_overflow_and_idempotent_replay(client, customer, ledger):
     r = client.post("/api/customer/payment", json={"year": 2024, "month": 12, "amount": "250.00"}, headers=headers)
     assert r.status_code == 200, r.json
     assert r.json["allocations"] == [{"year": 2024, "month": 12, "amount": "100.00"},
-                                     {"year": 2025, "month": 1, "amount": "100.00"}]
-    assert r.json["to_bank_credit"] == "50.00" and r.json["summary"]["bank_credit"] == "50.00"
+                                     {"year": 2025, "month": 1, "amount": "100.00"},
+                                     {"year": 2024, "month": 1, "amount": "50.00"}]  # then the oldest month owed
+    assert r.json["to_bank_credit"] == "0.00" and r.json["summary"]["bank_credit"] == "0.00"
     before = snapshot(ledger)
     again = client.post("/api/customer/payment", json={"year": 2024, "month": 12, "amount": "250.00"}, headers=headers)
     assert again.json["payment_id"] == r.json["payment_id"] and again.json["replayed"] is True

@@ -188,6 +188,8 @@ INVALID = {
     "negative due": (_set("dues", "due_cents", 5, -1), r"dues\.due_cents: negative amount -1 at row 5"),
     "negative paid": (_set("dues", "paid_cents", 7, -30), r"dues\.paid_cents: negative amount"),
     "negative bank credit": (_set("customers", "bank_credit_cents", 2, -5), r"customers\.bank_credit_cents: negative"),
+    "bank credit while owing": (_set("customers", "bank_credit_cents", 0, 500),
+                                r"customers\.bank_credit_cents: customer 101 holds bank credit 500 while owing"),
     "paid above due": (_set("dues", "paid_cents", 3, 10**12), r"dues\.paid_cents: paid_cents 1000000000000 exceeds"),
     "month 13": (_set("dues", "month", 4, 13), r"dues\.month: value above 12"),
     "month 0": (_set("dues", "month", 4, 0), r"dues\.month: value below 1"),

@@ -13,16 +13,28 @@ from testing.people import add_customer, add_manager
 from tests.factories import SETTINGS
 
 
-def test_pay_overflows_forward_across_years_then_bank_credit(db):
+def test_pay_overflows_forward_across_years_then_to_the_oldest_owed_month_then_bank_credit(db):
     add_customer(db, 101, {(2024, 11): 5_000, (2024, 12): 5_000, (2025, 1): 5_000}, paid={(2024, 11): 1_000})
     with db.sessions() as s:
-        r = payments.pay(s, 101, 2024, 12, 12_000)
-    assert [(a.year, a.month, a.amount_cents) for a in r.allocations] == [(2024, 12, 5_000), (2025, 1, 5_000)]
+        r = payments.pay(s, 101, 2024, 12, 16_000)
+    assert [(a.year, a.month, a.amount_cents) for a in r.allocations] == [
+        (2024, 12, 5_000), (2025, 1, 5_000), (2024, 11, 4_000)]
     assert r.to_bank_credit_cents == 2_000
     with db.sessions() as s:
         sm = statements.summary(s, 101)
-        assert (sm.total_paid_cents, sm.bank_credit_cents, sm.balance_cents) == (11_000, 2_000, 4_000)
-        assert statements.months(s, 101, 2024)[0].needtopay_cents == 4_000  # November untouched
+        assert (sm.total_paid_cents, sm.bank_credit_cents, sm.balance_cents) == (15_000, 2_000, 0)
+    check_invariants(db)
+
+
+def test_nothing_becomes_bank_credit_while_an_older_month_is_owed(db):
+    add_customer(db, 101, {(2024, 11): 5_000, (2024, 12): 5_000, (2025, 1): 5_000}, paid={(2024, 11): 1_000})
+    with db.sessions() as s:
+        r = payments.pay(s, 101, 2024, 12, 12_000)
+    assert [(a.year, a.month, a.amount_cents) for a in r.allocations] == [
+        (2024, 12, 5_000), (2025, 1, 5_000), (2024, 11, 2_000)]
+    assert r.to_bank_credit_cents == 0
+    with db.sessions() as s:
+        assert statements.months(s, 101, 2024)[0].needtopay_cents == 2_000
     check_invariants(db)
 
 

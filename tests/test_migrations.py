@@ -10,7 +10,7 @@ from testing.databases import throwaway_database
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = {"customers", "managers", "dues", "payments", "allocations", "payment_reversals", "credit_decisions",
-          "idempotency_records", "api_tokens", "outcomes"}
+          "idempotency_records", "api_tokens", "outcomes", "bank_credit_entries"}
 
 
 def _config(url: str) -> Config:

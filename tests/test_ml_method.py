@@ -92,7 +92,8 @@ def test_rejected_by_the_model_with_reasons_in_real_years(app_live):
     d = ask(client, 102).json
     assert d["approved"] is False and d["score"] < 0.8
     texts = " / ".join(r["text"] for r in d["reasons"])
-    assert f"Paid 30% of dues in {YEARS[-1]}" in texts and f"Paid 40% of dues in {YEARS[-2]}" in texts
+    assert f"You paid 30% of what was due in {YEARS[-1]}; approved customers typically paid" in texts
+    assert f"You paid 40% of what was due in {YEARS[-2]}; approved customers typically paid" in texts
     after = snapshot(db)
     assert after["decisions"] == before["decisions"] + 1 and after["dues"] == before["dues"]
 
@@ -140,6 +141,7 @@ class _Stub(http.server.BaseHTTPRequestHandler):
     BODIES = {
         "garbage": (200, b"<html>not json</html>"),
         "no_model": (503, b'{"error_code": "SERVICE_UNAVAILABLE", "message": "no model is loaded"}'),
+        "loading": (503, b'{"error_code": "SERVICE_UNAVAILABLE", "message": "no model is loaded"}'),
         "slow": (200, b"{}"),
         "score_above_one": (200, _decision(score=1.7)),
         "no_version": (200, _decision(model_version=None)),
@@ -161,6 +163,12 @@ class _Stub(http.server.BaseHTTPRequestHandler):
             self.send_header("X-Serving-Signature", signature(TOKEN, body))
         self.end_headers()
         self.wfile.write(body)
+
+    def do_GET(self):  # noqa: N802 - /ready: 503 while "loading", as serving answers before its model is loaded
+        status = 503 if self.behaviour == "loading" else 200
+        self.send_response(status)
+        self.end_headers()
+        self.wfile.write(b'{"ready": false}' if status == 503 else b'{"ready": true}')
 
     def log_message(self, *args):
         pass
@@ -188,6 +196,14 @@ def test_ml_unavailable_approves_nothing_and_percentage_still_works(db_url, stub
     assert snapshot(db) == before
     r = ask(client, 101, method="percentage")
     assert r.status_code == 200 and r.json["approved"] is True
+    app.extensions["ledger_db"].dispose()
+
+
+def test_a_service_still_loading_its_model_says_so(db_url, stub):
+    _Stub.behaviour = "loading"
+    app = make_app(db_url, f"http://127.0.0.1:{stub.server_port}")
+    r = ask(app.test_client(), 101)
+    assert r.status_code == 503 and "the model is still loading" in r.json["error"], r.json
     app.extensions["ledger_db"].dispose()
 
 
@@ -230,7 +246,8 @@ def test_manager_model_page_and_replay_button(app_live):
     assert client.post("/manager/login", data=form).status_code == 302
     html = client.get("/manager/model").get_data(as_text=True)
     assert "credit-approval version 1" in html and "Recent ML decisions" in html
-    assert "paid_pct_1y_ago" in html
+    assert "1 year back (" in html and "paid_pct_1y_ago" not in html  # features and metrics in words
+    assert "Calibration error (ECE)" in html and "test_ece" not in html
     decision_page = client.get(f"/decisions/{request_id}").get_data(as_text=True)
     assert "Replay this decision" in decision_page
     csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', decision_page).group(1)

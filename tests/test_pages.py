@@ -44,7 +44,7 @@ def ledger(ledger):
 
 
 def text_of(response) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.text))
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.text.replace("<wbr>", "")))
 
 
 # --- access rules ---------------------------------------------------------------------------
@@ -233,13 +233,14 @@ def test_dashboard(client, customer, ledger):
     r = client.get("/customers/101")
     t = text_of(r)
     assert "Asha Rao" in t and "c101@example.com" in t
-    assert "Total credit 1300.00" in t and "Paid 50.00" in t and "Balance 1250.00" in t and "Bank credit 0.00" in t
+    assert "Total credit $1,300.00" in t and "Paid $50.00" in t and "Balance $1,250.00" in t
+    assert "Bank credit $0.00" in t and "Whole account" in t
     assert re.findall(r'<option value="([^"]+)"', r.text)[:3] == ["all", "2024", "2025"]
     assert "Apply Filter" in t and "Due and paid per year" in t and r.text.count("<tr") >= 13
     r = client.get("/customers/101?year=2024")
     assert r.text.count('class="bar bar-due"') == 12 and "Due and paid per month in 2024" in r.text
     assert '<option value="2024" selected>' in r.text
-    assert "Jan 2024: 50.00" in text_of(r)  # the payment history says where the money went
+    assert "Jan 2024: $50.00" in text_of(r)  # the payment history says where the money went
 
 
 def test_pay_defaults_overflows_and_is_idempotent(client, customer, ledger):
@@ -251,7 +252,8 @@ def test_pay_defaults_overflows_and_is_idempotent(client, customer, ledger):
     first = client.post("/pay", data=form)
     assert first.status_code == 302 and first.headers["Location"].startswith("/payments/")
     receipt = text_of(client.get(first.headers["Location"]))
-    assert "December 2024 100.00" in receipt and "January 2025 100.00" in receipt and "Bank credit 50.00" in receipt
+    assert "December 2024 $100.00" in receipt and "January 2025 $100.00" in receipt
+    assert "January 2024 $50.00" in receipt and "Bank credit $0.00" in receipt  # then the oldest month owed
     before = snapshot(ledger)
     again = client.post("/pay", data=form)  # a double submit of the same form
     assert again.headers["Location"] == first.headers["Location"]
@@ -305,8 +307,8 @@ def test_credit_rejected_by_percentage(client, customer, ledger):
     r = credit_form(client)
     assert r.status_code == 302 and r.headers["Location"].startswith("/decisions/")
     page = text_of(client.get(r.headers["Location"]))
-    assert "Credit rejected" in page and "Paid 4% of all dues; 80% needed" in page
-    assert "500.00" in page and "March " + str(NEXT_YEAR) in page and "threshold 80%" in page
+    assert "Credit rejected" in page and "You have paid 3.85% of everything that was due; 80% is needed." in page
+    assert "$500.00" in page and "March " + str(NEXT_YEAR) in page and "below the 80% needed" in page
     assert "Pay now" in page and "Try again" in page
 
 
@@ -314,13 +316,13 @@ def test_credit_sanctioned_by_percentage(client, auth, ledger):
     auth.web_login("customer", 103, "paid-up-pw")
     form = text_of(client.get("/credit"))
     # 103 paid 1,200.00 over the last five years: a limit of 240.00 (a year's payments), nothing owed.
-    assert "You have paid 100% of all your dues" in form and "Available credit 240.00" in form
+    assert "You have paid 100% of all your dues" in form and "Available credit $240.00" in form
     r = credit_form(client, amount="200.50")
     page = text_of(client.get(r.headers["Location"]))
-    assert "Credit sanctioned" in page and "200.50 has been added to your due for March" in page
-    assert "100% (threshold 80%)" in page and "Limit: passed" in page
-    assert "Total credit 1400.50" in text_of(client.get("/customers/103"))
-    assert "Available credit 39.50" in text_of(client.get("/credit"))
+    assert "Credit sanctioned" in page and "$200.50 has been added to your due for March" in page
+    assert "100% (threshold 80%)" in page and "Credit limit: passed" in page
+    assert "Total credit $1,400.50" in text_of(client.get("/customers/103"))
+    assert "Available credit $39.50" in text_of(client.get("/credit"))
 
 
 def test_credit_over_the_limit_says_what_can_be_borrowed(client, auth, ledger):
@@ -328,8 +330,8 @@ def test_credit_over_the_limit_says_what_can_be_borrowed(client, auth, ledger):
     before = snapshot(ledger)
     r = credit_form(client, amount="1250.50")
     page = text_of(client.get(r.headers["Location"]))
-    assert "Credit rejected" in page and "more than your available credit of 240.00" in page
-    assert "You can borrow up to 240.00 now" in page and "Limit: failed" in page and "Score: passed" in page
+    assert "Credit rejected" in page and "more than your available credit of $240.00" in page
+    assert "You can borrow up to $240.00 now" in page and "Credit limit: failed" in page and "Score: passed" in page
     after = snapshot(ledger)
     assert after["dues"] == before["dues"] and after["decisions"] == before["decisions"] + 1
 
@@ -356,7 +358,7 @@ def test_ml_decision_page_shows_score_and_threshold(client, auth, ledger, monkey
     auth.web_login("customer", 104, "five-years")
     r = credit_form(client, method="ml")
     page = text_of(client.get(r.headers["Location"]))
-    assert "Credit rejected" in page and "0.420 (threshold 0.80)" in page and "Model version 7" in page
+    assert "Credit rejected" in page and "0.420 (threshold 0.800)" in page and "Model version 7" in page
     assert f"Paid 0% in {FIVE_YEARS[-1]}" in page and f"{FIVE_YEARS[0]}" in page
 
 
@@ -377,11 +379,20 @@ def test_exports(client, customer, ledger):
     r = client.get("/customers/101/history.csv")
     assert r.mimetype == "text/csv" and 'filename="payments-101.csv"' in r.headers["Content-Disposition"]
     lines = r.text.splitlines()
-    assert lines[0].startswith("payment_id,created_at,year,month,amount,allocations,to_bank_credit")
-    assert ",2024,1,50.00,2024-01 50.00,0.00,api,no,," in lines[1]
+    assert lines[0] == "kind,id,date,year,month,amount,allocations,to_bank_credit,source,reversed,reversed_at,reason"
+    assert lines[1].startswith("payment,1,") and ",2024,1,50.00,2024-01 50.00,0.00,api,no,," in lines[1]
     r = client.get("/customers/101/statement.pdf?year=2024")
     assert r.mimetype == "application/pdf" and r.data.startswith(b"%PDF") and len(r.data) > 1000
     assert 'filename="statement-101-2024.pdf"' in r.headers["Content-Disposition"]
+
+
+def test_imported_months_are_in_the_history_and_its_csv(client, manager, ledger):
+    page = client.get("/customers/103")  # paid all of 2024 before this ledger: an opening balance, no payments
+    t = text_of(page)
+    assert "Nothing paid yet" not in t and page.text.count('class="history-imported"') == 12
+    assert "December 2024 Paid before this account was opened here $100.00" in t
+    lines = client.get("/customers/103/history.csv").text.splitlines()
+    assert lines[1] == "imported,,2024-12,2024,12,100.00,,,import,,," and len(lines) == 13
 
 
 def test_csv_cells_cannot_be_formulas(client, manager, ledger):
@@ -417,7 +428,7 @@ def test_manager_sees_a_customer_read_only(client, manager, ledger):
 
 def test_decisions_log(client, manager, ledger):
     t = text_of(client.get("/manager/decisions"))
-    assert "Log (2)" in t and "Rejected" in t and "Paid 4% of all dues; 80% needed" in t
+    assert "Log (2)" in t and "Rejected" in t and "You have paid 3.85% of everything that was due; 80% is needed." in t
     assert "Log (1)" in text_of(client.get("/manager/decisions?customer_id=102"))
     assert "Log (0)" in text_of(client.get("/manager/decisions?method=ml"))
 
@@ -460,7 +471,7 @@ def test_reverse_a_payment_after_confirming(client, manager, ledger):
     pay = ledger.ids["pay101"]
     confirm = client.get(f"/manager/payments/{pay}/reverse")
     assert "Reverse payment #" in confirm.text and "Yes, reverse this payment" in confirm.text
-    assert "January 2024 50.00" in text_of(confirm)
+    assert "January 2024 $50.00" in text_of(confirm)
     token = token_of(confirm.text)
     before = snapshot(ledger)
     empty = client.post(f"/manager/payments/{pay}/reverse", data={"csrf_token": token, "reason": "  "})
@@ -468,7 +479,7 @@ def test_reverse_a_payment_after_confirming(client, manager, ledger):
     r = client.post(f"/manager/payments/{pay}/reverse", data={"csrf_token": token, "reason": "Cheque bounced"})
     assert r.status_code == 302 and r.headers["Location"] == "/customers/101"
     page = text_of(client.get("/customers/101"))
-    assert f"Payment #{pay} reversed" in page and "Reversed" in page and "Balance 1300.00" in page
+    assert f"Payment #{pay} reversed" in page and "Reversed" in page and "Balance $1,300.00" in page
     again = client.post(f"/manager/payments/{pay}/reverse", data={"csrf_token": token, "reason": "twice"})
     assert again.status_code == 409 and "already reversed" in again.text
     assert "This payment was reversed" in client.get(f"/manager/payments/{pay}/reverse").text
@@ -527,10 +538,67 @@ def test_static_files(client):
     assert js.status_code == 200 and "Show password" in js.text and "data-busy" in js.text
 
 
-def test_statement_pdf_draws_names_beyond_latin_1():
+def test_statement_pdf_draws_names_beyond_latin_1(app):
     info = {"customer": {"id": 7, "name": "Zoë Ångström Łukasz Дмитрий", "email": "z@example.com", "phone": None},
             "total_credit": "1.00", "total_paid": "0.00", "balance": "1.00", "bank_credit": "0.00",
             "percentage_paid": 0.0}
-    pdf = statement_pdf(info, None, [], {"amount_to_pay": "0.00", "amount_paid": "0.00", "needtopay": "0.00"},
-                        [], date(2026, 11, 27))
+    with app.test_request_context():  # amounts and dates are formatted with the app's locale and currency
+        pdf = statement_pdf(info, None, [], {"amount_to_pay": "0.00", "amount_paid": "0.00", "needtopay": "0.00"},
+                            [], date(2026, 11, 27))
     assert pdf.startswith(b"%PDF") and b"DejaVu" in pdf  # the Unicode font is embedded: no "?" for Ł or Д
+
+
+# --- where the money will go, and refunds ------------------------------------------------------------
+
+def test_pay_preview_says_where_the_money_goes_and_pays_nothing(client, customer, ledger):
+    before = snapshot(ledger)
+    fragment = text_of(client.get("/pay/preview?year=2024&month=1&amount=120.00"))
+    assert "Where $120.00 will go" in fragment and "January 2024 $50.00" in fragment
+    assert "February 2024 $70.00" in fragment and "already paid" not in fragment
+    page = client.get("/pay")
+    key = re.search(r'value="(web-[0-9a-f]{32})"', page.text).group(1)
+    shown = client.post("/pay", data={"csrf_token": token_of(page.text), "year": "2024", "month": "1",
+                                      "amount": "60.00", "idempotency_key": key, "preview": "Show where it goes"})
+    assert shown.status_code == 200 and "Where $60.00 will go" in text_of(shown)
+    assert snapshot(ledger) == before
+    assert "at most two decimals" in client.get("/pay/preview?year=2024&month=1&amount=12.345").text
+
+
+def test_pay_preview_says_when_the_month_is_already_paid(client, auth, ledger):
+    add_customer(ledger, 105, {(2024, 1): 10_000, (2024, 2): 10_000}, paid={(2024, 2): 10_000}, password="pw-105-ok")
+    auth.web_login("customer", 105, "pw-105-ok")
+    t = text_of(client.get("/pay/preview?year=2024&month=2&amount=150.00"))
+    assert "February 2024 is already paid" in t and "January 2024 $100.00" in t
+    assert "Bank credit (nothing is owed any more) $50.00" in t
+    assert '<option selected value="1">January' in client.get("/pay").text  # the oldest month owed first
+
+
+def test_manager_refunds_bank_credit_after_confirming(client, manager, ledger):
+    add_customer(ledger, 106, {(2024, 1): 10_000}, paid={(2024, 1): 10_000}, bank_credit=7_500)
+    assert "Refund bank credit…" in text_of(client.get("/customers/106"))
+    page = client.get("/manager/customers/106/refund")
+    assert 'value="75.00"' in page.text and "holds $75.00 of bank credit" in text_of(page)
+    bad = client.post("/manager/customers/106/refund", data={"csrf_token": token_of(page.text), "amount": "75.01",
+                                                             "reason": "asked"})
+    assert bad.status_code == 422 and "at most the bank credit" in bad.text
+    done = client.post("/manager/customers/106/refund", data={"csrf_token": token_of(page.text), "amount": "25.00",
+                                                              "reason": "asked by phone"})
+    assert done.status_code == 302
+    t = text_of(client.get("/customers/106"))
+    assert "$25.00 of bank credit refunded" in t and "Bank credit $50.00" in t and "Bank credit refunded" in t
+    check_invariants(ledger)
+
+
+def test_an_ml_approval_says_what_counted_and_what_held_the_score_back(client, auth, ledger, monkeypatch):
+    five = {(y, m): 10_000 for y in FIVE_YEARS for m in range(1, 13)}
+    add_customer(ledger, 107, five, paid=five, password="five-years")
+    said = "You paid {}% of what was due in {}; approved customers typically paid {}% or more."
+    reasons = [{"code": "raised_score", "year": FIVE_YEARS[0], "text": said.format(100, FIVE_YEARS[0], 97)},
+               {"code": "lowered_score", "year": FIVE_YEARS[1], "text": said.format(80, FIVE_YEARS[1], 93)}]
+    monkeypatch.setattr(DecisionService, "score", lambda *a, **k: {"score": 0.802, "served_threshold": 0.8,
+                                                                   "model_version": "7", "reasons": reasons})
+    auth.web_login("customer", 107, "five-years")
+    page = text_of(client.get(credit_form(client, method="ml").headers["Location"]))
+    assert "Credit sanctioned" in page and "0.802 (threshold 0.800)" in page
+    assert f"What counted for you You paid 100% of what was due in {FIVE_YEARS[0]}" in page
+    assert f"What held your score back You paid 80% of what was due in {FIVE_YEARS[1]}" in page

@@ -104,7 +104,8 @@ def test_nan_value_is_refused(service):
     assert r.status_code == 400 and "finite" in r.json["message"]
 
 
-READ = re.compile(r"^Paid (\d+(?:\.\d)?)% of dues in (\d{4}) \(applicants near the cut-off paid (\d+(?:\.\d)?)%\)$")
+READ = re.compile(r"^You paid (\d+(?:\.\d)?)% of what was due in (\d{4}); "
+                  r"approved customers typically paid (\d+(?:\.\d)?)% or more\.$")
 
 
 def test_decisions_with_reasons(service, demo_rows):
@@ -113,16 +114,27 @@ def test_decisions_with_reasons(service, demo_rows):
     body = r.json
     assert body["model_version"] == "1" and body["threshold"] == 0.8
     years = dict(zip(FEATURES, feature_years(2026)))
+    # The bar each year is compared with: the version's near-cut-off profile, the same in every reason.
+    profile = {x["feature"]: x["reference"] for d in body["decisions"] for x in d["reasons"]}
+    assert set(profile) == set(FEATURES)
     rejected = 0
     for row, decision in zip(demo_rows.to_dict("records"), body["decisions"]):
         assert decision["approved"] == (decision["score"] >= decision["threshold"])
         reasons = decision["reasons"]
-        assert len(reasons) <= 4
+        assert len(reasons) <= len(FEATURES)
+        # References come rounded to 2 decimals: a value within that rounding of the bar may go either way.
+        below = {f for f in FEATURES if round(row[f], 2) < profile[f]}
+        at_or_below = {f for f in FEATURES if round(row[f], 2) <= profile[f]}
+        named = {x["feature"] for x in reasons if x["code"] == "lowered_score"}
+        strong = {x["feature"] for x in reasons if x["code"] == "raised_score"}
+        assert below - strong <= named <= at_or_below - strong, "every year below the bar is named"
         if not decision["approved"]:
             rejected += 1
             assert reasons, f"a rejection without reasons: {row}"
-        contributions = [abs(x["contribution"]) for x in reasons if x["code"] != "closest_to_cutoff"]
-        assert contributions == sorted(contributions, reverse=True), "reasons are ranked"
+            assert not any(x["code"] == "raised_score" for x in reasons)
+        for code in ("raised_score", "lowered_score"):
+            contributions = [abs(x["contribution"]) for x in reasons if x["code"] == code]
+            assert contributions == sorted(contributions, reverse=True), "reasons are ranked"
         for reason in reasons:
             assert reason["feature"] in FEATURES  # only features the model scored
             value, year, reference = READ.match(reason["text"]).groups()
@@ -131,7 +143,9 @@ def test_decisions_with_reasons(service, demo_rows):
             assert float(value) == round(row[reason["feature"]], digits)
             assert float(reference) == round(reason["reference"], digits)
             if reason["code"] == "lowered_score":
-                assert reason["contribution"] < 0 and row[reason["feature"]] < reason["reference"]
+                assert reason["contribution"] <= 0 and row[reason["feature"]] < reason["reference"]
+            if reason["code"] == "raised_score":
+                assert decision["approved"] and reason["contribution"] > 0
     assert rejected > 20
 
 

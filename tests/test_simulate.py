@@ -95,7 +95,14 @@ def test_behaviour_is_varied(data):
     assert (ratio == 1).mean() > 0.5           # most months paid in full
     assert (ratio == 0).mean() > 0.01          # some missed
     assert ((ratio > 0) & (ratio < 1)).mean() > 0.01  # some partly paid
-    assert (customers["bank_credit_cents"] > 0).any()  # someone overpaid at the end
+    # The allocation rule: bank credit is only what is left once every month is paid.
+    owed = (dues["due_cents"] - dues["paid_cents"]).groupby(dues["customer_id"]).sum()
+    holders = customers.set_index("customer_id")["bank_credit_cents"] > 0
+    assert (owed[holders[holders].index] == 0).all()
+
+
+def test_some_customers_overpay_with_nothing_owed(big):
+    assert (big["customers"]["bank_credit_cents"] > 0).any()
 
 
 def test_yearly_percentages_spread(big):

@@ -13,6 +13,8 @@ from portal.api.schemas import (
     PaymentHistoryOut,
     PaymentIn,
     PaymentOut,
+    PaymentPreviewArgs,
+    PaymentPreviewOut,
     SummaryOut,
     YearDataOut,
 )
@@ -76,7 +78,7 @@ def history(args, customer_id):
 @blp.alt_response(409, schema=ErrorSchema, description="Idempotency-Key reused with a different body")
 @blp.alt_response(422, schema=ErrorSchema, description="invalid amount, month or year")
 def pay(headers, body):
-    """Pay dues from a chosen month on; excess flows forward, then to bank credit."""
+    """Pay dues from a chosen month on: excess flows forward, then to the oldest months owed, then to bank credit."""
     user = require_login("customer")
     db = get_session()
     result = payments.pay(db, user.user_id, body["year"], body["month"], body["amount"],
@@ -90,6 +92,16 @@ def pay(headers, body):
         "replayed": result.replayed, "reversed": result.reversed_at is not None, "reversed_at": result.reversed_at,
         "summary": present.summary(db, user.user_id),
     }
+
+
+@blp.route("/payment-preview")
+@blp.arguments(PaymentPreviewArgs, location="query")
+@blp.response(200, PaymentPreviewOut)
+@blp.alt_response(422, schema=ErrorSchema, description="invalid amount, month or year")
+def payment_preview(args):
+    """Say where a payment would go now (the allocation rule), writing nothing."""
+    user = require_login("customer")
+    return present.plan(payments.preview(get_session(), user.user_id, args["year"], args["month"], args["amount"]))
 
 
 @blp.route("/credit-request", methods=["POST"])

@@ -17,6 +17,8 @@ from portal.api.schemas import (
     PasswordIn,
     PortfolioArgs,
     PortfolioOut,
+    RefundIn,
+    RefundOut,
     ReplayOut,
     ReversalIn,
     ReversalOut,
@@ -27,7 +29,7 @@ from portal.auth.access import require_login
 from portal.auth.sessions import revoke_all
 from portal.db import get_session
 from portal.errors import ErrorSchema
-from portal.ledger import payments, portfolio
+from portal.ledger import bank_credit, payments, portfolio
 from portal.ledger.percentage import percentage_paid
 from portal.model_overview import overview
 from portal.models import Manager, Payment
@@ -123,6 +125,20 @@ def reverse(body, payment_id):
     customer_id = db.get(Payment, payment_id).customer_id
     return {"payment_id": payment_id, "reversed_by": reversal.manager_id, "reason": reversal.reason,
             "created_at": reversal.created_at, "summary": present.summary(db, customer_id)}
+
+
+@blp.route("/customers/<id:customer_id>/bank-credit/refund", methods=["POST"])
+@blp.arguments(RefundIn)
+@blp.response(201, RefundOut)
+@blp.alt_response(404, schema=ErrorSchema, description="no such customer")
+@blp.alt_response(422, schema=ErrorSchema, description="more than the customer's bank credit, or no reason")
+def refund(body, customer_id):
+    """Pay bank credit back to the customer: a refund row with who, when and why."""
+    user = require_login("manager")
+    db = get_session()
+    entry = bank_credit.refund(db, customer_id, user.user_id, body["amount"], body["reason"])
+    return {"customer_id": customer_id, "amount": format_cents(entry.amount_cents), "refunded_by": entry.manager_id,
+            "reason": entry.reason, "created_at": entry.created_at, "summary": present.summary(db, customer_id)}
 
 
 @blp.route("/decisions")

@@ -160,6 +160,22 @@ class PaymentOut(ma.Schema):
     summary = ma.fields.Nested(SummaryOut)
 
 
+class PaymentPreviewArgs(Closed):
+    year = ma.fields.Integer(required=True, validate=validate.Range(min=1900, max=2200))
+    month = ma.fields.Integer(required=True, validate=validate.Range(min=1, max=12))
+    amount = Amount(required=True)
+
+
+class PaymentPreviewOut(ma.Schema):
+    year = ma.fields.Integer()
+    month = ma.fields.Integer()
+    amount = ma.fields.String()
+    month_owed = ma.fields.String(metadata={"description": "what the chosen month still owes"})
+    month_already_paid = ma.fields.Boolean()
+    allocations = ma.fields.List(ma.fields.Nested(AllocationOut))
+    to_bank_credit = ma.fields.String()
+
+
 class PaymentHistoryItem(ma.Schema):
     payment_id = ma.fields.Integer()
     year = ma.fields.Integer()
@@ -297,6 +313,20 @@ class ReversalIn(Closed):
 class ReversalOut(ma.Schema):
     payment_id = ma.fields.Integer()
     reversed_by = ma.fields.Integer()
+    reason = ma.fields.String()
+    created_at = ma.fields.DateTime()
+    summary = ma.fields.Nested(SummaryOut)
+
+
+class RefundIn(Closed):
+    amount = Amount(required=True)
+    reason = ma.fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class RefundOut(ma.Schema):
+    customer_id = ma.fields.Integer()
+    amount = ma.fields.String()
+    refunded_by = ma.fields.Integer()
     reason = ma.fields.String()
     created_at = ma.fields.DateTime()
     summary = ma.fields.Nested(SummaryOut)

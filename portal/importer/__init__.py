@@ -6,7 +6,9 @@ optional outcomes, as frames or read from its Parquet files).
 Imported history is an **opening balance**: each month's ``paid_cents`` is
 stored as both ``paid_cents`` and ``opening_paid_cents``, with no Payment or
 Allocation rows (those record only payments made in this ledger). Each
-customer's running totals are set from the same rows.
+customer's running totals are set from the same rows, and a customer's bank
+credit is kept as their opening bank credit (refused while any due is owed:
+bank credit is what is left after every due is cleared).
 
 Everything is validated before anything is written (errors name the file, the
 column and the first offending row, counted from 0), and written in one

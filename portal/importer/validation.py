@@ -52,6 +52,7 @@ def validate(data: dict[str, pd.DataFrame]) -> Prepared:
     ids = customers[0]
     order = np.argsort(ids, kind="stable")
     dues, total_due, total_paid = _dues(frames["dues"], ids, order)
+    _bank_credit_only_when_nothing_owed(ids, customers[5], total_due, total_paid)
     return Prepared(customers=customers[:5] + [total_due, total_paid] + customers[5:], dues=dues,
                     outcomes=_outcomes(frames["outcomes"], ids, order))
 
@@ -87,6 +88,17 @@ def _dues(d: pd.DataFrame, ids: np.ndarray, order: np.ndarray) -> tuple[list, np
     total_due[sums.index.to_numpy()] = sums["due"].to_numpy()
     total_paid[sums.index.to_numpy()] = sums["paid"].to_numpy()
     return [customer_id, year, month, due, paid, paid], total_due, total_paid
+
+
+def _bank_credit_only_when_nothing_owed(ids: np.ndarray, bank_credit: np.ndarray, total_due: np.ndarray,
+                                        total_paid: np.ndarray) -> None:
+    """Reject bank credit held while dues are owed: the ledger keeps it only once every due is cleared."""
+    bad = np.flatnonzero((bank_credit > 0) & (total_paid < total_due))
+    if len(bad):
+        i = bad[0]
+        raise LedgerImportError(f"customer {ids[i]} holds bank credit {bank_credit[i]} while owing "
+                                f"{total_due[i] - total_paid[i]} (row {i}); bank credit is what is left after "
+                                "every due is cleared: apply it to the dues first", "customers", "bank_credit_cents")
 
 
 def _outcomes(o: pd.DataFrame, ids: np.ndarray, order: np.ndarray) -> list:

@@ -11,7 +11,7 @@ from portal.models import utcnow
 
 CHUNK_ROWS = 200_000
 CUSTOMER_COLUMNS = ("id", "name", "email", "age", "phone", "password_hash", "created_at",
-                    "total_due_cents", "total_paid_cents", "bank_credit_cents")
+                    "total_due_cents", "total_paid_cents", "bank_credit_cents", "opening_bank_credit_cents")
 DUE_COLUMNS = ("customer_id", "year", "month", "due_cents", "paid_cents", "opening_paid_cents")
 OUTCOME_COLUMNS = ("customer_id", "result", "true_probability")
 
@@ -21,7 +21,7 @@ def _customer_rows(p: Prepared, password_hash: str | None, created_at) -> list[t
     ids, name, email, age, phone, total_due, total_paid, bank_credit = p.customers
     n = len(ids)
     return list(zip(ids.tolist(), name, email, age, phone, [password_hash] * n, [created_at] * n,
-                    total_due.tolist(), total_paid.tolist(), bank_credit.tolist()))
+                    total_due.tolist(), total_paid.tolist(), bank_credit.tolist(), bank_credit.tolist()))
 
 
 def _existing_customers(cursor, ids: np.ndarray, placeholder: str) -> np.ndarray:

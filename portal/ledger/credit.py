@@ -4,7 +4,8 @@ Both methods (``portal.ledger.percentage``, ``portal.ml``) end in
 ``record_decision``, the one place that applies the credit policy
 (``portal.ledger.policy``: eligibility, score, limit), stores the decision and,
 on approval, adds the credit to the chosen month's due (``portal.credit_requests``
-runs them).
+runs them). Bank credit the customer holds settles the new due in the same
+transaction (``portal.ledger.bank_credit.settle``).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.db import write_transaction
-from portal.ledger import idempotency, policy
+from portal.ledger import bank_credit, idempotency, policy
 from portal.ledger.decision import Decision
 from portal.ledger.errors import InvalidRequest
 from portal.ledger.locks import lock_customer
@@ -91,6 +92,9 @@ def record_decision(session: Session, customer_id: int, year: int, month: int, a
             checks=[c.to_record() for c in verdict.checks],
         )
         session.add(row)
+        if decision.approved:  # a new due: bank credit the customer holds pays it at once
+            session.flush()
+            bank_credit.settle(session, customer, credit_decision_id=row.id)
         if once is not None:
             idempotency.remember(session, "credit", customer_id, *once, {"request_id": row.request_id})
     return row

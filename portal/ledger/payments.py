@@ -1,15 +1,15 @@
-"""Paying dues and reversing payments: each one locked transaction, used by every caller."""
+"""Paying dues, previewing a payment and reversing payments: each one locked transaction, used by every caller."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, or_, select, tuple_, update
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from contracts import allocation as rule
 from portal.db import write_transaction
-from portal.ledger import idempotency
+from portal.ledger import bank_credit, booking, idempotency
 from portal.ledger.errors import Conflict, InvalidRequest, NotFound
 from portal.ledger.locks import lock_customer
 from portal.models import Allocation, Due, Payment, PaymentReversal, utcnow
@@ -45,6 +45,36 @@ class PaymentResult:
                       "reversed_at": reversal.created_at if reversal else None})
 
 
+@dataclass
+class Plan:
+    """Where a payment would go now: the allocation rule over the customer's months, nothing written."""
+
+    year: int
+    month: int
+    amount_cents: int
+    month_owed_cents: int  # what the chosen month still owes (0: already paid)
+    allocations: list[rule.Allocation]
+    to_bank_credit_cents: int
+
+
+def preview(session: Session, customer_id: int, year: int, month: int, amount_cents: int) -> Plan:
+    """Say where a payment would go now, writing nothing (`pay` runs the same under the customer's lock)."""
+    if amount_cents <= 0:
+        raise InvalidRequest("amount must be positive", "amount")
+    chosen = session.get(Due, (customer_id, year, month))
+    if chosen is None:
+        known_year = session.scalar(select(Due.year).where(Due.customer_id == customer_id, Due.year == year)
+                                    .limit(1))
+        raise InvalidRequest(f"{year}-{month:02d} is not in the customer's schedule",
+                             "year" if known_year is None else "month")
+    owed_now = chosen.due_cents - chosen.paid_cents
+    # The chosen month, then every month that still owes: the rule visits them in its order.
+    months = [rule.Outstanding(year, month, owed_now),
+              *(m for m in booking.owed_months(session, customer_id) if (m.year, m.month) != (year, month))]
+    allocations, to_bank = rule.allocate(amount_cents, (year, month), months)
+    return Plan(year, month, amount_cents, owed_now, allocations, to_bank)
+
+
 def pay(session: Session, customer_id: int, year: int, month: int, amount_cents: int,
         idempotency_key: str | None = None, source: str = "api", max_cents: int | None = None) -> PaymentResult:
     """Record a payment and allocate it by the allocation rule, exactly once per key."""
@@ -62,38 +92,14 @@ def pay(session: Session, customer_id: int, year: int, month: int, amount_cents:
                     PaymentReversal.payment_id == previous["payment_id"])).one_or_none()
                 return PaymentResult.from_record(previous, reversal)
 
-        # Only the chosen month and the later months that still owe can take money.
-        when = tuple_(Due.year, Due.month)
-        rows = session.execute(
-            select(Due.year, Due.month, Due.due_cents, Due.paid_cents)
-            .where(Due.customer_id == customer_id, when >= tuple_(year, month),
-                   or_(when == tuple_(year, month), Due.paid_cents < Due.due_cents))
-            .order_by(Due.year, Due.month)
-        ).all()
-        if not rows or (rows[0].year, rows[0].month) != (year, month):
-            known_year = session.scalar(select(Due.year).where(Due.customer_id == customer_id, Due.year == year)
-                                        .limit(1))
-            raise InvalidRequest(f"{year}-{month:02d} is not in the customer's schedule",
-                                 "year" if known_year is None else "month")
-
-        outstanding = [rule.Outstanding(r.year, r.month, r.due_cents - r.paid_cents) for r in rows]
-        allocations, to_bank = rule.allocate(amount_cents, (year, month), outstanding)
-
+        where = preview(session, customer_id, year, month, amount_cents)
+        allocations, to_bank = where.allocations, where.to_bank_credit_cents
         payment_id = session.execute(
             insert(Payment).values(customer_id=customer_id, year=year, month=month, amount_cents=amount_cents,
                                    to_bank_credit_cents=to_bank, source=source, idempotency_key=idempotency_key,
                                    created_at=utcnow()).returning(Payment.id)
         ).scalar_one()
-        if allocations:
-            paid = {(r.year, r.month): r.paid_cents for r in rows}
-            session.execute(insert(Allocation), [
-                {"payment_id": payment_id, "customer_id": customer_id, "year": a.year, "month": a.month,
-                 "amount_cents": a.amount_cents} for a in allocations])
-            # Absolute new values are safe: the customer's lock is held until commit.
-            session.execute(update(Due), [
-                {"customer_id": customer_id, "year": a.year, "month": a.month,
-                 "paid_cents": paid[(a.year, a.month)] + a.amount_cents} for a in allocations])
-        customer.total_paid_cents += amount_cents - to_bank
+        booking.book(session, customer, allocations, payment_id=payment_id)
         customer.bank_credit_cents += to_bank
 
         result = PaymentResult(payment_id, customer_id, year, month, amount_cents, allocations, to_bank)
@@ -103,7 +109,13 @@ def pay(session: Session, customer_id: int, year: int, month: int, amount_cents:
 
 
 def reverse_payment(session: Session, payment_id: int, manager_id: int, reason: str) -> PaymentReversal:
-    """Undo a payment's allocations and bank credit with a reversal row (never an edit)."""
+    """Undo a payment's allocations and bank credit with a reversal row (never an edit).
+
+    The months it paid are owed again and its bank credit is taken away. If that
+    bank credit had already paid dues, those applications are undone too, newest
+    first (``bank_credit.take_back``). Bank credit the customer still holds then
+    settles what is owed, oldest first, so nothing is owed while bank credit remains.
+    """
     if not reason or not reason.strip():
         raise InvalidRequest("a reason is required", "reason")
     with write_transaction(session):
@@ -116,16 +128,12 @@ def reverse_payment(session: Session, payment_id: int, manager_id: int, reason: 
         ).one_or_none()
         if already is not None:
             raise Conflict("payment is already reversed", "payment_id")
-        if customer.bank_credit_cents < payment.to_bank_credit_cents:
-            raise Conflict("the bank credit from this payment is no longer there", "payment_id")
-        allocated = 0
-        for a in session.scalars(select(Allocation).where(Allocation.payment_id == payment_id)):
-            due = session.get(Due, (a.customer_id, a.year, a.month))
-            due.paid_cents -= a.amount_cents
-            allocated += a.amount_cents
-        customer.total_paid_cents -= allocated
-        customer.bank_credit_cents -= payment.to_bank_credit_cents
         reversal = PaymentReversal(payment_id=payment_id, manager_id=manager_id,
                                    reason=reason.strip()[:500], created_at=utcnow())
         session.add(reversal)
+        session.flush()
+        booking.unbook(session, customer, list(session.scalars(
+            select(Allocation).where(Allocation.payment_id == payment_id))))
+        bank_credit.take_back(session, customer, payment.to_bank_credit_cents, reversal.id)
+        bank_credit.settle(session, customer, payment_reversal_id=reversal.id)
     return reversal

@@ -1,13 +1,15 @@
-"""What a customer sees: summary, the monthly table and payment history (read-only)."""
+"""What a customer sees: summary, the monthly table, payments and the whole history (read-only)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import calendar
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.ledger.errors import NotFound
-from portal.models import Allocation, Customer, Due, Payment, PaymentReversal
+from portal.models import Allocation, BankCreditEntry, Customer, Due, Payment, PaymentReversal
 
 
 @dataclass
@@ -104,3 +106,55 @@ def payment_history(session: Session, customer_id: int, limit: int = 100, offset
         for r in session.scalars(select(PaymentReversal).where(PaymentReversal.payment_id.in_(ids))):
             reversals[r.payment_id] = r
     return [PaymentEntry(p, allocations[p.id], reversals.get(p.id)) for p in payments]
+
+
+@dataclass
+class HistoryEntry:
+    """One line of the whole history: a payment, an imported month, or a movement of bank credit.
+
+    ``kind`` is ``payment``, ``imported`` (what the import says was paid towards
+    a month, dated by that month), or a bank credit entry's kind (``applied``,
+    ``unapplied``, ``refund``).
+    """
+
+    kind: str
+    when: datetime
+    amount_cents: int
+    year: int | None = None
+    month: int | None = None
+    allocations: list[Allocation] = field(default_factory=list)
+    payment: Payment | None = None
+    reversal: PaymentReversal | None = None
+    entry: BankCreditEntry | None = None
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)  # SQLite: naive UTC
+
+
+def history(session: Session, customer_id: int, limit: int | None = None) -> list[HistoryEntry]:
+    """Return the newest `limit` lines (all when None) of payments, imported months and bank credit moves."""
+    get_customer(session, customer_id)
+    lines = [HistoryEntry("payment", _aware(e.payment.created_at), e.payment.amount_cents, e.payment.year,
+                          e.payment.month, e.allocations, e.payment, e.reversal)
+             for e in payment_history(session, customer_id, limit=limit or 10**9)]
+    entries = session.scalars(select(BankCreditEntry).where(BankCreditEntry.customer_id == customer_id)
+                              .order_by(BankCreditEntry.id.desc()).limit(limit)).all()
+    allocated: dict[int, list[Allocation]] = {e.id: [] for e in entries}
+    if entries:
+        for a in session.scalars(select(Allocation).where(Allocation.bank_credit_entry_id.in_(allocated))
+                                 .order_by(Allocation.year, Allocation.month)):
+            allocated[a.bank_credit_entry_id].append(a)
+    lines += [HistoryEntry(e.kind, _aware(e.created_at), e.amount_cents, allocations=allocated[e.id], entry=e)
+              for e in entries]
+    imported = session.execute(
+        select(Due.year, Due.month, Due.opening_paid_cents)
+        .where(Due.customer_id == customer_id, Due.opening_paid_cents > 0)
+        .order_by(Due.year.desc(), Due.month.desc()).limit(limit)
+    ).all()
+    # An imported month is dated by its last day: what was paid towards it, by the end of it.
+    lines += [HistoryEntry("imported", datetime(r.year, r.month, calendar.monthrange(r.year, r.month)[1],
+                                                tzinfo=UTC), r.opening_paid_cents, r.year, r.month)
+              for r in imported]
+    lines.sort(key=lambda line: line.when, reverse=True)
+    return lines[:limit] if limit is not None else lines

@@ -1,4 +1,5 @@
-// The portal's only script: the password eye toggle and the wait state of forms that take a moment.
+// The portal's only script: the password eye toggle, the wait state of forms that take a moment,
+// and the pay form's live preview (the server renders it: one allocation rule, one way to format money).
 (function () {
   "use strict";
 
@@ -18,12 +19,42 @@
   function setupBusy(form) {
     var status = form.querySelector(".busy");
     form.addEventListener("submit", function (event) {
+      if (event.submitter && event.submitter.name === "preview") { return; }  // a preview pays nothing
       if (form.dataset.sent) { event.preventDefault(); return; }  // a second click sends nothing
       form.dataset.sent = "1";
       form.setAttribute("aria-busy", "true");
       form.querySelectorAll("button[type=submit]").forEach(function (b) { b.setAttribute("aria-disabled", "true"); });
       if (status) { status.textContent = form.getAttribute("data-busy"); }
     });
+  }
+
+  // Ask the server where the payment would go whenever the month or the amount changes.
+  function setupPreview(form) {
+    var box = document.getElementById("payment-preview");
+    var timer = null;
+    var asked = 0;
+    if (!box) { return; }
+    function ask() {
+      var params = new URLSearchParams();
+      ["year", "month", "amount"].forEach(function (name) {
+        var field = form.elements.namedItem(name);
+        if (field) { params.set(name, field.value); }
+      });
+      var mine = ++asked;
+      box.setAttribute("aria-busy", "true");
+      fetch(form.getAttribute("data-preview") + "?" + params.toString(), {credentials: "same-origin"})
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) {
+          if (mine !== asked) { return; }  // an older answer arriving late changes nothing
+          box.removeAttribute("aria-busy");
+          if (html !== null) { box.innerHTML = html; }
+        })
+        .catch(function () { box.removeAttribute("aria-busy"); });
+    }
+    form.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(ask, 250); });
+    form.addEventListener("change", function () { clearTimeout(timer); ask(); });
+    var amount = form.elements.namedItem("amount");
+    if (amount && amount.value) { ask(); }
   }
 
   function reset() {  // a page restored by the Back button must be usable again
@@ -39,6 +70,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-toggle-password]").forEach(setupEye);
     document.querySelectorAll("form[data-busy]").forEach(setupBusy);
+    document.querySelectorAll("form[data-preview]").forEach(setupPreview);
   });
   window.addEventListener("pageshow", function (event) { if (event.persisted) { reset(); } });
 }());

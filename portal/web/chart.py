@@ -1,10 +1,9 @@
 """The dashboard's chart, drawn on the server as SVG: due vs paid per month (or per year for All)."""
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass
 
-from portal.money import format_cents
+from portal.web.formats import money, month_name
 
 WIDTH, HEIGHT = 720, 250
 LEFT, RIGHT, TOP, BOTTOM = 72, 12, 14, 34
@@ -51,7 +50,7 @@ def due_vs_paid(rows, year: int | None) -> Chart | None:
     if not rows:
         return None
     if year is not None:
-        groups = [(calendar.month_abbr[r.month], r.amount_to_pay_cents, r.amount_paid_cents) for r in rows]
+        groups = [(month_name(r.month, True), r.amount_to_pay_cents, r.amount_paid_cents) for r in rows]
         title = f"Due and paid per month in {year}"
     else:
         sums: dict[int, list[int]] = {}
@@ -71,7 +70,7 @@ def due_vs_paid(rows, year: int | None) -> Chart | None:
         for kind, value, x in (("due", due, centre - bar_w - 1), ("paid", paid, centre + 1)):
             h = plot_h * value / top
             bars.append(Bar(round(x, 1), round(TOP + plot_h - h, 1), round(bar_w, 1), round(h, 1), kind,
-                            f"{label}: {kind} {format_cents(value)}"))
+                            f"{label}: {kind} {money(value)}"))
         labels.append((round(centre, 1), label))
-    ticks = [(round(TOP + plot_h * (1 - k / 4), 1), format_cents(top * k // 4)) for k in range(5)]
+    ticks = [(round(TOP + plot_h * (1 - k / 4), 1), money(top * k // 4)) for k in range(5)]
     return Chart(WIDTH, HEIGHT, title, bars, labels, ticks, TOP + plot_h, LEFT, WIDTH - RIGHT)

@@ -20,10 +20,11 @@ from portal.ledger import payments, portfolio, statements
 from portal.ledger.credit import MAX_YEARS_AHEAD
 from portal.ledger.errors import Conflict, InvalidRequest, LedgerError
 from portal.ledger.percentage import percentage_paid
-from portal.models import Allocation, CreditDecision, Payment, PaymentReversal
-from portal.money import MoneyError, format_cents, parse_amount
+from portal.models import Allocation, BankCreditEntry, CreditDecision, Payment, PaymentReversal
+from portal.money import MoneyError, parse_amount
 from portal.web import chart, exports
 from portal.web.auth import login_required
+from portal.web.formats import money, pct
 from portal.web.forms import CreditForm, PayForm, year_choices
 
 bp = Blueprint("web_customer", __name__)
@@ -59,7 +60,7 @@ def dashboard(customer_id):
     year, years = chosen_year(db, customer_id)
     rows = statements.months(db, customer_id, year)
     months, totals = present.month_rows(rows)
-    history = statements.payment_history(db, customer_id, limit=HISTORY_ON_PAGE)
+    history = statements.history(db, customer_id, limit=HISTORY_ON_PAGE)
     overdue = None
     if user.is_manager:
         overdue = portfolio.overdue_months(db, [customer_id], date.today())[customer_id]
@@ -69,24 +70,12 @@ def dashboard(customer_id):
                            overdue=overdue, history_limit=HISTORY_ON_PAGE)
 
 
-def _all_payments(db, customer_id: int):
-    entries, offset = [], 0
-    while True:
-        page = statements.payment_history(db, customer_id, limit=500, offset=offset)
-        entries.extend(page)
-        if len(page) < 500:
-            return entries
-        offset += 500
-
-
 @bp.route("/customers/<id:customer_id>/history.csv")
 @login_required()
 def history_csv(customer_id):
-    """Download the whole payment history as CSV."""
+    """Download the whole history (payments, imported months, bank credit) as CSV."""
     require_customer_access(customer_id)
-    db = get_session()
-    statements.get_customer(db, customer_id)
-    body = exports.history_csv(_all_payments(db, customer_id))
+    body = exports.history_csv(statements.history(get_session(), customer_id))
     return Response(body, mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="payments-{customer_id}.csv"'})
 
@@ -100,7 +89,7 @@ def statement_pdf(customer_id):
     info = present.summary(db, customer_id)
     year, _years = chosen_year(db, customer_id)
     months, totals = present.month_rows(statements.months(db, customer_id, year))
-    pdf = exports.statement_pdf(info, year, months, totals, _all_payments(db, customer_id), date.today())
+    pdf = exports.statement_pdf(info, year, months, totals, statements.history(db, customer_id), date.today())
     name = f"statement-{customer_id}-{year or 'all'}.pdf"
     return Response(pdf, mimetype="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
@@ -126,14 +115,18 @@ def _amount(form) -> int | None:
 @bp.route("/pay", methods=["GET", "POST"])
 @login_required("customer")
 def pay():
-    """Pay from a chosen month on; show where the money went (idempotent per form)."""
+    """Pay from a chosen month on; preview where the money goes first; show where it went (idempotent per form)."""
     db = get_session()
     uid = current_user.user_id
     info = present.summary(db, uid)
     form = PayForm()
     form.year.choices = year_choices(info["years"])
-    error, status = None, 200
-    if form.validate_on_submit():
+    error, status, plan = None, 200, None
+    if form.is_submitted() and form.preview.data:  # "Preview": nothing is paid
+        if form.validate():
+            plan = _plan(db, uid, form)
+        status = 200 if plan is not None else 422
+    elif form.validate_on_submit():
         cents = _amount(form)
         if cents is not None:
             try:
@@ -165,7 +158,35 @@ def pay():
             form.year.data, form.month.data = start
     if not form.idempotency_key.data:
         form.idempotency_key.data = f"web-{uuid.uuid4().hex}"
-    return render_template("customer/pay.html", form=form, info=info, error=error), status
+    oldest = statements.oldest_unpaid(db, uid)
+    return render_template("customer/pay.html", form=form, info=info, error=error, plan=plan,
+                           oldest=oldest), status
+
+
+def _plan(db, customer_id: int, form) -> payments.Plan | None:
+    """Preview the form's payment; put what is wrong on the form's fields."""
+    cents = _amount(form)
+    if cents is None:
+        return None
+    try:
+        return payments.preview(db, customer_id, form.year.data, form.month.data, cents)
+    except LedgerError as exc:
+        _field_error(form, exc)
+        return None
+
+
+@bp.route("/pay/preview")
+@login_required("customer")
+def pay_preview():
+    """Return the preview of a payment as a fragment of the pay page (the script asks as the customer types)."""
+    db = get_session()
+    form = PayForm(request.args, meta={"csrf": False})
+    form.year.choices = year_choices(statements.years(db, current_user.user_id))
+    fields = (form.year, form.month, form.amount)
+    plan = _plan(db, current_user.user_id, form) if all([f.validate(form) for f in fields]) else None
+    errors = [e for f in fields for e in f.errors]
+    return render_template("customer/_preview.html", plan=plan, errors=errors,
+                           oldest=statements.oldest_unpaid(db, current_user.user_id))
 
 
 def load_payment(db, payment_id: int):
@@ -258,8 +279,9 @@ def advice(d: dict, customer_id: int, db) -> list[str]:
     if "score" in failed and d["method"] == "percentage":
         needed = math.ceil(d["threshold"] / 100 * now.total_credit_cents) - now.total_paid_cents
         if needed > 0:
-            tips.append(f"You have paid {percentage(now)} of everything due; {d['threshold']:g}% is needed. "
-                        f"Paying {format_cents(needed)} more towards the months you still owe would get you there.")
+            tips.append(f"You have paid {pct(percentage_paid(now.total_paid_cents, now.total_credit_cents))} of "
+                        f"everything due; {pct(d['threshold'])} is needed. Paying {money(needed)} more towards "
+                        "the months you still owe would get you there.")
     if "score" in failed and d["method"] == "ml":
         low = sorted({str(r["year"]) for r in d["reasons"] if r.get("year") and r.get("code") != "raised_score"})
         years = f" ({', '.join(low)} counted against you)" if low else ""
@@ -267,16 +289,10 @@ def advice(d: dict, customer_id: int, db) -> list[str]:
                     f"{date.today().year + 1}; until then the percentage method may suit you better.")
     if "limit" in failed:
         h = present.summary(db, customer_id)
-        tips.append(f"You can borrow up to {h['available_credit']} now (limit {h['credit_limit']}, "
-                    f"of which {h['exposure']} is still owed). Ask for that much or less, "
+        tips.append(f"You can borrow up to {money(h['available_credit'])} now (limit {money(h['credit_limit'])}, "
+                    f"of which {money(h['exposure'])} is still owed). Ask for that much or less, "
                     "or pay what you owe to free up more.")
     return tips
-
-
-def percentage(summary) -> str:
-    """Show a summary's paid share of all dues."""
-    share = percentage_paid(summary.total_paid_cents, summary.total_credit_cents)
-    return "0%" if share is None else f"{share:.2f}".rstrip("0").rstrip(".") + "%"
 
 
 @bp.route("/decisions/<request_id>")
@@ -290,6 +306,7 @@ def decision(request_id):
     user = require_customer_access(row.customer_id)
     d = present.decision(row)
     if row.approved:
-        return render_template("customer/sanctioned.html", d=d, row=row, read_only=user.is_manager)
+        applied = db.scalars(select(BankCreditEntry).where(BankCreditEntry.credit_decision_id == row.id)).first()
+        return render_template("customer/sanctioned.html", d=d, row=row, read_only=user.is_manager, applied=applied)
     return render_template("customer/rejected.html", d=d, row=row, read_only=user.is_manager,
                            advice=advice(d, row.customer_id, db))

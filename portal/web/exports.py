@@ -1,4 +1,4 @@
-"""Downloads: the payment history as CSV and a PDF statement (fpdf2)."""
+"""Downloads: the whole history as CSV (plain numbers, for spreadsheets) and a PDF statement (fpdf2, for people)."""
 from __future__ import annotations
 
 import csv
@@ -10,10 +10,14 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from portal.money import format_cents
-from portal.web.pages import month_name, pct, when
+from portal.web.formats import day, money, month_year, pct, when
 
-CSV_COLUMNS = ["payment_id", "created_at", "year", "month", "amount", "allocations", "to_bank_credit",
-               "source", "reversed", "reversed_at", "reversal_reason"]
+# kind: payment | imported (a month's paid from the import, dated by the month) | bank credit applied,
+# undone (by a reversal) or refunded. Amounts are plain "1250.00", times ISO 8601 in UTC.
+CSV_COLUMNS = ["kind", "id", "date", "year", "month", "amount", "allocations", "to_bank_credit", "source",
+               "reversed", "reversed_at", "reason"]
+CSV_KINDS = {"payment": "payment", "imported": "imported", "applied": "bank credit applied",
+             "unapplied": "bank credit application undone", "refund": "bank credit refund"}
 
 
 def _cell(value: str) -> str:
@@ -21,21 +25,45 @@ def _cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-def _where(entry) -> str:
-    return "; ".join(f"{a.year}-{a.month:02d} {format_cents(a.amount_cents)}" for a in entry.allocations)
+def _where(line) -> str:
+    return "; ".join(f"{a.year}-{a.month:02d} {format_cents(a.amount_cents)}" for a in line.allocations)
 
 
-def history_csv(entries) -> str:
-    """Write payment entries (newest first) as CSV, one row per payment."""
+def _iso(moment) -> str:
+    return moment.isoformat(timespec="seconds") if moment else ""
+
+
+def history_csv(lines) -> str:
+    """Write the whole history (newest first) as CSV, one row per payment, imported month or bank credit move."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    for e in entries:
-        p, r = e.payment, e.reversal
-        writer.writerow([p.id, when(p.created_at), p.year, p.month, format_cents(p.amount_cents), _where(e),
-                         format_cents(p.to_bank_credit_cents), p.source, "yes" if r else "no",
-                         when(r.created_at) if r else "", _cell(r.reason) if r else ""])
+    for line in lines:
+        p, r, e = line.payment, line.reversal, line.entry
+        if line.kind == "imported":
+            date_, ident, source = f"{line.year}-{line.month:02d}", "", "import"
+        else:
+            date_, ident, source = _iso(line.when), (p or e).id, p.source if p else ""
+        reason = r.reason if r else (e.reason if e and e.reason else "")
+        writer.writerow([CSV_KINDS[line.kind], ident, date_, line.year or "", line.month or "",
+                         format_cents(line.amount_cents), _where(line),
+                         format_cents(p.to_bank_credit_cents) if p else "", source,
+                         ("yes" if r else "no") if p else "", _iso(r.created_at) if r else "", _cell(reason)])
     return out.getvalue()
+
+
+PDF_KINDS = {"payment": "Payment", "imported": "Imported", "applied": "Bank credit applied",
+             "unapplied": "Bank credit application undone", "refund": "Bank credit refunded"}
+
+
+def _words(line) -> str:
+    """Say where a history line's money went, for people."""
+    parts = [f"{month_year(a.year, a.month, True)}: {money(a.amount_cents)}" for a in line.allocations]
+    if line.kind == "imported":
+        parts = [month_year(line.year, line.month, True)]
+    if line.payment is not None and line.payment.to_bank_credit_cents:
+        parts.append(f"bank credit: {money(line.payment.to_bank_credit_cents)}")
+    return ", ".join(parts)
 
 
 def _text(value) -> str:
@@ -87,34 +115,32 @@ def statement_pdf(info: dict, year: int | None, months: list[dict], totals: dict
     pdf.set_font(FONT, size=10)
     period = "all years" if year is None else str(year)
     for line in (f"Customer {c['id']}: {c['name']}", f"Email: {c['email'] or '-'}   Phone: {c['phone'] or '-'}",
-                 f"Period: {period}   Issued: {today.isoformat()}"):
+                 f"Period: {period}   Issued: {day(today)}"):
         pdf.cell(0, 6, _text(line), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(3)
     pdf.set_font(FONT, "B", 12)
     pdf.cell(0, 8, "Totals (whole account)", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(FONT, size=10)
     _table(pdf, ["Total credit", "Total paid", "Balance", "Bank credit", "Paid %"],
-           [[info["total_credit"], info["total_paid"], info["balance"], info["bank_credit"],
-             pct(info["percentage_paid"])]], (1, 1, 1, 1, 1))
+           [[money(info["total_credit"]), money(info["total_paid"]), money(info["balance"]),
+             money(info["bank_credit"]), pct(info["percentage_paid"])]], (1, 1, 1, 1, 1))
     pdf.ln(4)
     pdf.set_font(FONT, "B", 12)
     pdf.cell(0, 8, f"Months ({period})", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(FONT, size=9)
-    rows = [[str(m["year"]), month_name(m["month"]), m["amount_to_pay"], m["amount_paid"], m["needtopay"]]
-            for m in months]
-    rows.append(["Total", "", totals["amount_to_pay"], totals["amount_paid"], totals["needtopay"]])
-    _table(pdf, ["Year", "Month", "Amount to pay", "Paid", "Need to pay"], rows, (1, 1, 2, 2, 2))
+    rows = [[month_year(m["year"], m["month"]), money(m["amount_to_pay"]), money(m["amount_paid"]),
+             money(m["needtopay"])] for m in months]
+    rows.append(["Total", money(totals["amount_to_pay"]), money(totals["amount_paid"]), money(totals["needtopay"])])
+    _table(pdf, ["Month", "Amount to pay", "Paid", "Need to pay"], rows, (2, 2, 2, 2))
     pdf.ln(4)
     pdf.set_font(FONT, "B", 12)
-    pdf.cell(0, 8, "Payments", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.cell(0, 8, "History", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(FONT, size=9)
     if entries:
-        rows = [[when(e.payment.created_at), f"{e.payment.year}-{e.payment.month:02d}",
-                 format_cents(e.payment.amount_cents), _where(e) or "-",
-                 format_cents(e.payment.to_bank_credit_cents), "reversed" if e.reversal else "ok"]
-                for e in entries]
-        _table(pdf, ["Date", "Month", "Amount", "Where it went", "Bank credit", "Status"], rows,
-               (3, 2, 2, 5, 2, 2))
+        rows = [[month_year(e.year, e.month) if e.kind == "imported" else when(e.when), PDF_KINDS[e.kind],
+                 money(e.amount_cents), _words(e) or "-",
+                 "reversed" if e.reversal else ""] for e in entries]
+        _table(pdf, ["Date", "What", "Amount", "Where it went", "Status"], rows, (3, 3, 2, 5, 2))
     else:
-        pdf.cell(0, 6, "No payments yet.", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.cell(0, 6, "Nothing paid yet.", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     return bytes(pdf.output())

@@ -4,7 +4,7 @@ from __future__ import annotations
 import calendar
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import HiddenField, PasswordField, RadioField, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp
 
@@ -29,6 +29,8 @@ class PayForm(FlaskForm):
     amount = StringField("Amount", validators=[InputRequired("Enter an amount")], description=AMOUNT_HINT)
     # Made when the form is shown: a second submit of the same form is the same payment.
     idempotency_key = HiddenField(validators=[Regexp(r"^web-[0-9a-f]{32}$", message="expired form")])
+    # "Show where it goes" without paying (the script shows the same as the customer types).
+    preview = SubmitField("Show where it goes")
 
 
 class CreditForm(FlaskForm):
@@ -64,6 +66,11 @@ class CustomerForm(FlaskForm):
 
 class PasswordForm(FlaskForm):
     password = PasswordField("New password", description="At least 8 characters")
+
+
+class RefundForm(FlaskForm):
+    amount = StringField("Amount to refund", validators=[InputRequired("Enter an amount")], description=AMOUNT_HINT)
+    reason = TextAreaField("Reason", description="Recorded with the refund; the customer sees it")
 
 
 class ReversalForm(FlaskForm):

@@ -9,20 +9,22 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user
 
 from portal import present
-from portal.api.schemas import CustomerIn, DecisionsArgs, PasswordIn, PortfolioArgs, ReversalIn
+from portal.api.schemas import CustomerIn, DecisionsArgs, PasswordIn, PortfolioArgs, RefundIn, ReversalIn
 from portal.auth import accounts
 from portal.auth.sessions import revoke_all
 from portal.db import get_session
 from portal.inputs import is_digits
-from portal.ledger import payments, portfolio, statements
+from portal.ledger import bank_credit, payments, portfolio, statements
 from portal.ledger.errors import LedgerError
 from portal.ledger.percentage import percentage_paid
 from portal.model_overview import overview
 from portal.models import Manager
+from portal.money import format_cents
 from portal.replay import replay
 from portal.web.auth import login_required
 from portal.web.customer import load_payment
-from portal.web.forms import ActionForm, CustomerForm, PasswordForm, PortfolioSearch, ReversalForm
+from portal.web.formats import money
+from portal.web.forms import ActionForm, CustomerForm, PasswordForm, PortfolioSearch, RefundForm, ReversalForm
 
 bp = Blueprint("web_manager", __name__, url_prefix="/manager")
 
@@ -152,6 +154,38 @@ def reverse(payment_id):
     return render_template("manager/reverse.html", form=form, payment=payment, allocations=allocations,
                            reversal=reversal, error=error,
                            customer=statements.get_customer(db, payment.customer_id)), status
+
+
+@bp.route("/customers/<id:customer_id>/refund", methods=["GET", "POST"])
+@login_required("manager")
+def refund(customer_id):
+    """Refund a customer's bank credit after a confirmation step: a refund row with who, when and why."""
+    db = get_session()
+    customer = statements.get_customer(db, customer_id)
+    form = RefundForm()
+    error, status = None, 200
+    if request.method == "GET":
+        form.amount.data = format_cents(customer.bank_credit_cents)
+    elif form.validate_on_submit():
+        body = _load(RefundIn(), {"amount": (form.amount.data or "").strip(),
+                                  "reason": (form.reason.data or "").strip()}, form)
+        if body is not None:
+            try:
+                entry = bank_credit.refund(db, customer_id, current_user.user_id, body["amount"], body["reason"])
+            except LedgerError as exc:
+                field = getattr(form, exc.field or "", None)
+                if field is None:
+                    error = exc.message[:1].upper() + exc.message[1:] + "."
+                else:
+                    field.errors = [*field.errors, exc.message[:1].upper() + exc.message[1:]]
+                status = exc.status
+            else:
+                flash(f"{money(entry.amount_cents)} of bank credit refunded to customer {customer_id}.", "success")
+                return redirect(url_for("web_customer.dashboard", customer_id=customer_id))
+    if form.is_submitted() and status == 200:
+        status = 422
+    customer = statements.get_customer(db, customer_id)
+    return render_template("manager/refund.html", form=form, customer=customer, error=error), status
 
 
 @bp.route("/model")

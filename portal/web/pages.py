@@ -1,13 +1,9 @@
-"""Landing page and the template filters."""
+"""Landing page and the template globals (number and date filters: ``portal.web.formats``)."""
 from __future__ import annotations
-
-import calendar
-from datetime import UTC
 
 from flask import Blueprint, render_template
 from flask_login import current_user
 
-from portal.money import format_cents
 from portal.web.forms import ActionForm
 
 bp = Blueprint("pages", __name__)
@@ -16,34 +12,6 @@ bp = Blueprint("pages", __name__)
 def index():
     """Show the landing page: Manager or Customer."""
     return render_template("index.html")
-
-
-@bp.app_template_filter("money")
-def money(cents: int | None) -> str:
-    """Format minor units for display, with the ledger's own formatter."""
-    return "" if cents is None else format_cents(cents)
-
-
-@bp.app_template_filter("month_name")
-def month_name(month: int, short: bool = False) -> str:
-    """Name a month number."""
-    return (calendar.month_abbr if short else calendar.month_name)[month]
-
-
-@bp.app_template_filter("when")
-def when(moment) -> str:
-    """Show a stored time in UTC to the minute."""
-    if moment is None:
-        return ""
-    if moment.tzinfo is None:  # SQLite returns naive UTC datetimes
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-@bp.app_template_filter("pct")
-def pct(value: float | None) -> str:
-    """Show a percentage with at most two decimals."""
-    return "n/a" if value is None else f"{value:.2f}".rstrip("0").rstrip(".") + "%"
 
 
 @bp.app_template_global()
