@@ -7,7 +7,10 @@
 * ``near_cutoff``: the mean profile of training applicants whose score lies
   near the decision threshold. Serving explains a decision by comparing an
   applicant's yearly percentages with this profile ("2024: 61 % paid, applicants
-  near the cut-off paid 93 %").
+  near the cut-off paid 93 %"). For a categorical feature, ``modes`` holds the
+  most common category among the *approved* applicants near the cut-off (those
+  at or just above it, Regulation B's comparison group; all near ones if none
+  is approved): "housing = rent (approved applicants near the cut-off: own)".
 """
 from __future__ import annotations
 
@@ -56,10 +59,19 @@ def feature_reference(frame: pd.DataFrame, scores: np.ndarray, spec: DatasetSpec
             "score_range": [float(scores[near].min()), float(scores[near].max())] if near.any() else None,
             "rows": int(near.sum()),
             "profile": _means(frame.loc[near], spec),
+            "modes": _modes(frame.loc[near & approved] if (near & approved).any() else frame.loc[near], spec),
         },
         "approved_profile": _means(frame.loc[approved], spec),
         "approved_rows": int(approved.sum()),
     }
+
+
+def _modes(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, str | None]:
+    out = {}
+    for name in spec.categorical:
+        counts = frame[name].astype("object").fillna("missing").astype(str).value_counts()
+        out[name] = str(counts.index[0]) if len(counts) else None
+    return out
 
 
 def _means(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, float | None]:
