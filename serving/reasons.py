@@ -5,7 +5,10 @@ that feature's value by the mean value of training applicants scored near the
 cut-off (the ``near_cutoff`` profile the pipeline stored with the version) and
 re-score. The change of score is that feature's contribution against the
 cut-off profile, as Regulation B's commentary 9(b)(2)-5 describes ("compare the
-applicant's values with those of applicants at or near the cut-off"). For a
+applicant's values with those of applicants at or near the cut-off"). A
+categorical feature is replaced by the most common category of the approved
+applicants near the cut-off (``near_cutoff.modes``; the training data's most
+common category for versions that did not store one). For a
 rejection the reasons are the features that lowered the score most; for an
 approval, those that raised it most. All substitutions of a batch are scored in
 one call. How a feature reads in words comes from the version's metadata
@@ -16,7 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from model_registry.inputs import MISSING
+
 MAX_REASONS = 4
+NEAR_CUTOFF = "approved applicants near the cut-off"
+TRAINING_MODE = "most common in training"
 
 
 def contributions(score_fn, x: np.ndarray, profile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -29,8 +36,12 @@ def contributions(score_fn, x: np.ndarray, profile: np.ndarray) -> tuple[np.ndar
     return scores[:, 0], scores[:, :1] - scores[:, 1:]
 
 
-def describe(feature: str, value: float, reference: float | None, decision_year: int, label: dict) -> str:
+def describe(feature: str, value: float | str, reference: float | str | None, decision_year: int,
+             label: dict) -> str:
     """Say in words what a feature's value was, with real years for the yearly paid percentages."""
+    if isinstance(value, str):  # a category
+        return f"{label.get('label', feature)} = {value}" + (
+            f" ({label.get('compared_with', NEAR_CUTOFF)}: {reference})" if reference is not None else "")
     if "years_ago" in label:
         # Whole percents read best; one decimal where whole ones would hide the difference.
         digits = 1 if reference is not None and round(value) == round(reference) else 0
@@ -53,23 +64,50 @@ def reasons_for(x_row: np.ndarray, contrib_row: np.ndarray, approved: bool, feat
     code = "raised_score" if approved else "lowered_score"
     if not order and not approved:
         # Nothing scored below the cut-off profile by itself (the row sits just under the
-        # line): name the features closest to falling short, so a rejection always says why.
-        order = [min(range(len(values)), key=lambda j: values[j] - reference[j])]
+        # line): name the numeric feature closest to falling short (a category has no
+        # "short": without numeric features, the one that helped least), so a rejection always says why.
+        numeric = [j for j in range(len(values)) if not isinstance(values[j], str)]
+        order = ([min(numeric, key=lambda j: values[j] - reference[j])] if numeric
+                 else [min(range(len(contrib)), key=contrib.__getitem__)])
         code = "closest_to_cutoff"
     reasons = []
     for j in order:
         label = labels.get(features[j], {})
-        reason = {"code": code, "feature": features[j], "value": round(values[j], 2),
-                  "reference": round(reference[j], 2), "contribution": round(contrib[j], 4),
-                  "text": describe(features[j], values[j], reference[j], decision_year, label)}
+        value, ref = values[j], reference[j]
+        category = isinstance(value, str)
+        reason = {"code": code, "feature": features[j], "value": value if category else round(value, 2),
+                  "reference": ref if category else round(ref, 2), "contribution": round(contrib[j], 4),
+                  "text": describe(features[j], value, ref, decision_year, label)}
         if "years_ago" in label:  # the real year a yearly feature stands for
             reason["year"] = decision_year - int(label["years_ago"])
         reasons.append(reason)
     return reasons
 
 
-def profile_vector(reference: dict, features: tuple[str, ...], bounds: dict) -> np.ndarray:
-    """Return the near-cut-off profile in feature order (the middle of the range where unknown)."""
-    profile = (reference.get("near_cutoff") or {}).get("profile") or {}
-    return np.array([profile.get(f) if profile.get(f) is not None else np.mean(bounds.get(f, (0.0, 1.0)))
-                     for f in features], dtype=np.float64)
+def feature_labels(metadata: dict, reference: dict, categorical: tuple[str, ...] = ()) -> dict[str, dict]:
+    """Return the version's feature labels; a categorical one also says whom its reference category stands for."""
+    labels = {name: dict(label) for name, label in (metadata.get("feature_labels") or {}).items()}
+    modes = (reference.get("near_cutoff") or {}).get("modes") or {}
+    for name in categorical:
+        labels.setdefault(name, {})["compared_with"] = NEAR_CUTOFF if modes.get(name) else TRAINING_MODE
+    return labels
+
+
+def profile_vector(reference: dict, features: tuple[str, ...], bounds: dict,
+                   categorical: tuple[str, ...] = ()) -> np.ndarray:
+    """Return the near-cut-off profile in feature order (the middle of the range where unknown).
+
+    A categorical feature's entry is a category: the near-cut-off mode, else the training data's
+    most common one (an object array is returned then).
+    """
+    near = reference.get("near_cutoff") or {}
+    profile, modes = near.get("profile") or {}, near.get("modes") or {}
+    shares = reference.get("categories") or {}
+    values = []
+    for f in features:
+        if f in categorical:
+            common = max((shares.get(f) or {MISSING: 1.0}).items(), key=lambda item: item[1])[0]
+            values.append(modes.get(f) or common)
+        else:
+            values.append(profile.get(f) if profile.get(f) is not None else np.mean(bounds.get(f, (0.0, 1.0))))
+    return np.array(values, dtype=object if categorical else np.float64)

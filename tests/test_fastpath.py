@@ -17,10 +17,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.pipeline import Pipeline as SkPipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+from model_registry.servable import probe_rows
 from pipeline import train as tr
 from serving import trees
 from serving.fastpath import TREE_MAX_ROWS, compile_pipeline
-from serving.holder import probe_rows
 from tests.factories import synthetic_frame
 
 FEATURES = tuple(f"f{i}" for i in range(5))
