@@ -12,7 +12,9 @@ from mlflow import MlflowClient
 import model_registry
 from model_registry import package, registry, servable, store
 from pipeline.features import FEATURES
+from pipeline.run import RunConfig, run
 from serving import create_app
+from tests.factories import synthetic_frame
 from tests.plugins.mlflow_stores import APPLICANT_MODEL
 
 pytestmark = pytest.mark.slow
@@ -123,3 +125,13 @@ def test_serving_keeps_the_last_good_version_and_names_the_problem(mlflow_uri, a
     v = client.get("/version").json
     assert v["version"] == good and "input example: row 0: age_years=" in v["last_reload_error"]
     assert client.get("/ready").status_code == 200 and client.get("/ping").status_code == 200
+
+
+def test_the_pipeline_never_promotes_a_version_serving_cannot_score(mlflow_uri, monkeypatch):
+    monkeypatch.setattr(servable, "problem", lambda version, **_: f"version {version} cannot be scored")
+    outcome = run(RunConfig(tracking_uri=mlflow_uri), frame=synthetic_frame(600, seed=3), out=lambda line: None)
+    assert not outcome.promoted and registry.champion_version(tracking_uri=mlflow_uri) is None
+    assert outcome.decision.reasons[-1] == f"servable: version {outcome.version} cannot be scored"
+    tags = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri).get_model_version(
+        "credit-approval", outcome.version).tags
+    assert tags["status"] == "challenger" and "cannot be scored" in tags["gate_reasons"]
