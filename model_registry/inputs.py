@@ -41,7 +41,6 @@ def _category(i: int, name: str, value: object) -> str:
 def encode(rows: list, features: tuple[str, ...], bounds: dict[str, tuple[float, float]],
            categorical: tuple[str, ...] = ()) -> np.ndarray:
     """Check each row (an object, or a list in feature order) and stack the model's input matrix."""
-    kinds = [name in categorical for name in features]
     x = np.empty((len(rows), len(features)), dtype=object if categorical else np.float64)
     for i, row in enumerate(rows):
         if isinstance(row, dict):
@@ -55,8 +54,8 @@ def encode(rows: list, features: tuple[str, ...], bounds: dict[str, tuple[float,
             values = row
         else:
             raise BadInput(f"row {i}: a row must be an object or a list")
-        for j, (name, value, is_category) in enumerate(zip(features, values, kinds)):
-            if is_category:
+        for j, (name, value) in enumerate(zip(features, values)):
+            if categorical and name in categorical:
                 x[i, j] = _category(i, name, value)
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):

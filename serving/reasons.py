@@ -39,9 +39,6 @@ def contributions(score_fn, x: np.ndarray, profile: np.ndarray) -> tuple[np.ndar
 def describe(feature: str, value: float | str, reference: float | str | None, decision_year: int,
              label: dict) -> str:
     """Say in words what a feature's value was, with real years for the yearly paid percentages."""
-    if isinstance(value, str):  # a category
-        return f"{label.get('label', feature)} = {value}" + (
-            f" ({label.get('compared_with', NEAR_CUTOFF)}: {reference})" if reference is not None else "")
     if "years_ago" in label:
         # Whole percents read best; one decimal where whole ones would hide the difference.
         digits = 1 if reference is not None and round(value) == round(reference) else 0
@@ -49,6 +46,9 @@ def describe(feature: str, value: float | str, reference: float | str | None, de
         if reference is not None:
             text += f" (applicants near the cut-off paid {reference:.{digits}f}%)"
         return text
+    if isinstance(value, str):  # a category
+        return f"{label.get('label', feature)} = {value}" + (
+            f" ({label.get('compared_with', NEAR_CUTOFF)}: {reference})" if reference is not None else "")
     name = label.get("label", feature)
     return f"{name} = {value:g}" + (f" (near the cut-off: {reference:g})" if reference is not None else "")
 
@@ -74,10 +74,9 @@ def reasons_for(x_row: np.ndarray, contrib_row: np.ndarray, approved: bool, feat
     for j in order:
         label = labels.get(features[j], {})
         value, ref = values[j], reference[j]
-        category = isinstance(value, str)
-        reason = {"code": code, "feature": features[j], "value": value if category else round(value, 2),
-                  "reference": ref if category else round(ref, 2), "contribution": round(contrib[j], 4),
-                  "text": describe(features[j], value, ref, decision_year, label)}
+        shown = (value, ref) if isinstance(value, str) else (round(value, 2), round(ref, 2))
+        reason = {"code": code, "feature": features[j], "value": shown[0], "reference": shown[1],
+                  "contribution": round(contrib[j], 4), "text": describe(features[j], value, ref, decision_year, label)}
         if "years_ago" in label:  # the real year a yearly feature stands for
             reason["year"] = decision_year - int(label["years_ago"])
         reasons.append(reason)
