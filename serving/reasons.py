@@ -64,10 +64,11 @@ def reasons_for(x_row: np.ndarray, contrib_row: np.ndarray, approved: bool, feat
     code = "raised_score" if approved else "lowered_score"
     if not order and not approved:
         # Nothing scored below the cut-off profile by itself (the row sits just under the
-        # line): name the numeric feature closest to falling short (a category has no
-        # "short": without numeric features, the one that helped least), so a rejection always says why.
-        numeric = [j for j in range(len(values)) if not isinstance(values[j], str)]
-        order = ([min(numeric, key=lambda j: values[j] - reference[j])] if numeric
+        # line): name the feature closest to falling short, so a rejection always says why. Only
+        # a feature whose higher value never lowers the score (the spec's monotone ones) can be
+        # "short"; without one, the feature that helped least.
+        rising = [j for j in range(len(values)) if labels.get(features[j], {}).get("higher_is_better")]
+        order = ([min(rising, key=lambda j: values[j] - reference[j])] if rising
                  else [min(range(len(contrib)), key=contrib.__getitem__)])
         code = "closest_to_cutoff"
     reasons = []
@@ -84,8 +85,14 @@ def reasons_for(x_row: np.ndarray, contrib_row: np.ndarray, approved: bool, feat
 
 
 def feature_labels(metadata: dict, reference: dict, categorical: tuple[str, ...] = ()) -> dict[str, dict]:
-    """Return the version's feature labels; a categorical one also says whom its reference category stands for."""
+    """Return the version's feature labels, with whom a categorical one is compared and which may fall short.
+
+    ``higher_is_better``: the spec's monotone features (a higher value never lowers the score);
+    ``compared_with``: the group a categorical feature's reference category comes from.
+    """
     labels = {name: dict(label) for name, label in (metadata.get("feature_labels") or {}).items()}
+    for name in (metadata.get("spec") or {}).get("monotone_increasing") or ():
+        labels.setdefault(name, {})["higher_is_better"] = True
     modes = (reference.get("near_cutoff") or {}).get("modes") or {}
     for name in categorical:
         labels.setdefault(name, {})["compared_with"] = NEAR_CUTOFF if modes.get(name) else TRAINING_MODE

@@ -21,6 +21,7 @@ from pipeline.dataset import feature_matrix
 from pipeline.features import FEATURES
 from serving import create_app
 from serving.config import model_ref
+from serving.reasons import feature_labels, reasons_for
 from tests.factories import APPLICANT_CATEGORICAL, APPLICANT_NUMERIC
 from tests.plugins.mlflow_stores import APPLICANT_MODEL, APPLICANT_SPEC, APPLICANT_THRESHOLD, applicant_frame
 
@@ -199,3 +200,13 @@ def test_an_alias_nobody_holds_means_not_ready(applicant_store):
 def test_serving_model_must_be_name_at_alias(value):
     with pytest.raises(ValueError, match="name@alias"):
         model_ref(value)
+
+
+def test_only_a_feature_that_can_fall_short_is_closest_to_the_cutoff():
+    features, x_row = ("age_years", "housing"), np.array([30.0, "own"], dtype=object)
+    profile, contrib = np.array([40.0, "own"], dtype=object), np.array([0.002, 0.0])
+    labels = feature_labels({"spec": {"monotone_increasing": ["age_years"]}}, {}, ("housing",))
+    (reason,) = reasons_for(x_row, contrib, False, features, profile, 2026, labels)
+    assert (reason["code"], reason["feature"]) == ("closest_to_cutoff", "age_years")
+    (reason,) = reasons_for(x_row, contrib, False, features, profile, 2026, feature_labels({}, {}, ("housing",)))
+    assert (reason["feature"], reason["text"]) == ("housing", "housing = own (most common in training: own)")
