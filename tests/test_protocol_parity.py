@@ -219,3 +219,15 @@ def test_a_null_category_is_missing_in_every_format(servers, key):
     assert score(stock, {"dataframe_records": null}) == missing
     assert score(stock, {key: null}) == score(stock, {"dataframe_records": [ROW | {"purpose": "None"}]}) != missing
     assert score(ours, {key: null}) == score(ours, {"dataframe_records": null}) == missing
+
+
+def test_served_under_gunicorn_with_its_scorer_and_reasons_in_words(servers):
+    _, ours = servers
+    version = requests.get(ours + "/version", timeout=10).json()
+    assert version["name"] == APPLICANT_MODEL and version["categorical"] == list(APPLICANT_CATEGORICAL)
+    assert version["scorer"] == {"champion": "scikit-learn predict_proba", "challenger": "compiled, exact"}[
+        version["alias"]]
+    r = requests.post(ours + "/v1/decisions", json={"rows": [ROW]}, timeout=10)
+    assert r.status_code == 200, r.text
+    reasons = r.json()["decisions"][0]["reasons"]
+    assert any(reason["text"] == "housing = rent (approved applicants near the cut-off: own)" for reason in reasons)
