@@ -75,7 +75,7 @@ run: model $(TOKEN_FILE) ## start the whole system on SQLite: demo data, a train
 portal: data $(TOKEN_FILE) ## start only the portal (gunicorn on PORTAL_PORT)
 	@$(PORTAL_CMD)
 
-serve: install $(TOKEN_FILE) ## start only the decision service (gunicorn on SERVING_PORT, loads credit-approval@champion)
+serve: install $(TOKEN_FILE) ## start only the decision service (gunicorn on SERVING_PORT, loads SERVING_MODEL, default credit-approval@champion)
 	@$(SERVE_CMD)
 
 train: $(if $(DATA),install,data) ## dataset -> train -> evaluate -> register -> gate, with a summary table (DATA=file to train on a file)

@@ -17,20 +17,18 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
 import numpy as np
-import requests
 
 from bench.wrk import wrk
 from model_registry import registry, store
 from serving.decisions import decide
 from serving.holder import ModelHolder
-from testing.servers import Gunicorn, free_port
+from testing.servers import Gunicorn, MlflowServe
 
 ROOT = Path(__file__).resolve().parent.parent
 ROW = {"paid_pct_5y_ago": 81.3, "paid_pct_4y_ago": 79.4, "paid_pct_3y_ago": 92.7, "paid_pct_2y_ago": 92.6,
@@ -39,27 +37,6 @@ BODY = json.dumps({"dataframe_records": [ROW]})
 GOALS = {"throughput_ratio": 10.0, "p99_ms": 5.0, "decision_us": 25.0, "batch_1m_s": 1.0}
 
 
-def start_mlflow(uri: str, workers: int) -> tuple[subprocess.Popen, str]:
-    """Start `mlflow models serve` on the champion and wait until it answers."""
-    port = free_port()
-    # MLflow starts `uvicorn` by name: the venv's bin must be on PATH.
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri,
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", registry.champion_uri(),
-         "--env-manager", "local", "-w", str(workers), "-h", "127.0.0.1", "-p", str(port)],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if requests.post(url + "/invocations", data=BODY, timeout=2,
-                             headers={"Content-Type": "application/json"}).status_code == 200:
-                return process, url
-        except requests.RequestException:
-            time.sleep(0.5)
-    os.killpg(process.pid, 9)
-    raise RuntimeError("mlflow models serve did not start")
 
 
 def in_process(uri: str) -> dict:
@@ -132,13 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         wrk(ours.url + "/invocations", BODY, 2)  # warm up
         results["ours"] = wrk(ours.url + "/invocations", BODY, args.seconds)
     print("baseline: mlflow models serve ...", flush=True)
-    theirs, url = start_mlflow(uri, args.workers)
-    try:
-        wrk(url + "/invocations", BODY, 2)
-        results["mlflow"] = wrk(url + "/invocations", BODY, args.seconds)
-    finally:
-        os.killpg(theirs.pid, 15)
-        theirs.wait(timeout=30)
+    with MlflowServe(registry.champion_uri(), {"MLFLOW_TRACKING_URI": uri}, workers=args.workers) as theirs:
+        wrk(theirs.url + "/invocations", BODY, 2)
+        results["mlflow"] = wrk(theirs.url + "/invocations", BODY, args.seconds)
 
     ours, base, ip = results["ours"], results["mlflow"], results["in_process"]
     results["throughput_ratio"] = ours["rps"] / base["rps"]

@@ -5,7 +5,10 @@ truth; the live version carries the alias ``champion``. This package registers
 versions, promotes one (with who/when/why), rolls back to the previous
 champion, describes the versions, and resolves and loads the champion for
 serving (``load_champion()`` returns the fitted scikit-learn pipeline, its
-version, threshold, feature names and feature reference).
+version, threshold, feature names and feature reference; ``alias=`` follows
+another alias). ``inputs`` holds the rules every scored row follows and
+``servable`` the check serving and the gate both run: can this version be
+loaded and scored the way serving does?
 
 Command line: ``python -m model_registry {describe,promote VERSION,rollback,champion}``.
 """

@@ -65,6 +65,24 @@ def log_model(pipeline, metadata: dict, reference: dict, input_example: pd.DataF
         )
 
 
+def read_signature(path: str | Path) -> list[dict] | None:
+    """Return the input columns of a downloaded model's signature (name, type), or None without one."""
+    signature = yaml.safe_load((Path(path) / "MLmodel").read_text()).get("signature") or {}
+    return json.loads(signature["inputs"]) if signature.get("inputs") else None
+
+
+def read_input_example(path: str | Path) -> list[dict] | None:
+    """Return a downloaded model's input example as rows ({column: value}), or None without one."""
+    path = Path(path)
+    info = yaml.safe_load((path / "MLmodel").read_text()).get("saved_input_example_info") or {}
+    if not info.get("artifact_path") or not (path / info["artifact_path"]).exists():
+        return None
+    example = json.loads((path / info["artifact_path"]).read_text())
+    if isinstance(example, dict) and "data" in example:  # pandas "split" orient, as MLflow saves a DataFrame
+        return [dict(zip(example["columns"], row)) for row in example["data"]]
+    return example if isinstance(example, list) else None
+
+
 def read_model_dir(path: str | Path) -> tuple[object, dict, dict]:
     """Return (pipeline, metadata, reference) from a downloaded model folder."""
     path = Path(path)

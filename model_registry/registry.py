@@ -61,6 +61,8 @@ class LoadedModel:
     categorical: list[str]
     reference: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
+    signature: list[dict] | None = None  # the MLmodel's input columns: [{"name", "type"}, ...]
+    input_example: list[dict] | None = None  # the rows logged with the model
 
     @property
     def bounds(self) -> dict[str, tuple[float, float]]:
@@ -92,9 +94,9 @@ def _who(who: str | None) -> str:
         return "unknown"
 
 
-def champion_uri(name: str = MODEL_NAME) -> str:
-    """Return the URI serving loads: ``models:/credit-approval@champion``."""
-    return f"models:/{name}@{CHAMPION}"
+def champion_uri(name: str = MODEL_NAME, alias: str = CHAMPION) -> str:
+    """Return the URI serving loads: ``models:/credit-approval@champion`` by default."""
+    return f"models:/{name}@{alias}"
 
 
 def register(model_uri: str, *, run_id: str | None = None, tags: dict | None = None, description: str = "",
@@ -124,10 +126,10 @@ def find_version(*, training_key: str, name: str = MODEL_NAME, tracking_uri: str
     return str(min(int(v.version) for v in found)) if found else None
 
 
-def champion_version(name: str = MODEL_NAME, tracking_uri: str | None = None) -> str | None:
-    """Return the version holding the champion alias, or None (cheap: poll it to notice a move)."""
+def champion_version(name: str = MODEL_NAME, tracking_uri: str | None = None, alias: str = CHAMPION) -> str | None:
+    """Return the version holding the alias (champion by default), or None (cheap: poll it to notice a move)."""
     try:
-        return str(client(tracking_uri).get_model_version_by_alias(name, CHAMPION).version)
+        return str(client(tracking_uri).get_model_version_by_alias(name, alias).version)
     except Exception:  # noqa: BLE001 - no model or no alias
         return None
 
@@ -246,17 +248,19 @@ def load_version(version: str | int, name: str = MODEL_NAME, tracking_uri: str |
     with tempfile.TemporaryDirectory() as tmp:
         path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
         pipeline, metadata, reference = package.read_model_dir(path)
+        signature, example = package.read_signature(path), package.read_input_example(path)
     return LoadedModel(
         pipeline=pipeline, name=name, version=str(mv.version), uri=uri, run_id=mv.run_id,
         threshold=float(metadata["threshold"]), features=list(metadata["features"]),
         numeric=list(metadata["numeric"]), categorical=list(metadata["categorical"]),
-        reference=reference, metadata=metadata,
+        reference=reference, metadata=metadata, signature=signature, input_example=example,
     )
 
 
-def load_champion(name: str = MODEL_NAME, tracking_uri: str | None = None) -> LoadedModel | None:
-    """Resolve ``models:/credit-approval@champion`` and load it; None when there is no champion."""
-    version = champion_version(name, tracking_uri)
+def load_champion(name: str = MODEL_NAME, tracking_uri: str | None = None,
+                  alias: str = CHAMPION) -> LoadedModel | None:
+    """Resolve ``models:/<name>@<alias>`` (credit-approval@champion by default) and load it; None without it."""
+    version = champion_version(name, tracking_uri, alias)
     if version is None:
         return None
     return load_version(version, name, tracking_uri)

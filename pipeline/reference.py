@@ -9,7 +9,10 @@
 * ``near_cutoff``: the mean profile of training applicants whose score lies
   near the decision threshold. Serving explains a decision by comparing an
   applicant's yearly percentages with this profile ("You paid 61% of what was due
-  in 2024; approved customers typically paid 93% or more.").
+  in 2024; approved customers typically paid 93% or more."). For a categorical
+  feature, ``modes`` holds the most common category among the *approved* applicants near the cut-off (those
+  at or just above it, Regulation B's comparison group; all near ones if none
+  is approved): "housing = rent (approved applicants near the cut-off: own)".
 """
 from __future__ import annotations
 
@@ -49,6 +52,7 @@ def feature_reference(frame: pd.DataFrame, scores: np.ndarray, spec: DatasetSpec
             "score_range": [float(scores[near].min()), float(scores[near].max())] if near.any() else None,
             "rows": int(near.sum()),
             "profile": _means(frame.loc[near], spec),
+            "modes": _modes(frame.loc[near & approved] if (near & approved).any() else frame.loc[near], spec),
         },
         "approved_profile": _means(frame.loc[approved], spec),
         "approved_rows": int(approved.sum()),
@@ -67,6 +71,14 @@ def _distribution(values: np.ndarray) -> dict:
         "quantiles": {f"q{int(q * 100):02d}": float(np.quantile(present, q)) if len(present) else None
                       for q in (0.05, 0.25, 0.5, 0.75, 0.95)},
     }
+
+
+def _modes(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, str | None]:
+    out = {}
+    for name in spec.categorical:
+        counts = frame[name].astype("object").fillna("missing").astype(str).value_counts()
+        out[name] = str(counts.index[0]) if len(counts) else None
+    return out
 
 
 def _means(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, float | None]:

@@ -30,7 +30,7 @@ import pandas as pd
 
 import model_registry
 from contracts.decisions import DEFAULT_THRESHOLD
-from model_registry import store
+from model_registry import servable, store
 from pipeline import dataset as ds
 from pipeline import evaluate as ev
 from pipeline import gate as gt
@@ -196,6 +196,10 @@ def run(config: RunConfig, frame: pd.DataFrame | None = None, out: Callable[[str
     progress.done(f"run {outcome.run_id}, credit-approval version {outcome.version}")
 
     progress.start("gate")
+    problem = servable.problem(outcome.version, tracking_uri=config.tracking_uri)
+    if problem:  # serving could not load and score this version: it is never promoted
+        decision.checks.append(gt.Check("servable", False, problem))
+        decision.promote = False
     outcome.promoted = _apply_gate(config, outcome, decision)
     outcome.timings = {**progress.timings, "total": round(time.perf_counter() - started, 3)}
     progress.done(("promoted: credit-approval@champion -> version " + outcome.version) if outcome.promoted

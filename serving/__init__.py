@@ -1,7 +1,8 @@
 """The decision service: scores applicants with the champion model, fast, with reasons.
 
-Stateless: it loads `models:/credit-approval@champion` through `model_registry`,
-follows the alias, and answers `POST /invocations` (MLflow's scoring protocol),
+Stateless: it loads `models:/credit-approval@champion` (or the `name@alias` of
+`SERVING_MODEL`) through `model_registry`, follows the alias, and answers
+`POST /invocations` (MLflow's scoring protocol: JSON, CSV, Parquet; `GET /ping`),
 `POST /v1/decisions` (score, approval, threshold, reasons, model version),
 `GET /v1/model`, `POST /v1/replay` and `POST /v1/drift` (see `serving.routes`).
 """
@@ -11,7 +12,7 @@ from flask import Flask
 
 from model_registry import registry
 from serving import auth
-from serving.config import load_config
+from serving.config import load_config, model_ref
 from serving.errors import register_errorhandlers
 from serving.holder import ModelHolder
 from serving.routes import bp
@@ -23,6 +24,7 @@ def create_app(test_config: dict | None = None, holder: ModelHolder | None = Non
     app = Flask(__name__)
     app.config.update(load_config())
     app.config.update(test_config or {})
+    app.config["MODEL_NAME"], app.config["MODEL_ALIAS"] = model_ref(app.config["SERVING_MODEL"])
     register_models(app, holder)
     app.register_blueprint(bp)
     app.register_blueprint(auth.bp)
@@ -31,15 +33,15 @@ def create_app(test_config: dict | None = None, holder: ModelHolder | None = Non
 
 
 def register_models(app: Flask, holder: ModelHolder | None = None) -> None:
-    """Load the champion (and follow its alias), and make room for versions asked for by replays."""
-    uri = app.config["MLFLOW_TRACKING_URI"]
+    """Load the served model's version (and follow its alias), and make room for versions asked for by replays."""
+    uri, name, alias = app.config["MLFLOW_TRACKING_URI"], app.config["MODEL_NAME"], app.config["MODEL_ALIAS"]
     if holder is None:
-        holder = ModelHolder(load=lambda: registry.load_champion(tracking_uri=uri),
-                             current_version=lambda: registry.champion_version(tracking_uri=uri),
-                             interval=app.config["MODEL_POLL_SECONDS"])
+        holder = ModelHolder(load=lambda: registry.load_champion(name, uri, alias),
+                             current_version=lambda: registry.champion_version(name, uri, alias),
+                             interval=app.config["MODEL_POLL_SECONDS"], label=f"{name}@{alias}")
         holder.refresh()
     if app.config["WATCH"]:
         holder.watch()
     app.extensions["model_holder"] = holder
-    app.extensions["model_versions"] = VersionCache(lambda v: registry.load_version(v, tracking_uri=uri),
+    app.extensions["model_versions"] = VersionCache(lambda v: registry.load_version(v, name, uri),
                                                     app.config["REPLAY_VERSIONS"])

@@ -3,11 +3,17 @@ from __future__ import annotations
 
 import os
 
+from model_registry import registry
+
+DEFAULT_MODEL = f"{registry.MODEL_NAME}@{registry.CHAMPION}"
+
 
 def load_config() -> dict:
     """Collect serving's Flask config from the environment."""
     return {
         "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI"),
+        # The registered model and alias to serve and follow: name@alias.
+        "SERVING_MODEL": os.environ.get("SERVING_MODEL") or DEFAULT_MODEL,
         "MODEL_POLL_SECONDS": float(os.environ.get("MODEL_POLL_SECONDS", "10")),
         "MAX_ROWS": int(os.environ.get("SERVING_MAX_ROWS", "100000")),
         # Versions kept loaded for replays of past decisions (each is a fitted pipeline in memory).
@@ -17,3 +23,11 @@ def load_config() -> dict:
         "SERVING_TOKEN": os.environ.get("SERVING_TOKEN") or None,
         "WATCH": True,
     }
+
+
+def model_ref(value: str) -> tuple[str, str]:
+    """Split SERVING_MODEL (``name@alias``) into the registered model's name and alias; raise ValueError."""
+    name, at, alias = value.strip().rpartition("@")
+    if not at or not name or not alias:
+        raise ValueError(f"SERVING_MODEL must be name@alias (e.g. {DEFAULT_MODEL}), got {value!r}")
+    return name, alias

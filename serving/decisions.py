@@ -10,7 +10,7 @@ from serving.reasons import contributions, reasons_for
 def decide(live: Live, x: np.ndarray, decision_year: int) -> list[dict]:
     """Score rows and explain each decision (one model call for all rows and their substitutions)."""
     profile = live.profile
-    labels = live.model.metadata.get("feature_labels") or {}
+    labels = live.labels
     scores, contrib = contributions(live.score, x, profile)
     out = []
     for i, score in enumerate(scores):

@@ -1,9 +1,18 @@
-"""Errors in the shape of MLflow's scoring server: ``{"error_code": ..., "message": ...}``."""
+"""Errors in the shape of MLflow's scoring server: ``{"error_code", "message", "error_class", "sqlstate"}``.
+
+``error_class`` and ``sqlstate`` are derived from the error code by MLflow's
+own tables (``mlflow.error_classification``), as its ``MlflowException`` does;
+a code MLflow does not know (``SERVICE_UNAVAILABLE``) has the first two keys
+only. No stack trace is ever sent. A content type the protocol does not read
+is a 415 in plain text, as MLflow answers it.
+"""
 from __future__ import annotations
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
+from mlflow.error_classification import ErrorClass, SqlState
 
 from serving import metrics
+from serving.bodies import UnsupportedMediaType
 from serving.holder import NoModel
 from serving.protocol import BadInput, NotJson
 from serving.versions import UnknownVersion
@@ -11,7 +20,14 @@ from serving.versions import UnknownVersion
 
 def mlflow_error(message: str, status: int = 400, code: str = "BAD_REQUEST"):
     """Answer an error the way MLflow's scoring server does."""
-    response = jsonify({"error_code": code, "message": message})
+    body = {"error_code": code, "message": message}
+    error_class = ErrorClass.from_client_error_code(code)
+    sqlstate = (error_class and SqlState.from_error_class(error_class)) or SqlState.from_client_error_code(code)
+    if error_class:
+        body["error_class"] = error_class
+    if sqlstate:
+        body["sqlstate"] = sqlstate
+    response = jsonify(body)
     response.status_code = status
     return response
 
@@ -29,6 +45,12 @@ def bad_input(error: BadInput):
     return mlflow_error(str(error))
 
 
+def unsupported_media_type(error: UnsupportedMediaType):
+    """Answer 415 in plain text, as MLflow's scoring server does for a content type it does not read."""
+    metrics.ERRORS.labels(request.endpoint or "unknown", "bad_input").inc()
+    return Response(str(error), status=415, mimetype="text/plain")
+
+
 def unknown_version(error: UnknownVersion):
     """Answer 404 for a model version the registry does not have."""
     return mlflow_error(str(error), 404, "RESOURCE_DOES_NOT_EXIST")
@@ -38,4 +60,5 @@ def register_errorhandlers(app: Flask) -> None:
     """Register the handlers on the app."""
     app.register_error_handler(NoModel, no_model)
     app.register_error_handler(BadInput, bad_input)
+    app.register_error_handler(UnsupportedMediaType, unsupported_media_type)
     app.register_error_handler(UnknownVersion, unknown_version)

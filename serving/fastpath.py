@@ -2,12 +2,15 @@
 
 scikit-learn's `predict_proba` spends most of a one-row call on validation,
 pandas-aware transformers and thread pools, not on arithmetic. For the shapes
-the pipeline trains - an identity/scaling `prepare` step, then
+the pipeline trains - an identity/scaling `prepare` step (with a one-hot
+encoding of categorical columns that ignores unknown categories), then
 `CalibratedClassifierCV` (sigmoid or isotonic, frozen base) over a
 `LogisticRegression` or a numeric-only binary `HistGradientBoostingClassifier` -
 this module rebuilds the same function from the fitted parameters: a dot
 product, or all trees walked over flat node arrays (`serving.trees`: a loop
 compiled by numba, or numpy when numba is missing), then the calibration map.
+A gradient-boosted model with categorical splits (the pipeline's ordinal
+encoding) is not compiled: serving scores it with `predict_proba`.
 
 `compile_pipeline` returns None for any other shape, and the holder checks a
 compiled scorer against the pipeline's own `predict_proba` on probe rows
@@ -26,7 +29,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from serving import trees
 
@@ -38,6 +41,35 @@ def _unwrap(estimator):
     return getattr(estimator, "estimator", estimator) if type(estimator).__name__ == "FrozenEstimator" else estimator
 
 
+def _one_hot(encoder: OneHotEncoder):
+    """Return a numpy function for a fitted one-hot encoder of string categories that ignores unknown ones, or None.
+
+    Column i's category k sets output column offset_i + k (categories_ order) to 1.0; an unknown
+    category sets none, as ``handle_unknown="ignore"`` does.
+    """
+    if (encoder.drop_idx_ is not None or encoder.handle_unknown != "ignore" or encoder.dtype is not np.float64
+            or getattr(encoder, "_infrequent_enabled", False)
+            or not all(isinstance(c, str) for cats in encoder.categories_ for c in cats)):
+        return None
+    indexes = [{category: k for k, category in enumerate(cats)} for cats in encoder.categories_]
+    offsets = np.cumsum([0] + [len(cats) for cats in encoder.categories_]).tolist()
+
+    def encode(z: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(z), offsets[-1]))
+        for i, index in enumerate(indexes):
+            k = np.fromiter((index.get(value, -1) for value in z[:, i].tolist()), dtype=np.int64, count=len(z))
+            rows = np.flatnonzero(k >= 0)
+            out[rows, offsets[i] + k[rows]] = 1.0
+        return out
+
+    return encode
+
+
+def _as_float(z: np.ndarray) -> np.ndarray:
+    """Return the numeric columns of an object matrix (a model with categorical features) as floats."""
+    return z.astype(np.float64)
+
+
 def _column_steps(transformer) -> list | None:
     """Return numpy functions for a column transformer's steps, or None if one is not supported."""
     steps = [step for _, step in transformer.steps] if isinstance(transformer, Pipeline) else [transformer]
@@ -45,7 +77,12 @@ def _column_steps(transformer) -> list | None:
     for step in steps:
         if step in (None, "passthrough") or (isinstance(step, FunctionTransformer) and step.func is None):
             continue
-        if isinstance(step, StandardScaler):
+        if isinstance(step, OneHotEncoder):
+            encode = _one_hot(step)
+            if encode is None or len(steps) != 1:
+                return None
+            functions.append(encode)
+        elif isinstance(step, StandardScaler):
             mean = step.mean_ if step.with_mean else None
             scale = step.scale_ if step.with_std else None
             functions.append(lambda z, m=mean, s=scale: ((z - m) if m is not None else z) / (s if s is not None else 1))
@@ -84,16 +121,19 @@ def _prepare(step, n_features: int):
         functions = _column_steps(transformer)
         if cols is None or functions is None:
             return None
-        parts.append((cols, functions))
+        parts.append((cols, functions, isinstance(transformer, OneHotEncoder)))
         covered.extend(cols)
     if sorted(covered) != list(range(n_features)):
         return None
+    if any(categorical for *_, categorical in parts):  # rows come as an object matrix: numbers as floats first
+        parts = [(cols, functions if categorical else [_as_float, *functions], categorical)
+                 for cols, functions, categorical in parts]
     if len(parts) == 1 and not parts[0][1] and parts[0][0] == list(range(n_features)):
         return lambda x: x
 
     def prepare(x: np.ndarray) -> np.ndarray:
         blocks = []
-        for cols, functions in parts:
+        for cols, functions, _ in parts:
             z = x[:, cols]
             for function in functions:
                 z = function(z)

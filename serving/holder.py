@@ -1,6 +1,8 @@
-"""The live model: loaded from `models:/credit-approval@champion`, swapped atomically when the alias moves.
+"""The live model: loaded from `models:/<name>@<alias>` (`SERVING_MODEL`), swapped atomically when the alias moves.
 
-A failed load (missing or corrupt artifact, a signature that does not match)
+A version must pass `model_registry.servable.check` (the same check the
+pipeline's gate runs) before it serves. A failed load (missing or corrupt
+artifact, a signature that does not match, an input example it cannot score)
 keeps the last good model and is logged; `/ready` stays true as long as some
 model is loaded.
 """
@@ -9,14 +11,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn import config_context
+from threadpoolctl import ThreadpoolController
 
+from model_registry import servable
 from serving import metrics
 from serving.fastpath import compile_pipeline
-from serving.reasons import profile_vector
+from serving.reasons import feature_labels, profile_vector
 
 log = logging.getLogger("serving.model")
 
@@ -25,7 +30,6 @@ class NoModel(RuntimeError):
     """No model is loaded yet."""
 
 
-PROBE_ROWS = 2000
 # The compiled scorer must give scikit-learn's numbers: the tree scorers do, bit for bit
 # (tests/test_fastpath.py); numpy's and scikit-learn's matrix products for the logistic
 # model may round the last bit differently, never more.
@@ -44,38 +48,36 @@ class Live:
     fast: Callable[[np.ndarray], np.ndarray] | None = None
     fast_max_rows: int | None = None
     profile: np.ndarray | None = None  # the near-cut-off profile reasons compare with, in feature order
+    categorical: tuple[str, ...] = ()  # features that take categories (then rows are an object matrix)
+    labels: dict = field(default_factory=dict)  # how each feature reads in reasons (serving.reasons.feature_labels)
+    threads: ThreadpoolController | None = None  # the loaded libraries' thread pools, for predict_proba
+
+    @property
+    def scorer(self) -> str:
+        """Say which scorer is live: the compiled fast path, or the pipeline's own predict_proba."""
+        return SCORER_COMPILED if self.fast is not None else SCORER_SKLEARN
 
     def score(self, x: np.ndarray) -> np.ndarray:
-        """Return the probability of a good outcome for each row of a float matrix."""
+        """Return the probability of a good outcome for each row of the model's input matrix."""
         if self.fast is not None and (self.fast_max_rows is None or len(x) <= self.fast_max_rows):
             return self.fast(x)
-        with config_context(assume_finite=True, skip_parameter_validation=True):
+        one_thread = self.threads is not None and len(x) < ONE_THREAD_MAX_ROWS
+        with (config_context(assume_finite=True, skip_parameter_validation=True),
+              self.threads.limit(limits=1, user_api="openmp") if one_thread else nullcontext()):
             return self.model.pipeline.predict_proba(x)[:, 1]
 
 
-def probe_rows(features: tuple[str, ...], bounds: dict, n: int = PROBE_ROWS, seed: int = 0) -> np.ndarray:
-    """Rows spread over each feature's range, its edges included, to compare two scorers on."""
-    rng = np.random.default_rng(seed)
-    low = np.array([bounds.get(f, (0.0, 1.0))[0] for f in features])
-    high = np.array([bounds.get(f, (0.0, 1.0))[1] for f in features])
-    x = rng.uniform(low, high, (n, len(features)))
-    x[: n // 4] = np.round(x[: n // 4])  # whole numbers hit split thresholds' neighbourhoods
-    x[0], x[1] = low, high
-    return x
+# predict_proba of gradient boosting spreads even a few rows over OpenMP threads; on a busy machine
+# they wait on each other (7 rows: ~200 ms instead of ~5 ms). Smaller batches run on one thread.
+ONE_THREAD_MAX_ROWS = 20_000
+SCORER_COMPILED = "compiled, exact"
+SCORER_SKLEARN = "scikit-learn predict_proba"
 
 
 def _check(model) -> Live:
-    """Validate a loaded version before it may serve, and compile its fast path if it is exact."""
-    if model.categorical:
-        raise ValueError("the fast path scores numeric features only")
-    features = tuple(model.features)
-    if not features or len(set(features)) != len(features):
-        raise ValueError(f"bad feature list {features!r}")
-    bounds = model.bounds
-    probe = probe_rows(features, bounds)
-    expected = model.pipeline.predict_proba(probe)[:, 1]
-    if expected.shape != (len(probe),) or not np.isfinite(expected).all():
-        raise ValueError("the model does not return one finite score per row")
+    """Check a loaded version as the gate does (servable), and compile its fast path if it is exact."""
+    checked = servable.check(model)
+    features, bounds, probe, expected = checked.features, checked.bounds, checked.probe, checked.expected
     fast, fast_max_rows = None, None
     compiled = compile_pipeline(model.pipeline, len(features))
     if compiled is not None:
@@ -86,16 +88,21 @@ def _check(model) -> Live:
             fast, fast_max_rows = scorer, limit
         else:
             log.warning("compiled scorer differs from scikit-learn on version %s: using predict_proba", model.version)
-    profile = profile_vector(model.reference, features, bounds)
-    return Live(model, features, bounds, float(model.threshold), str(model.version), fast, fast_max_rows, profile)
+    categorical = checked.categorical
+    profile = profile_vector(model.reference, features, bounds, categorical)
+    labels = feature_labels(model.metadata, model.reference, categorical)
+    threads = ThreadpoolController() if fast is None else None  # after loading: sees the model's libraries
+    return Live(model, features, bounds, float(model.threshold), str(model.version), fast, fast_max_rows, profile,
+                categorical, labels, threads)
 
 
 class ModelHolder:
-    """Holds the live model and follows the champion alias."""
+    """Holds the live model and follows its alias."""
 
     def __init__(self, load: Callable[[], object | None], current_version: Callable[[], str | None],
-                 interval: float = 10.0):
+                 interval: float = 10.0, label: str = "the champion"):
         self._load = load
+        self.label = label
         self._current_version = current_version
         self.interval = interval
         self._live: Live | None = None
@@ -117,7 +124,7 @@ class ModelHolder:
         return self._live is not None
 
     def refresh(self) -> bool:
-        """Load the champion if the alias points to another version; return whether the model changed."""
+        """Load the version the alias points to if it is another one; return whether the model changed."""
         with self._lock:
             try:
                 version = self._current_version()
@@ -137,7 +144,7 @@ class ModelHolder:
             self._live = live  # one reference assignment: requests see the old or the new model, whole
             metrics.MODEL_VERSION.set(float(live.version))
             self.last_error = None
-            log.info("serving credit-approval version %s (was %s)", live.version, previous)
+            log.info("serving %s version %s (was %s, scorer: %s)", self.label, live.version, previous, live.scorer)
             return True
 
     def watch(self) -> threading.Thread:

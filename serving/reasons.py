@@ -6,10 +6,15 @@ cut-off (the ``near_cutoff`` profile the pipeline stored with the version) and
 re-score. The change of score is that feature's contribution against the
 cut-off profile, as Regulation B's commentary 9(b)(2)-5 describes ("compare the
 applicant's values with those of applicants at or near the cut-off"). A
-rejection names every feature below that profile (for the yearly paid shares:
-every year below the bar), most harmful first; an approval names the features
-that raised the score most (the strongest years), then any year below the bar,
-so that a customer hears about a weak year either way. All substitutions of a
+categorical feature is replaced by the most common category of the approved
+applicants near the cut-off (``near_cutoff.modes``; the training data's most
+common category for versions that did not store one).
+
+A rejection names every feature that falls short of that profile, most harmful
+first: for a monotone feature (the yearly paid shares) every value below it,
+for any other feature one whose own value lowered the score. An approval names
+the features that raised the score most (the strongest years), then anything
+short, so a customer hears about a weak year either way. All substitutions of a
 batch are scored in one call. How a feature reads in words comes from the
 version's metadata (``feature_labels``, written by the pipeline): a paid
 percentage is labelled by how many years before the decision it lies, shown as
@@ -20,7 +25,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from model_registry.inputs import MISSING
+
 MAX_STRONG = 2  # an approval names its strongest features, at most this many
+NEAR_CUTOFF = "approved applicants near the cut-off"
+TRAINING_MODE = "most common in training"
 
 
 def contributions(score_fn, x: np.ndarray, profile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -33,7 +42,8 @@ def contributions(score_fn, x: np.ndarray, profile: np.ndarray) -> tuple[np.ndar
     return scores[:, 0], scores[:, :1] - scores[:, 1:]
 
 
-def describe(feature: str, value: float, reference: float | None, decision_year: int, label: dict) -> str:
+def describe(feature: str, value: float | str, reference: float | str | None, decision_year: int,
+             label: dict) -> str:
     """Say in words what a feature's value was, with real years for the yearly paid percentages."""
     if "years_ago" in label:
         # Whole percents read best; one decimal where whole ones would hide the difference.
@@ -44,38 +54,78 @@ def describe(feature: str, value: float, reference: float | None, decision_year:
         # The near-cut-off profile is what the customers approved by the narrowest margin paid.
         return (f"You paid {value:.{digits}f}% of what was due in {year}; "
                 f"approved customers typically paid {reference:.{digits}f}% or more.")
+    if isinstance(value, str):  # a category
+        return f"{label.get('label', feature)} = {value}" + (
+            f" ({label.get('compared_with', NEAR_CUTOFF)}: {reference})" if reference is not None else "")
     name = label.get("label", feature)
     return f"{name} = {value:g}" + (f" (near the cut-off: {reference:g})" if reference is not None else "")
 
 
 def reasons_for(x_row: np.ndarray, contrib_row: np.ndarray, approved: bool, features: tuple[str, ...],
                 profile: np.ndarray, decision_year: int, labels: dict[str, dict]) -> list[dict]:
-    """Name the features behind this row's decision: every one below the bar, and on approval the strongest."""
-    # Plain Python on five numbers: numpy's per-call overhead would cost more than the work.
+    """Name the features behind this row's decision: every one that falls short, and on approval the strongest."""
+    # Plain Python on a handful of values: numpy's per-call overhead would cost more than the work.
     values, contrib, reference = x_row.tolist(), contrib_row.tolist(), profile.tolist()
+    rising = [labels.get(f, {}).get("higher_is_better", False) for f in features]
+
+    def short(j: int) -> bool:
+        # A monotone feature is short below the bar; any other one when its own value lowered the score.
+        return values[j] < reference[j] - 1e-9 if rising[j] else contrib[j] < -1e-9
+
     strong = sorted((j for j in range(len(contrib)) if contrib[j] > 1e-9), key=lambda j: -contrib[j])
     strong = strong[:MAX_STRONG] if approved else []
-    below = sorted((j for j in range(len(values)) if values[j] < reference[j] - 1e-9 and j not in strong),
-                   key=lambda j: (contrib[j], values[j] - reference[j]))
+    below = sorted((j for j in range(len(values)) if j not in strong and short(j)), key=lambda j: contrib[j])
     picked = [(j, "raised_score") for j in strong] + [(j, "lowered_score") for j in below]
     if not picked and not approved:
-        # Nothing scored below the cut-off profile by itself (the row sits just under the
-        # line): name the feature closest to falling short, so a rejection always says why.
-        picked = [(min(range(len(values)), key=lambda j: values[j] - reference[j]), "closest_to_cutoff")]
+        # Nothing falls short by itself (the row sits just under the line): name the monotone
+        # feature closest to falling short, without one the feature that helped least, so a
+        # rejection always says why.
+        monotone = [j for j in range(len(values)) if rising[j]]
+        picked = [(min(monotone, key=lambda j: values[j] - reference[j]) if monotone
+                   else min(range(len(contrib)), key=contrib.__getitem__), "closest_to_cutoff")]
     reasons = []
     for j, code in picked:
         label = labels.get(features[j], {})
-        reason = {"code": code, "feature": features[j], "value": round(values[j], 2),
-                  "reference": round(reference[j], 2), "contribution": round(contrib[j], 4),
-                  "text": describe(features[j], values[j], reference[j], decision_year, label)}
+        value, ref = values[j], reference[j]
+        shown = (value, ref) if isinstance(value, str) else (round(value, 2), round(ref, 2))
+        reason = {"code": code, "feature": features[j], "value": shown[0], "reference": shown[1],
+                  "contribution": round(contrib[j], 4), "text": describe(features[j], value, ref, decision_year, label)}
         if "years_ago" in label:  # the real year a yearly feature stands for
             reason["year"] = decision_year - int(label["years_ago"])
         reasons.append(reason)
     return reasons
 
 
-def profile_vector(reference: dict, features: tuple[str, ...], bounds: dict) -> np.ndarray:
-    """Return the near-cut-off profile in feature order (the middle of the range where unknown)."""
-    profile = (reference.get("near_cutoff") or {}).get("profile") or {}
-    return np.array([profile.get(f) if profile.get(f) is not None else np.mean(bounds.get(f, (0.0, 1.0)))
-                     for f in features], dtype=np.float64)
+def feature_labels(metadata: dict, reference: dict, categorical: tuple[str, ...] = ()) -> dict[str, dict]:
+    """Return the version's feature labels, with whom a categorical one is compared and which may fall short.
+
+    ``higher_is_better``: the spec's monotone features (a higher value never lowers the score);
+    ``compared_with``: the group a categorical feature's reference category comes from.
+    """
+    labels = {name: dict(label) for name, label in (metadata.get("feature_labels") or {}).items()}
+    for name in (metadata.get("spec") or {}).get("monotone_increasing") or ():
+        labels.setdefault(name, {})["higher_is_better"] = True
+    modes = (reference.get("near_cutoff") or {}).get("modes") or {}
+    for name in categorical:
+        labels.setdefault(name, {})["compared_with"] = NEAR_CUTOFF if modes.get(name) else TRAINING_MODE
+    return labels
+
+
+def profile_vector(reference: dict, features: tuple[str, ...], bounds: dict,
+                   categorical: tuple[str, ...] = ()) -> np.ndarray:
+    """Return the near-cut-off profile in feature order (the middle of the range where unknown).
+
+    A categorical feature's entry is a category: the near-cut-off mode, else the training data's
+    most common one (an object array is returned then).
+    """
+    near = reference.get("near_cutoff") or {}
+    profile, modes = near.get("profile") or {}, near.get("modes") or {}
+    shares = reference.get("categories") or {}
+    values = []
+    for f in features:
+        if f in categorical:
+            common = max((shares.get(f) or {MISSING: 1.0}).items(), key=lambda item: item[1])[0]
+            values.append(modes.get(f) or common)
+        else:
+            values.append(profile.get(f) if profile.get(f) is not None else np.mean(bounds.get(f, (0.0, 1.0))))
+    return np.array(values, dtype=object if categorical else np.float64)

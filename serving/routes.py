@@ -8,7 +8,7 @@ import pandas as pd
 from flask import Blueprint, Response, current_app, request
 
 from model_registry import drift, registry
-from serving import metrics
+from serving import bodies, metrics
 from serving.decisions import decide
 from serving.holder import ModelHolder
 from serving.protocol import BadInput, NotJson, rows_from_mlflow, to_matrix
@@ -75,6 +75,12 @@ def health():
     return {"status": "ok"}
 
 
+@bp.get("/ping")
+def ping():
+    """Answer as MLflow's scoring server does: a newline, 200 once a model is loaded (404 before)."""
+    return Response("\n", status=200 if holder().ready else 404, mimetype="application/json")
+
+
 @bp.get("/ready")
 def ready():
     """Answer 200 once a model is loaded, else 503 with the reason."""
@@ -85,21 +91,21 @@ def ready():
 
 
 def version_info() -> dict:
-    """Return the served model's name, version, threshold and scorer (no version yet: nulls)."""
+    """Return the served model's name, alias, version, threshold and scorer (no version yet: nulls)."""
     h = holder()
-    body = {"name": registry.MODEL_NAME, "alias": registry.CHAMPION, "version": None, "threshold": None,
-            "last_reload_error": h.last_error}
+    body = {"name": current_app.config["MODEL_NAME"], "alias": current_app.config["MODEL_ALIAS"], "version": None,
+            "threshold": None, "last_reload_error": h.last_error}
     if h.ready:
         live = h.live
         body.update(version=live.version, threshold=live.threshold, features=list(live.features),
-                    scorer="compiled, exact" if live.fast is not None else "scikit-learn predict_proba",
+                    categorical=list(live.categorical), scorer=live.scorer,
                     trained_at=live.model.metadata.get("trained_at"), run_id=live.model.run_id)
     return body
 
 
 @bp.get("/version")
 def version():
-    """Name the served model: name, alias, version, threshold, features."""
+    """Name the served model: name, alias, version, threshold, features, scorer."""
     return version_info()
 
 
@@ -112,10 +118,14 @@ def metrics_page():
 
 @bp.post("/invocations")
 def invocations():
-    """Score rows in any of MLflow's formats: ``{"predictions": [score, ...]}``."""
-    body = json_body()
+    """Score rows in any of MLflow's formats (JSON, CSV, Parquet): ``{"predictions": [score, ...]}``."""
+    mime = bodies.media_type(request.headers.get("Content-Type"))
     live = holder().live
-    x = to_matrix(rows_from_mlflow(body, live.features), live.features, live.bounds, current_app.config["MAX_ROWS"])
+    if mime == bodies.JSON:
+        rows = rows_from_mlflow(json_body(), live.features)
+    else:
+        rows = bodies.frame_rows(request.get_data(), mime, live.features, live.categorical)
+    x = to_matrix(rows, live.features, live.bounds, current_app.config["MAX_ROWS"], live.categorical)
     scores = live.score(x)
     metrics.ROWS.labels("invocations").inc(len(scores))
     return {"predictions": scores.tolist()}
@@ -127,7 +137,7 @@ def decisions():
     body, rows = rows_body()
     live = holder().live
     year = decision_year(body)
-    x = to_matrix(rows, live.features, live.bounds, current_app.config["MAX_ROWS"])
+    x = to_matrix(rows, live.features, live.bounds, current_app.config["MAX_ROWS"], live.categorical)
     answers = decide(live, x, year)
     metrics.ROWS.labels("decisions").inc(len(answers))
     return {"model_version": live.version, "threshold": live.threshold, "decision_year": year,
@@ -139,7 +149,7 @@ def model():
     """Describe the live version: what /version says, plus its registry entry (metrics, history)."""
     info = {"serving": version_info()}
     try:
-        described = registry.describe(tracking_uri=current_app.config["MLFLOW_TRACKING_URI"])
+        described = registry.describe(current_app.config["MODEL_NAME"], current_app.config["MLFLOW_TRACKING_URI"])
     except Exception as exc:  # noqa: BLE001 - a registry outage must not hide what is being served
         info["registry"] = {"available": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
         return info
@@ -157,7 +167,7 @@ def replay():
     if not isinstance(name, str) or not name.isdigit():
         raise BadInput("version must be a registered version number, as a string")
     model = versions().get(name)
-    x = to_matrix(rows, tuple(model.features), model.bounds, current_app.config["MAX_ROWS"])
+    x = to_matrix(rows, tuple(model.features), model.bounds, current_app.config["MAX_ROWS"], tuple(model.categorical))
     return {"version": name, "threshold": model.threshold, "scores": model.predict(x).tolist()}
 
 

@@ -1,4 +1,7 @@
-"""Run gunicorn on a free loopback port for tests and benchmarks: start, wait until ready, stop or kill by pid."""
+"""Run gunicorn, or stock `mlflow models serve`, on a free loopback port for tests and benchmarks.
+
+Each starts in a process group of its own, waits until ready, and is stopped or killed by pid.
+"""
 from __future__ import annotations
 
 import os
@@ -165,6 +168,86 @@ class Gunicorn:
             return ""
 
     def __enter__(self) -> Gunicorn:
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
+
+
+class MlflowServe:
+    """Stock `mlflow models serve -m <model_uri> --env-manager local` on a loopback port (MLflow's scoring server).
+
+    The process sees the inherited environment updated with `env` (MLFLOW_TRACKING_URI
+    names the store) and the venv's bin on PATH (MLflow starts `uvicorn` by name); its
+    log goes to a temporary file. Ready means `GET /ping` answers 200.
+    """
+
+    def __init__(self, model_uri: str, env: dict[str, str] | None = None, *, workers: int = 1,
+                 port: int | None = None):
+        self.model_uri = model_uri
+        self.env = env or {}
+        self.workers = workers
+        self.port = port or free_port()
+        self.log = tempfile.NamedTemporaryFile(prefix="mlflow-serve-", suffix=".log", delete=False)  # noqa: SIM115
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, ready_timeout: float = 120.0) -> MlflowServe:
+        """Start the server and wait until `/ping` answers 200."""
+        bin_dir = Path(sys.executable).parent
+        env = {**os.environ, **self.env, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+        self.proc = subprocess.Popen(
+            [str(bin_dir / "mlflow"), "models", "serve", "-m", self.model_uri, "--env-manager", "local",
+             "-w", str(self.workers), "-h", "127.0.0.1", "-p", str(self.port)],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mlflow models serve exited with {self.proc.returncode}; log: {self.log_tail()}")
+            try:
+                if requests.get(self.url + "/ping", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise TimeoutError(f"mlflow models serve not ready on {self.url} in {ready_timeout} s; log: {self.log_tail()}")
+
+    def stop(self) -> None:
+        """Stop the server's process group: SIGTERM, then SIGKILL after 15 s."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+
+    def log_tail(self, chars: int = 3000) -> str:
+        """Return the end of the server's log."""
+        try:
+            return Path(self.log.name).read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def cleanup(self) -> None:
+        """Stop, and delete the log."""
+        self.stop()
+        self.log.close()
+        Path(self.log.name).unlink(missing_ok=True)
+
+    def __enter__(self) -> MlflowServe:
         try:
             return self.start()
         except BaseException:

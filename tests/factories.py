@@ -55,3 +55,31 @@ def synthetic_frame(n: int = 400, seed: int = 0, *, with_age: bool = True) -> pd
     if with_age:
         frame["age"] = rng.integers(18, 80, n)
     return frame
+
+
+APPLICANT_NUMERIC = ("duration_months", "credit_amount", "age_years")
+APPLICANT_CATEGORICAL = ("housing", "purpose", "checking_status")
+
+
+def applicant_table(n: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Return a credit table of another bank: mixed numeric and categorical columns, a good/bad target ``risk``.
+
+    Shaped like the German credit data: some purposes are missing (None), the
+    outcome depends on duration, age, housing and the checking account.
+    """
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "applicant": np.arange(1, n + 1),
+        "duration_months": rng.integers(4, 73, n).astype(float),
+        "credit_amount": rng.gamma(2.0, 1600.0, n).round(0),
+        "age_years": rng.integers(19, 76, n).astype(float),
+        "housing": rng.choice(["own", "rent", "for free"], n, p=[0.6, 0.3, 0.1]),
+        "purpose": rng.choice(["car", "furniture", "education", "business", "radio/tv"], n).astype(object),
+        "checking_status": rng.choice(["<0", "0<=X<200", ">=200", "no checking"], n),
+    })
+    frame.loc[rng.random(n) < 0.05, "purpose"] = None
+    logit = (2.0 - 0.04 * frame["duration_months"] + 0.02 * (frame["age_years"] - 35)
+             + frame["housing"].map({"own": 0.8, "rent": -0.5, "for free": 0.0})
+             + frame["checking_status"].map({"<0": -1.0, "0<=X<200": -0.3, ">=200": 0.5, "no checking": 1.0}))
+    frame["risk"] = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "good", "bad")
+    return frame

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
@@ -18,13 +19,15 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.pipeline import Pipeline as SkPipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
+from model_registry.servable import UNSEEN, probe_rows
 from pipeline import train as tr
+from pipeline.dataset import feature_matrix
 from serving import trees
 from serving.fastpath import TREE_MAX_ROWS, compile_pipeline
-from serving.holder import probe_rows
-from tests.factories import synthetic_frame
+from tests.factories import APPLICANT_CATEGORICAL, APPLICANT_NUMERIC, synthetic_frame
+from tests.plugins.mlflow_stores import APPLICANT_SPEC, applicant_frame
 
 FEATURES = tuple(f"f{i}" for i in range(5))
 BOUNDS = dict.fromkeys(FEATURES, (0.0, 100.0))
@@ -226,3 +229,36 @@ def test_a_tree_that_never_splits_and_a_feature_no_tree_uses():
     assert 5 not in masks.columns
     np.testing.assert_array_equal(trees.raw_masks(masks, x), trees.raw_numpy(stump, x))
     np.testing.assert_array_equal(trees.raw_numpy(forest, x), hgb._raw_predict(x[:, :5]).ravel())
+
+
+def _mixed(kind: str, method: str = "sigmoid"):
+    """The pipeline's candidate of a kind, fitted on a table with categorical columns; and probe rows for it."""
+    frame = applicant_frame()
+    params = tr.TrainParams(calibration=method)
+    pipeline = tr.fit_calibrated(kind, tr.split(frame, APPLICANT_SPEC, params), APPLICANT_SPEC, params)
+    ranges = {"duration_months": (1.0, 120.0), "credit_amount": (0.0, 20_000.0), "age_years": (18.0, 100.0)}
+    categories = {c: sorted(frame[c].dropna().unique()) for c in APPLICANT_CATEGORICAL}
+    features = (*APPLICANT_NUMERIC, *APPLICANT_CATEGORICAL)
+    return pipeline, probe_rows(features, ranges, n=3000, seed=2, categories=categories)
+
+
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
+def test_a_one_hot_logistic_model_compiles_exactly(method):
+    pipeline, x = _mixed("logreg", method)
+    scorer, max_rows = compile_pipeline(pipeline, x.shape[1])
+    assert max_rows is None and {"missing", UNSEEN} <= set(x[:, -1])
+    np.testing.assert_allclose(scorer(x), pipeline.predict_proba(x)[:, 1], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(scorer(x[:1]), pipeline.predict_proba(x[:1])[:, 1], rtol=0, atol=1e-12)
+
+
+def test_trees_on_categories_and_other_encodings_are_not_compiled():
+    pipeline, x = _mixed("hgb")
+    assert compile_pipeline(pipeline, x.shape[1]) is None  # categorical splits: scored by predict_proba
+    logistic, _ = _mixed("logreg")
+    for encoder in (OneHotEncoder(drop="first", sparse_output=False), OneHotEncoder(handle_unknown="error",
+                                                                                   sparse_output=False)):
+        prepare = clone(logistic.named_steps["prepare"]).set_params(cat=encoder)
+        frame = applicant_frame()
+        z = prepare.fit_transform(feature_matrix(frame, APPLICANT_SPEC))
+        model = CalibratedClassifierCV(LogisticRegression(max_iter=2000), cv=2).fit(z, frame["good"])
+        assert compile_pipeline(Pipeline([("prepare", prepare), ("model", model)]), x.shape[1]) is None

@@ -1,0 +1,73 @@
+"""What a version accepts as one row, and the matrix its fitted pipeline is given.
+
+The rules serving applies to every row it scores, kept here so that the
+servable check (``model_registry.servable``, called by serving at load and by
+the pipeline's gate) applies the very same ones:
+
+* a **numeric** feature takes a JSON number (not a boolean), finite, within the
+  bounds the version's dataset spec records;
+* a **categorical** feature takes a string, or null for "missing". The
+  pipeline encodes a missing category as the string ``"missing"``
+  (``pipeline.dataset.feature_matrix``, and ``pyfunc_model.py`` for stock
+  MLflow), so null and ``"missing"`` are the same category; a string the model
+  never saw is scored as the model's encoder treats unknown categories.
+
+A model with numeric features only gets a float matrix (what the compiled fast
+path reads); a model with categorical features gets an object matrix, numbers
+as floats and categories as strings, exactly as the pipeline trained it.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+MISSING = "missing"  # how the pipeline encodes a missing category (pipeline.dataset.feature_matrix)
+
+
+class BadInput(ValueError):
+    """A row the model cannot score; the message says which row and why (400)."""
+
+
+def _category(i: int, name: str, value: object) -> str:
+    """Return a categorical value as the pipeline encodes it, or raise BadInput."""
+    if value is None:
+        return MISSING
+    if not isinstance(value, str):
+        raise BadInput(f"row {i}: {name} must be a category (a string) or null, got {value!r}")
+    return value
+
+
+def encode(rows: list, features: tuple[str, ...], bounds: dict[str, tuple[float, float]],
+           categorical: tuple[str, ...] = ()) -> np.ndarray:
+    """Check each row (an object, or a list in feature order) and stack the model's input matrix."""
+    x = np.empty((len(rows), len(features)), dtype=object if categorical else np.float64)
+    for i, row in enumerate(rows):
+        if isinstance(row, dict):
+            missing = [f for f in features if f not in row]
+            if missing:
+                raise BadInput(f"row {i}: missing column(s) {', '.join(missing)}")
+            values = [row[f] for f in features]
+        elif isinstance(row, list):
+            if len(row) != len(features):
+                raise BadInput(f"row {i}: expected {len(features)} values in the order {', '.join(features)}")
+            values = row
+        else:
+            raise BadInput(f"row {i}: a row must be an object or a list")
+        for j, (name, value) in enumerate(zip(features, values)):
+            if categorical and name in categorical:
+                x[i, j] = _category(i, name, value)
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise BadInput(f"row {i}: {name} must be a number, got {value!r}")
+            try:
+                value = float(value)
+            except OverflowError:  # an integer beyond float's range
+                value = math.inf
+            if not math.isfinite(value):
+                raise BadInput(f"row {i}: {name} must be a finite number, got {value!r}")
+            low, high = bounds.get(name, (-math.inf, math.inf))
+            if not low <= value <= high:
+                raise BadInput(f"row {i}: {name}={value:g} is outside [{low:g}, {high:g}]")
+            x[i, j] = value
+    return x
