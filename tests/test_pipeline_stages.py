@@ -151,7 +151,8 @@ def test_fairness_table_without_ages_is_empty():
 
 
 GOOD = {"test_auc": 0.84, "test_ece": 0.03, "test_ece_noise": 0.05, "test_rows": 400, "ece_rows_needed": 2500,
-        "monotonic": 1.0, "monotonic_max_drop_paid_pct_1y_ago": 0.0, "baseline_auc": 0.80, "auc_lift_over_baseline": 0.04, "auc_lift_over_baseline_low": 0.01,
+        "monotonic": 1.0, "monotonic_max_drop_paid_pct_1y_ago": 0.0, "baseline_auc": 0.80,
+        "auc_lift_over_baseline": 0.04, "auc_lift_over_baseline_low": 0.01,
         "auc_lift_over_baseline_high": 0.07}
 
 
@@ -170,6 +171,44 @@ def test_gate_refuses_a_version_that_fails_a_check(change, failed):
     decision = gt.decide({**GOOD, **change})
     assert not decision.promote
     assert [c.name for c in decision.checks if not c.passed] == [failed]
+
+
+def test_a_table_without_a_rule_or_monotone_features_is_gated_on_what_it_has():
+    table = {k: v for k, v in GOOD.items() if not k.startswith(("monotonic", "baseline", "auc_lift"))}
+    table.update({"test_auc_low": 0.71, "test_auc_high": 0.86})
+    decision = gt.decide(table)
+    assert decision.promote and [c.name for c in decision.checks] == ["calibration", "ranks better than chance"]
+    chance = gt.decide({**table, "test_auc": 0.56, "test_auc_low": 0.49})
+    assert not chance.promote and "not above 0.5" in chance.reasons[0]
+
+
+def test_a_version_serving_cannot_score_is_never_promoted():
+    decision = gt.decide(GOOD)
+    decision.add(gt.servable(None))
+    assert decision.promote and decision.checks[-1].name == "servable"
+    decision.add(gt.servable("predict_proba fails on its input example: ValueError: unknown category"))
+    assert not decision.promote and decision.reasons == ["servable: predict_proba fails on its input example: "
+                                                         "ValueError: unknown category"]
+
+
+def test_a_decreasing_feature_is_checked_and_fitted_the_other_way():
+    frame = synthetic_frame(600, seed=6)
+    frame["debt"] = 100 - frame["paid_pct_1y_ago"] + np.random.default_rng(0).normal(0, 5, len(frame))
+    spec = ds.DatasetSpec(numeric=(*FEATURES[:2], "debt"), monotone_increasing=tuple(FEATURES[:2]),
+                          monotone_decreasing=("debt",), bounds={}, baseline_features=())
+    splits = tr.split(frame, spec, FAST)
+    for kind in ("logreg", "hgb"):
+        model = tr.fit_calibrated(kind, splits, spec, FAST)
+        check = ev.monotonicity(model, ds.feature_matrix(splits.test, spec), spec)
+        assert check["monotonic"] and set(check["max_drop"]) == {*FEATURES[:2], "debt"}, kind
+    assert list(model.named_steps["model"].calibrated_classifiers_[0].estimator.monotonic_cst) == [1, 1, -1]
+
+    class Rising:  # a score that rises with debt breaks the declared direction
+        def predict_proba(self, x):
+            p = x[:, 2].astype(float) / 200
+            return np.column_stack([1 - p, p])
+
+    assert not ev.monotonicity(Rising(), ds.feature_matrix(splits.test, spec), spec)["monotonic"]
 
 
 def test_gate_applies_the_ece_bar_once_the_rows_can_measure_it():
