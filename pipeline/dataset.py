@@ -7,13 +7,16 @@ year (the year after the customer's last complete year with data, before the
 as-of year), the yearly paid percentages of ``FEATURES``, the percentage rule's
 own figure, the label ``result`` and, for simulated data, ``true_probability``.
 An export folder (``--data var/data``) goes through the same function. A data
-scientist can point the same pipeline at another table or a CSV/Parquet file by
-declaring a ``DatasetSpec`` (target, numeric and categorical features) in a
-small JSON/YAML file.
+scientist points the same pipeline at another table or a CSV/Parquet file by
+declaring a ``DatasetSpec`` in a small YAML/JSON file (docs/pipeline.md, "Bring
+your own data"): the model name it registers under, the target and the value of
+a good outcome, each feature's kind and optional monotone direction, and the
+cells that mean missing.
 
 ``validate`` is pure and reports every problem at once, so training stops on
-bad data with one clear message. Reading (``read_table``/``read_file``) is the
-I/O edge.
+bad data with one clear message (exit 2). Reading (``read_table``/``read_file``)
+is the I/O edge; a file that cannot be read as a table (empty, another
+delimiter, ragged rows) raises the same ``DataValidationError``.
 """
 from __future__ import annotations
 

@@ -365,15 +365,27 @@ def summary(outcome: RunOutcome) -> str:
     return "\n".join(lines)
 
 
+EXAMPLES = """examples:
+  python -m pipeline.run                                      # credit-approval from the ledger (make train)
+  python -m pipeline.run --data table.csv --spec table.yaml   # your own table (make train DATA=... SPEC=...)
+  python -m pipeline.run --data $(python -m testing.datasets) --spec docs/examples/german-credit.yaml
+
+exit codes: 0 trained (promoted or kept a challenger, or nothing new to register); 2 the data, the file or the
+spec cannot be used (one message names the problem; nothing is registered)."""
+
+
 def parse_args(argv: list[str] | None = None) -> RunConfig:
     """Build a RunConfig from the command line (and DATABASE_URL / MLFLOW_TRACKING_URI)."""
-    p = argparse.ArgumentParser(prog="python -m pipeline.run", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m pipeline.run", description=__doc__.splitlines()[0], epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("data")
-    src.add_argument("--data", help="CSV/Parquet file, or a folder with customers/dues/outcomes.parquet, "
-                     "instead of the ledger")
+    src.add_argument("--data", help="CSV/Parquet file (the ledger's format, or the one --spec describes), or a "
+                     "folder with customers/dues/outcomes.parquet, instead of the ledger (default: the spec's file)")
+    src.add_argument("--spec", help="YAML/JSON dataset spec of your own table: model_name (what it registers "
+                     "under), target and its positive value, features with their kind (numeric, categorical) and "
+                     "optional monotone direction, missing-value markers (docs/pipeline.md, 'Bring your own data'; "
+                     "default: the ledger's customer_years view, registered as credit-approval)")
     src.add_argument("--database-url", help="ledger database (default DATABASE_URL or var/credit.db)")
-    src.add_argument("--spec", help="JSON/YAML dataset spec: target, numeric, categorical, ... "
-                     "(default: the ledger's customer_years view, outcomes and ages)")
     src.add_argument("--table", help="another table or view to read as it is (default: the ledger, or the spec's)")
     src.add_argument("--min-rows", type=int, default=100, help="refuse fewer rows than this (default 100)")
     src.add_argument("--as-of-year", type=int, help="use the complete years with data before this one "
