@@ -101,7 +101,7 @@ monitor: install ## drift of recent ML decisions per model version (exit 1 when 
 cluster: install cluster-deps ## the deployed topology on this machine: PostgreSQL, Redis, MLflow server, 2 portals + 2 serving behind nginx (Ctrl-C stops it)
 	@$(PY) -m deploy.cluster
 
-bench: model cluster-deps ## run every benchmark in bench/ (about 15 min) and write docs/benchmarks.md
+bench: model cluster-deps ## run every benchmark in bench/ (about 20 min) and write docs/benchmarks.md
 	@$(PY) -m bench.report
 
 browser-deps: ## install Debian's Chromium for the browser tests (needs root; skipped if present)
