@@ -23,9 +23,14 @@ from mlflow import MlflowClient
 
 import model_registry
 from pipeline import dataset as ds
+from pipeline import run as pipeline_run
+from pipeline import train as tr
+from pipeline.features import FEATURES
 from pipeline.run import main as run_main
 from testing.datasets import german_credit_csv
 from testing.servers import free_port
+from tests.factories import synthetic_frame
+from tests.plugins.mlflow_stores import _dispose_mlflow_engines
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "docs" / "examples" / "german-credit.yaml"
@@ -151,8 +156,6 @@ def test_the_german_table_trains_registers_under_its_own_name_and_stock_mlflow_s
     SERVING_MODEL=german-credit@champion giving the same numbers over HTTP, needs the
     serving half (SERVING_MODEL, categorical scoring): see the note at the end.
     """
-    from tests.plugins.mlflow_stores import _dispose_mlflow_engines
-
     source, credit = trained_store
     _dispose_mlflow_engines()
     path = tmp_path / "mlflow.db"
@@ -254,3 +257,22 @@ def test_json_spec_files_work_too(tmp_path):
     path = tmp_path / "spec.json"
     path.write_text(json.dumps({k: v for k, v in spec.to_dict().items() if v not in (None, [], {})}))
     assert ds.load_spec(path) == spec
+
+
+def test_a_version_serving_cannot_load_and_score_stays_a_challenger(mlflow_uri, monkeypatch):
+    frame = synthetic_frame(400, seed=4)
+    fast = tr.TrainParams(cv_repeats=1)
+    monkeypatch.setattr(pipeline_run, "servable_problem", lambda *a: "predict_proba fails on its input example")
+    outcome = pipeline_run.run(pipeline_run.RunConfig(tracking_uri=mlflow_uri, params=fast), frame=frame,
+                               out=lambda line: None)
+    assert outcome.version == "1" and not outcome.promoted and not outcome.decision.promote
+    assert model_registry.champion_version(tracking_uri=mlflow_uri) is None
+    tags = MlflowClient(tracking_uri=mlflow_uri).get_model_version("credit-approval", "1").tags
+    assert tags["status"] == "challenger" and "servable: predict_proba fails" in tags["gate_reasons"]
+
+    monkeypatch.undo()  # the check itself: the registered version scores its example, not a broken one
+    example = frame.head(3)
+    assert pipeline_run.servable_problem("1", "credit-approval", mlflow_uri, example) is None
+    broken = pipeline_run.servable_problem("1", "credit-approval", mlflow_uri, example.drop(columns=FEATURES[0]))
+    assert broken.startswith("cannot load and score credit-approval version 1: KeyError")
+    assert pipeline_run.servable_problem("9", "credit-approval", mlflow_uri, example).startswith("cannot load")
