@@ -34,6 +34,7 @@ from sqlalchemy import create_engine, exc, text
 from contracts import ledger_export
 from contracts.settings import database_url, sqlalchemy_url
 from model_registry import MODEL_NAME
+from model_registry.audit import EXPERIMENT as AUDIT_EXPERIMENT
 from pipeline.features import FEATURES, ID, TARGET, TRUE_PROBABILITY, customer_years, feature_frame
 
 DEFAULT_TABLE = "customer_years"
@@ -192,6 +193,8 @@ def _check(spec: DatasetSpec) -> None:
     both = set(spec.monotone_increasing) & set(spec.monotone_decreasing)
     if both:
         raise SpecError(f"both increasing and decreasing: {', '.join(sorted(both))}")
+    if spec.model_name == AUDIT_EXPERIMENT:
+        raise SpecError(f"model_name {spec.model_name!r} is the registry's audit log: choose another name")
     if not MODEL_NAME_PATTERN.match(spec.model_name):
         raise SpecError(f"model_name {spec.model_name!r}: letters, digits, '-', '_' and '.', at most 100, "
                         "starting with a letter or digit")

@@ -72,6 +72,7 @@ def test_a_spec_may_declare_each_feature_with_its_kind_and_direction(tmp_path):
     ("model_name: m\ntarget: y\nfeatures: {a: categorical}\nmonotone: {a: increasing}\n", "a category has no order"),
     ("model_name: m\ntarget: y\nnumeric: [a]\nmonotone: {a: upwards}\n", "not increasing or decreasing"),
     ("model_name: credit approval\ntarget: y\nnumeric: [a]\n", "model_name 'credit approval'"),
+    ("model_name: registry-audit\ntarget: y\nnumeric: [a]\n", "is the registry's audit log"),
     ("model_name: m\ntarget: y\nnumeric: [a, a]\n", "declared more than once: a"),
     ("model_name: m\ntarget: y\nnumeric: [a]\ndelimiter: ':'\n", "delimiter ':'"),
     ("model_name: m\ntarget: y\nnumeric: [a]\ncolour: blue\n", "unknown spec keys ['colour']"),
