@@ -27,6 +27,9 @@ PORTAL_CMD = REDIS_URL=$(PORTAL_REDIS) $(WITH_TOKEN) $(VENV)/bin/gunicorn --work
 SERVE_CMD = rm -rf $(PROMETHEUS_MULTIPROC_DIR) && mkdir -p $(PROMETHEUS_MULTIPROC_DIR) && \
 	$(WITH_TOKEN) PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) $(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(SERVING_PORT) --no-control-socket --access-logfile - 'serving:create_app()'
 
+# The registered model of make models / promote / rollback: NAME=..., else credit-approval.
+REGISTRY_NAME = $(if $(NAME),--name "$(NAME)")
+
 export PORTAL_PORT SERVING_PORT SERVING_URL VAR_DIR
 
 .PHONY: help install run portal serve migrate seed data model train promote rollback models mlflow-ui monitor \
@@ -78,19 +81,19 @@ portal: data $(TOKEN_FILE) ## start only the portal (gunicorn on PORTAL_PORT)
 serve: install $(TOKEN_FILE) ## start only the decision service (gunicorn on SERVING_PORT, loads SERVING_MODEL, default credit-approval@champion)
 	@$(SERVE_CMD)
 
-train: $(if $(DATA),install,data) ## dataset -> train -> evaluate -> register -> gate, with a summary table (DATA=file to train on a file)
-	@$(PY) -m pipeline.run $(if $(DATA),--data $(DATA)) $(TRAIN_ARGS)
+train: $(if $(DATA)$(SPEC),install,data) ## dataset -> train -> evaluate -> register -> gate; DATA=file SPEC=spec.yaml for your own table, TRAIN_ARGS="--seed 7 ..." (python -m pipeline.run --help)
+	@$(PY) -m pipeline.run $(if $(DATA),--data "$(DATA)") $(if $(SPEC),--spec "$(SPEC)") $(TRAIN_ARGS)
 
-promote: install ## give VERSION=n the champion alias: WHY="..." is required (appended to the audit log)
-	@test -n "$(VERSION)" -a -n "$(WHY)" || { echo 'usage: make promote VERSION=n WHY="reason"'; exit 2; }
-	@$(PY) -m model_registry promote $(VERSION) --why "$(WHY)"
+promote: install ## give VERSION=n the champion alias: WHY="..." is required (appended to the audit log); NAME=model (default credit-approval)
+	@test -n "$(VERSION)" -a -n "$(WHY)" || { echo 'usage: make promote VERSION=n WHY="reason" [NAME=model]'; exit 2; }
+	@$(PY) -m model_registry $(REGISTRY_NAME) promote $(VERSION) --why "$(WHY)"
 
-rollback: install ## move the champion alias back to the previous champion: WHY="..." is required
-	@test -n "$(WHY)" || { echo 'usage: make rollback WHY="reason"'; exit 2; }
-	@$(PY) -m model_registry rollback --why "$(WHY)"
+rollback: install ## move the champion alias back to the previous champion: WHY="..." is required; NAME=model
+	@test -n "$(WHY)" || { echo 'usage: make rollback WHY="reason" [NAME=model]'; exit 2; }
+	@$(PY) -m model_registry $(REGISTRY_NAME) rollback --why "$(WHY)"
 
-models: install ## list the registered versions, key metrics and the champion's audited history
-	@$(PY) -m model_registry describe
+models: install ## list the registered versions, key metrics and the champion's audited history; NAME=model (default credit-approval)
+	@$(PY) -m model_registry $(REGISTRY_NAME) describe
 
 mlflow-ui: install ## open MLflow's UI on the local store (port MLFLOW_UI_PORT, default 5002)
 	@$(PY) -m model_registry ui
@@ -101,7 +104,7 @@ monitor: install ## drift of recent ML decisions per model version (exit 1 when 
 cluster: install cluster-deps ## the deployed topology on this machine: PostgreSQL, Redis, MLflow server, 2 portals + 2 serving behind nginx (Ctrl-C stops it)
 	@$(PY) -m deploy.cluster
 
-bench: model cluster-deps ## run every benchmark in bench/ (about 15 min) and write docs/benchmarks.md
+bench: model cluster-deps ## run every benchmark in bench/ (about 20 min) and write docs/benchmarks.md
 	@$(PY) -m bench.report
 
 screenshots: install browser-deps ## run the demo (make run in a throwaway VAR_DIR) and regenerate every picture in docs/screenshots/

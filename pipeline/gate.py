@@ -1,8 +1,10 @@
-"""Stage 5, gate: decide whether a new version may become the champion, with statistics.
+"""Stage 5, gate: decide whether a new version may become its model's champion, with statistics.
 
-A candidate is promoted only when every check passes:
+A candidate is promoted only when every check that applies to its table passes:
 
-* **monotonic**: raising a paid percentage never lowered a score;
+* **monotonic** (only when the spec declares monotone features; for the
+  ledger, every paid percentage): raising such a feature never moved a score
+  the wrong way (down for an increasing feature, up for a decreasing one);
 * **calibrated**, because 0.8 is an absolute probability cut. The bar is an
   ECE of at most ``max_ece`` (0.02), applied as such once the held-out set is
   large enough for it to be measurable: when a perfectly calibrated model with
@@ -11,12 +13,15 @@ A candidate is promoted only when every check passes:
   ``ece_rows_needed``). On fewer rows 0.02 cannot be told from noise, and the
   check is the test that a calibrated model passes 95 % of the time: ECE <=
   ``test_ece_noise``. The ECE's bootstrap interval is reported either way;
-* **beats the percentage rule**: the lower end of the paired 95 % interval of
-  the AUC lift over the rule (same resampled held-out rows) is above
-  ``min_lift`` (default 0);
-* **beats the champion**: likewise for the AUC lift over the champion, scored
-  on the same held-out rows. Retraining on the same data gives a lift whose
-  interval straddles 0, so it is not promoted.
+* **beats the percentage rule** (the ledger): the lower end of the paired 95 %
+  interval of the AUC lift over the rule (same resampled held-out rows) is
+  above ``min_lift`` (default 0). A table without a rule must instead **rank
+  better than chance**: the lower end of the AUC's 95 % interval above 0.5;
+* **beats the champion** of the same registered model: likewise for the AUC
+  lift over the champion, scored on the same held-out rows. Retraining on the
+  same data gives a lift whose interval straddles 0, so it is not promoted;
+* **servable** (added after registration, ``servable``): serving can load the
+  registered version and score its input example.
 
 The first version (no champion) is promoted when it passes the other checks.
 This module is pure: it reads metrics and returns a decision; applying it is
@@ -58,6 +63,11 @@ class GateDecision:
     checks: list[Check] = field(default_factory=list)
     champion_compared: bool = False
 
+    def add(self, check: Check) -> None:
+        """Add a check decided later (servable); a failed one keeps the version out."""
+        self.checks.append(check)
+        self.promote = self.promote and check.passed
+
     @property
     def reasons(self) -> list[str]:
         """Return the details of the failed checks (empty when promoted)."""
@@ -70,9 +80,9 @@ class GateDecision:
         return "keep as challenger: " + "; ".join(self.reasons)
 
 
-def _lift(metrics: dict, name: str) -> str:
-    return (f"{metrics[name]:+.4f} [{metrics[name + '_low']:+.4f}, {metrics[name + '_high']:+.4f}]"
-            if name + "_low" in metrics else f"{metrics.get(name, float('nan')):+.4f}")
+def _lift(metrics: dict, name: str, sign: str = "+") -> str:
+    return (f"{metrics[name]:{sign}.4f} [{metrics[name + '_low']:{sign}.4f}, {metrics[name + '_high']:{sign}.4f}]"
+            if name + "_low" in metrics else f"{metrics.get(name, float('nan')):{sign}.4f}")
 
 
 def _calibration(metrics: dict[str, float], bars: GateBars) -> Check:
@@ -97,12 +107,14 @@ def decide(metrics: dict[str, float], bars: GateBars = GateBars(), *, has_champi
     ``champion_*`` when the champion was scored on the same rows.
     """
     checks = []
-    if bars.require_monotonic:
-        drops = {k.removeprefix("monotonic_max_drop_"): v for k, v in metrics.items()
-                 if k.startswith("monotonic_max_drop_") and v > 1e-9}
-        checks.append(Check("monotonic", metrics.get("monotonic", 0.0) >= 1.0,
-                            "score never drops when a paid percentage rises" if not drops else
-                            "score drops when " + ", ".join(f"{k} rises (by up to {v:.4f})" for k, v in drops.items())))
+    prefix = "monotonic_max_drop_"
+    drops = {k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)}
+    if bars.require_monotonic and drops:
+        wrong = {k: v for k, v in drops.items() if v > 1e-9}
+        checks.append(Check("monotonic", not wrong,
+                            f"the score never moves against the declared direction of {_names(drops)}" if not wrong
+                            else "the score moves the wrong way when " + ", ".join(
+                                f"{k} rises (by up to {v:.4f})" for k, v in wrong.items())))
     checks.append(_calibration(metrics, bars))
 
     if "auc_lift_over_baseline" in metrics:
@@ -112,6 +124,12 @@ def decide(metrics: dict[str, float], bars: GateBars = GateBars(), *, has_champi
                             f"AUC {metrics['test_auc']:.4f} vs rule {metrics['baseline_auc']:.4f}: lift "
                             f"{_lift(metrics, 'auc_lift_over_baseline')} (paired 95 %), lower end "
                             f"{'above' if ok else 'not above'} {bars.min_lift:g}"))
+    else:
+        low = metrics.get("test_auc_low", float("nan"))
+        ok = low > 0.5
+        checks.append(Check("ranks better than chance", ok,
+                            f"AUC {_lift(metrics, 'test_auc', '')} (95 %), lower end {'above' if ok else 'not above'} "
+                            "0.5 (no rule to beat on this table)"))
 
     compared = "champion_auc" in metrics and not math.isnan(metrics["champion_auc"])
     if has_champion and not compared:
@@ -126,3 +144,14 @@ def decide(metrics: dict[str, float], bars: GateBars = GateBars(), *, has_champi
                             f"{'above' if ok else 'not above'} {bars.min_lift:g}"
                             + ("" if ok else ": not distinguishable from noise")))
     return GateDecision(promote=all(c.passed for c in checks), checks=checks, champion_compared=compared)
+
+
+def servable(problem: str | None) -> Check:
+    """Return the servable check: ``problem`` is why serving could not load and score the version, None if it can."""
+    return Check("servable", problem is None,
+                 "serving loads the registered version and scores its input example" if problem is None else problem)
+
+
+def _names(features: dict) -> str:
+    names = list(features)
+    return ", ".join(names) if len(names) <= 3 else f"{', '.join(names[:2])} and {len(names) - 2} more"

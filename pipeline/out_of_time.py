@@ -16,7 +16,7 @@ from contracts.decisions import DEFAULT_THRESHOLD
 from pipeline import intervals as iv
 from pipeline.dataset import DEFAULT_SPEC, DatasetSpec, feature_matrix, labels
 from pipeline.evaluate import cpu_threads, scorer_statistics
-from pipeline.train import Splits, TrainParams, fit_and_calibration_rows, fit_calibrated
+from pipeline.train import Splits, TrainParams, develop, fit_calibrated
 
 MIN_ROWS = 100  # rows each side needs, of both classes
 
@@ -37,8 +37,10 @@ def out_of_time(model, kind: str, splits: Splits, spec: DatasetSpec = DEFAULT_SP
     """Return the out-of-time metrics (``oot_*``) or ``{"oot_note": why not}``."""
     params = params or TrainParams()
     years = cohorts(splits.development, spec)
+    if not years:
+        return {"oot_note": "no date column in the spec: nothing to test"}
     if len(years) < 2:
-        return {"oot_note": f"one cohort only (decision year {years[0] if years else '?'}): nothing to test"}
+        return {"oot_note": f"one cohort only (decision year {years[0]}): nothing to test"}
     latest = years[-1]
     earlier = splits.development[_year(splits.development, spec) < latest]
     test = splits.test[_year(splits.test, spec) == latest]
@@ -46,7 +48,7 @@ def out_of_time(model, kind: str, splits: Splits, spec: DatasetSpec = DEFAULT_SP
         y = labels(rows, spec)
         if len(rows) < MIN_ROWS or y.min() == y.max():
             return {"oot_note": f"too few rows to test decision year {latest} against {years[0]}-{years[-2]}"}
-    older = fit_calibrated(kind, Splits(*fit_and_calibration_rows(earlier, spec, params), test), spec, params)
+    older = fit_calibrated(kind, develop(earlier, test, spec, params), spec, params)
     y, x = labels(test, spec), feature_matrix(test, spec)
     with cpu_threads(len(test)):
         scores = {"in_time": model.predict_proba(x)[:, 1], "oot": older.predict_proba(x)[:, 1]}

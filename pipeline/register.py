@@ -1,4 +1,7 @@
-"""Stage 4, register: log the run to MLflow and register the model as a new ``credit-approval`` version.
+"""Stage 4, register: log the run to MLflow and register the model as a new version of the spec's model.
+
+The ledger's model is ``credit-approval``; another table's is its spec's
+``model_name``, with runs in an MLflow experiment of the same name.
 
 A run records:
 
@@ -39,7 +42,7 @@ from mlflow.data.pandas_dataset import from_pandas
 
 import model_registry
 from model_registry import package
-from pipeline.dataset import Dataset, DatasetSpec
+from pipeline.dataset import Dataset, DatasetSpec, labels
 from pipeline.evaluate import LABELS, Evaluation, plots
 from pipeline.features import feature_labels
 from pipeline.gate import GateDecision
@@ -52,7 +55,7 @@ def model_metadata(spec: DatasetSpec, training: TrainResult, fingerprint: dict, 
                    params: TrainParams) -> dict:
     """Return the metadata stored inside the model (read back by ``model_registry.load_champion``)."""
     return {
-        "name": "credit-approval",
+        "name": spec.model_name,
         "features": spec.features,
         "feature_labels": feature_labels(spec.features),
         "numeric": list(spec.numeric),
@@ -155,7 +158,7 @@ def training_input(dataset: Dataset, fingerprint: dict):
     frame = dataset.frame[[*spec.features, spec.target]].copy()
     for name in spec.numeric:
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
-    frame[spec.target] = frame[spec.target].astype(float)
+    frame[spec.target] = labels(frame, spec).astype(float)
     source = CodeDatasetSource({"source": dataset.source, "sha256": fingerprint["sha256"],
                                 "history_years": str(fingerprint.get("history_years", "-"))})
     return from_pandas(frame, source=source, targets=spec.target, name=f"training-{spec.table}",
@@ -172,8 +175,10 @@ def model_card(dataset: Dataset, training: TrainResult, evaluation: Evaluation, 
     """Return the version's model card (Markdown): data, metrics with intervals, the gate, the limits."""
     scorers = [n for n in ("model", "baseline", "champion", "truth") if n in evaluation.intervals]
     metrics = ("auc", "ks", "brier", "log_loss", "ece", "approval_rate", "bad_rate_approved")
+    spec = dataset.spec
+    positive = "1" if spec.positive is None else repr(spec.positive)
     lines = [
-        f"# credit-approval: {training.kind}",
+        f"# {spec.model_name}: {training.kind}",
         "",
         f"Scores the probability of a good outcome ({SCORE_MEANING}); threshold {threshold:g}.",
         "",
@@ -182,11 +187,14 @@ def model_card(dataset: Dataset, training: TrainResult, evaluation: Evaluation, 
         f"- source: {dataset.source}",
         f"- rows: {fingerprint['rows']:,} ({100 * fingerprint['positive_rate']:.1f} % good outcomes), "
         f"sha256 `{fingerprint['sha256'][:16]}...`",
-        f"- features: {', '.join(dataset.spec.features)}; history {fingerprint.get('history_years', '-')}, "
-        f"decision years {fingerprint.get('decision_year_min', '-')}-{fingerprint.get('decision_year_max', '-')}",
-        "- label: the outcome observed in the year after each customer's last feature year",
+        f"- features: {', '.join(spec.numeric) or '-'} (numeric); {', '.join(spec.categorical) or '-'} (categorical)",
+        f"- monotone: {', '.join(f'{k} {DIRECTION[v]}' for k, v in spec.monotone.items()) or 'none declared'}",
+        f"- label: {spec.target} = {positive} is a good outcome"
+        + ("; observed in the year after each customer's last feature year (history "
+           f"{fingerprint.get('history_years', '-')}, decision years {fingerprint.get('decision_year_min', '-')}-"
+           f"{fingerprint.get('decision_year_max', '-')})" if spec.is_ledger else ""),
         "",
-        f"## Held-out metrics ({int(evaluation.metrics['test_rows']):,} customers, bootstrap 95 % intervals)",
+        f"## Held-out metrics ({int(evaluation.metrics['test_rows']):,} rows, bootstrap 95 % intervals)",
         "",
         "| metric | " + " | ".join(LABELS[n] for n in scorers) + " |",
         "|---|" + "---|" * len(scorers),
@@ -210,21 +218,29 @@ def model_card(dataset: Dataset, training: TrainResult, evaluation: Evaluation, 
         "",
         "## Limits",
         "",
-        "- Trained on the ledger's yearly paid percentages only: it knows nothing of income, other debt or why a "
-        "year went badly.",
-        "- The outcome is the twelve months after the last feature year; a credit longer than that is judged on "
-        "its first year.",
+        *(LEDGER_LIMITS if spec.is_ledger else [f"- Trained on {dataset.source} only: it knows nothing the table "
+                                                 "does not hold."]),
         "- Intervals cover the sampling noise of the held-out rows; a different population (see `make monitor`) "
         "is not covered.",
-        "- Age is used only for the fairness table (evaluation/fairness_by_age.csv), never as a feature.",
     ]
     return "\n".join(lines) + "\n"
+
+
+DIRECTION = {1: "increasing", -1: "decreasing"}
+LEDGER_LIMITS = [
+    "- Trained on the ledger's yearly paid percentages only: it knows nothing of income, other debt or why a "
+    "year went badly.",
+    "- The outcome is the twelve months after the last feature year; a credit longer than that is judged on "
+    "its first year.",
+    "- Age is used only for the fairness table (evaluation/fairness_by_age.csv), never as a feature.",
+]
 
 
 def description(dataset: Dataset, training: TrainResult, evaluation: Evaluation, fingerprint: dict,
                 decision: GateDecision) -> str:
     """Return the registered version's one-paragraph description."""
-    return (f"{training.kind} on {fingerprint['rows']:,} customers (history {fingerprint.get('history_years', '-')}, "
+    history = f"history {fingerprint['history_years']}, " if "history_years" in fingerprint else ""
+    return (f"{training.kind} on {fingerprint['rows']:,} rows of {dataset.spec.table or dataset.source} ({history}"
             f"data sha256 {fingerprint['sha256'][:12]}); held-out AUC {_cell(evaluation, 'model', 'auc')}, "
             f"ECE {_cell(evaluation, 'model', 'ece')}; gate: "
             + ("passed" if decision.promote else "kept out: " + "; ".join(decision.reasons))
@@ -232,7 +248,7 @@ def description(dataset: Dataset, training: TrainResult, evaluation: Evaluation,
 
 
 def register_version(logged: Logged, tags: dict[str, str], description: str = "",
-                     tracking_uri: str | None = None) -> str:
-    """Register the logged model as a new ``credit-approval`` version; return its number."""
+                     tracking_uri: str | None = None, name: str = model_registry.MODEL_NAME) -> str:
+    """Register the logged model as a new version of ``name`` (credit-approval by default); return its number."""
     return model_registry.register(logged.model_uri, run_id=logged.run_id, tags=tags, description=description,
-                                   tracking_uri=tracking_uri)
+                                   name=name, tracking_uri=tracking_uri)

@@ -1,7 +1,13 @@
-"""Train, evaluate, register and gate a credit-approval model: ``make train``.
+"""Train, evaluate, register and gate a model: ``make train`` (the ledger's credit-approval, or a table's own).
 
     python -m pipeline.run [--data PATH | --database-url URL] [--spec FILE]
                            [--tracking-uri URI] [--seed N] [--threshold 0.8] ...
+
+Without ``--spec`` it trains ``credit-approval`` from the ledger (or from a file
+in the ledger's format). With a dataset spec (docs/pipeline.md, "Bring your
+own data") it trains on the spec's table or file and registers the versions
+under the spec's ``model_name``: its own gate, champion alias and audit log;
+``credit-approval`` is never touched.
 
 Stages (one module each, pure functions; this driver does the I/O):
 dataset -> train -> evaluate -> register -> gate. Each prints one progress
@@ -96,6 +102,7 @@ class RunOutcome:
     skipped: str | None = None
     model: object = None
     threshold: float = DEFAULT_THRESHOLD
+    name: str = model_registry.MODEL_NAME
 
 
 class _Progress:
@@ -116,7 +123,9 @@ class _Progress:
 
 def training_key(fingerprint: dict, config: RunConfig, spec: ds.DatasetSpec) -> str:
     """Return a SHA-256 of the data's content hash and every setting that shapes the model and its gate."""
-    settings = {"data": fingerprint["sha256"], "params": config.params.to_dict(), "spec": spec.to_dict(),
+    where = {"file"}  # where the data lies is not what it is: the same data from another folder is the same
+    settings = {"data": fingerprint["sha256"], "params": config.params.to_dict(),
+                "spec": {k: v for k, v in spec.to_dict().items() if k not in where},
                 "threshold": config.threshold, "bars": config.bars.to_dict()}
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -124,13 +133,13 @@ def training_key(fingerprint: dict, config: RunConfig, spec: ds.DatasetSpec) -> 
 def run(config: RunConfig, frame: pd.DataFrame | None = None, out: Callable[[str], None] = print) -> RunOutcome:
     """Run every stage; ``frame`` replaces reading the data (tests, notebooks)."""
     started = time.perf_counter()
-    progress, outcome = _Progress(out), RunOutcome(threshold=config.threshold)
-    champion = None
+    progress, outcome = _Progress(out), RunOutcome(threshold=config.threshold, name=config.spec.model_name)
+    champion, name = None, config.spec.model_name
     if config.register:
         uri = model_registry.configure(config.tracking_uri)
-        outcome.champion_before = model_registry.champion_version(tracking_uri=uri)
+        outcome.champion_before = model_registry.champion_version(name, tracking_uri=uri)
         if config.if_no_champion and outcome.champion_before is not None:
-            outcome.skipped = f"credit-approval@champion is version {outcome.champion_before}: nothing to train"
+            outcome.skipped = f"{name}@champion is version {outcome.champion_before}: nothing to train"
             out(outcome.skipped)
             return outcome
 
@@ -148,9 +157,10 @@ def run(config: RunConfig, frame: pd.DataFrame | None = None, out: Callable[[str
     progress.done(f"{fingerprint['rows']:,} rows from {data.source}{years}, "
                   f"{100 * fingerprint['positive_rate']:.1f}% good outcomes")
     if config.register:
-        same = model_registry.find_version(training_key=fingerprint["training_key"], tracking_uri=config.tracking_uri)
+        same = model_registry.find_version(training_key=fingerprint["training_key"], name=name,
+                                           tracking_uri=config.tracking_uri)
         if same is not None:
-            outcome.skipped = (f"credit-approval version {same} was trained on the same data "
+            outcome.skipped = (f"{name} version {same} was trained on the same data "
                                f"(sha256 {fingerprint['sha256'][:12]}...) with the same parameters: "
                                "not registered again")
             out(outcome.skipped)
@@ -165,7 +175,7 @@ def run(config: RunConfig, frame: pd.DataFrame | None = None, out: Callable[[str
     progress.start("evaluate")
     champion_scores, champion_note = None, ""
     if config.register and outcome.champion_before is not None:
-        champion_scores, champion_note, champion = _score_champion(splits.test, config.tracking_uri)
+        champion_scores, champion_note, champion = _score_champion(splits.test, name, config.tracking_uri)
     evaluation = ev.evaluate(training.model, splits.test, data.spec, config.threshold,
                              champion_scores=champion_scores, seed=config.params.seed)
     outcome.out_of_time = oot.out_of_time(training.model, training.kind, splits, data.spec, config.params,
@@ -177,7 +187,8 @@ def run(config: RunConfig, frame: pd.DataFrame | None = None, out: Callable[[str
     evaluation.metrics.update(target_metrics(evaluation.metrics))
     outcome.metrics, outcome.comparison, outcome.evaluation = evaluation.metrics, evaluation.comparison, evaluation
     m = evaluation.metrics
-    progress.done(f"AUC {_ci(m, 'test_auc')}, ECE {_ci(m, 'test_ece')}, monotonic {bool(m['monotonic'])}"
+    progress.done(f"AUC {_ci(m, 'test_auc')}, ECE {_ci(m, 'test_ece')}"
+                  + (f", monotonic {bool(m['monotonic'])}" if "monotonic" in m else "")
                   + (f", rule AUC {m['baseline_auc']:.4f}" if "baseline_auc" in m else "")
                   + (f", champion v{champion.version} AUC {m['champion_auc']:.4f}" if "champion_auc" in m else "")
                   + champion_note)
@@ -193,16 +204,13 @@ def run(config: RunConfig, frame: pd.DataFrame | None = None, out: Callable[[str
     progress.start("register")
     outcome.version, outcome.run_id = _log_and_register(config, data, splits, training, evaluation, fingerprint,
                                                         decision, outcome, progress)
-    progress.done(f"run {outcome.run_id}, credit-approval version {outcome.version}")
+    progress.done(f"run {outcome.run_id}, {name} version {outcome.version}")
 
     progress.start("gate")
-    problem = servable.problem(outcome.version, tracking_uri=config.tracking_uri)
-    if problem:  # serving could not load and score this version: it is never promoted
-        decision.checks.append(gt.Check("servable", False, problem))
-        decision.promote = False
+    decision.add(gt.servable(servable.problem(outcome.version, name=name, tracking_uri=config.tracking_uri)))
     outcome.promoted = _apply_gate(config, outcome, decision)
     outcome.timings = {**progress.timings, "total": round(time.perf_counter() - started, 3)}
-    progress.done(("promoted: credit-approval@champion -> version " + outcome.version) if outcome.promoted
+    progress.done((f"promoted: {name}@champion -> version " + outcome.version) if outcome.promoted
                   else f"version {outcome.version} stays a challenger")
     out(summary(outcome))
     return outcome
@@ -228,24 +236,28 @@ def cv_text(training: tr.TrainResult) -> str:
     return f"cross-validation ({folds} folds): " + "; ".join(parts)
 
 
-def _score_champion(test: pd.DataFrame, tracking_uri: str | None):
+def _score_champion(test: pd.DataFrame, name: str, tracking_uri: str | None):
     """Score the held-out rows with the champion; return (scores, note, champion) or (None, why, None)."""
     try:
-        champion = model_registry.load_champion(tracking_uri=tracking_uri)
+        champion = model_registry.load_champion(name, tracking_uri=tracking_uri)
     except Exception as exc:  # noqa: BLE001 - a broken champion must not stop training
         return None, f"; champion not loadable ({exc.__class__.__name__}: {exc})", None
     missing = [f for f in champion.features if f not in test.columns]
     if missing:
         return None, f"; champion v{champion.version} needs {', '.join(missing)}: not compared", champion
-    spec = ds.DatasetSpec(numeric=tuple(champion.numeric), categorical=tuple(champion.categorical),
-                          monotone_increasing=(), bounds={}, baseline_features=())
     with ev.cpu_threads(len(test)):
-        return champion.predict(ds.feature_matrix(test, spec)), "", champion
+        return champion.predict(ds.feature_matrix(test, loaded_spec(champion))), "", champion
+
+
+def loaded_spec(model: model_registry.LoadedModel) -> ds.DatasetSpec:
+    """Return the spec that builds a registered version's input matrix: its numeric, then categorical features."""
+    return ds.DatasetSpec(numeric=tuple(model.numeric), categorical=tuple(model.categorical),
+                          monotone_increasing=(), bounds={}, baseline_features=())
 
 
 def _log_and_register(config, data, splits, training, evaluation, fingerprint, decision, outcome, progress):
     uri = model_registry.configure(config.tracking_uri)
-    experiment_id = store.ensure_experiment(uri)
+    experiment_id = store.ensure_experiment(uri, data.spec.model_name)
     known = splits.development
     with ev.cpu_threads(len(known)):
         scores = tr.predict_scores(training.model, known, data.spec)
@@ -265,7 +277,7 @@ def _log_and_register(config, data, splits, training, evaluation, fingerprint, d
                 "training_key": fingerprint["training_key"]}
         version = rg.register_version(logged, tags, description=rg.description(data, training, evaluation,
                                                                                fingerprint, decision),
-                                      tracking_uri=uri)
+                                      tracking_uri=uri, name=data.spec.model_name)
     return version, active.info.run_id
 
 
@@ -275,17 +287,17 @@ def _apply_gate(config: RunConfig, outcome: RunOutcome, decision: gt.GateDecisio
         why = ("first champion: " if outcome.champion_before is None else "gate passed: ") + "; ".join(
             f"{c.name} ok" for c in decision.checks)
         model_registry.promote(outcome.version, who=config.who or "pipeline.run", why=why, evidence=evidence,
-                               tracking_uri=config.tracking_uri)
+                               name=outcome.name, tracking_uri=config.tracking_uri)
         return True
     reasons = decision.reasons or ["--no-promote: registered without promotion"]
-    model_registry.mark_challenger(outcome.version, reasons, tracking_uri=config.tracking_uri)
+    model_registry.mark_challenger(outcome.version, reasons, name=outcome.name, tracking_uri=config.tracking_uri)
     return False
 
 
 def summary(outcome: RunOutcome) -> str:
     """Return the end-of-run report: metrics with intervals, baselines, matched rates, OOT, CV, the gate, timings."""
     evaluation, m = outcome.evaluation, outcome.metrics
-    lines = ["", f"summary on {int(m['test_rows']):,} held-out customers (approve when score >= "
+    lines = ["", f"summary on {int(m['test_rows']):,} held-out rows (approve when score >= "
              f"{outcome.threshold:g}); every figure with its bootstrap 95 % interval"]
     shown = [n for n in ("model", "baseline", "champion", "truth") if n in evaluation.intervals]
     header = {"model": f"model ({outcome.kind})", "baseline": "percentage rule", "champion": "champion",
@@ -326,7 +338,7 @@ def summary(outcome: RunOutcome) -> str:
         for check in outcome.decision.checks:
             lines.append(f"  {'PASS' if check.passed else 'FAIL'}  {check.name}: {check.detail}")
     if outcome.version:
-        lines.append(f"credit-approval version {outcome.version}: "
+        lines.append(f"{outcome.name} version {outcome.version}: "
                      + ("champion" if outcome.promoted else "challenger")
                      + (f" (champion before: {outcome.champion_before})" if outcome.champion_before else ""))
     if outcome.timings:
@@ -334,15 +346,27 @@ def summary(outcome: RunOutcome) -> str:
     return "\n".join(lines)
 
 
+EXAMPLES = """examples:
+  python -m pipeline.run                                      # credit-approval from the ledger (make train)
+  python -m pipeline.run --data table.csv --spec table.yaml   # your own table (make train DATA=... SPEC=...)
+  python -m pipeline.run --data $(python -m testing.datasets) --spec docs/examples/german-credit.yaml
+
+exit codes: 0 trained (promoted or kept a challenger, or nothing new to register); 2 the data, the file or the
+spec cannot be used (one message names the problem; nothing is registered)."""
+
+
 def parse_args(argv: list[str] | None = None) -> RunConfig:
     """Build a RunConfig from the command line (and DATABASE_URL / MLFLOW_TRACKING_URI)."""
-    p = argparse.ArgumentParser(prog="python -m pipeline.run", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m pipeline.run", description=__doc__.splitlines()[0], epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("data")
-    src.add_argument("--data", help="CSV/Parquet file, or a folder with customers/dues/outcomes.parquet, "
-                     "instead of the ledger")
+    src.add_argument("--data", help="CSV/Parquet file (the ledger's format, or the one --spec describes), or a "
+                     "folder with customers/dues/outcomes.parquet, instead of the ledger (default: the spec's file)")
+    src.add_argument("--spec", help="YAML/JSON dataset spec of your own table: model_name (what it registers "
+                     "under), target and its positive value, features with their kind (numeric, categorical) and "
+                     "optional monotone direction, missing-value markers (docs/pipeline.md, 'Bring your own data'; "
+                     "default: the ledger's customer_years view, registered as credit-approval)")
     src.add_argument("--database-url", help="ledger database (default DATABASE_URL or var/credit.db)")
-    src.add_argument("--spec", help="JSON/YAML dataset spec: target, numeric, categorical, ... "
-                     "(default: the ledger's customer_years view, outcomes and ages)")
     src.add_argument("--table", help="another table or view to read as it is (default: the ledger, or the spec's)")
     src.add_argument("--min-rows", type=int, default=100, help="refuse fewer rows than this (default 100)")
     src.add_argument("--as-of-year", type=int, help="use the complete years with data before this one "

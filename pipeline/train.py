@@ -1,34 +1,44 @@
 """Stage 2, train: split the data, compare the candidates by cross-validation, fit the chosen one.
 
-Every candidate is one scikit-learn ``Pipeline`` (``prepare`` -> ``model``), and
-every candidate is monotone by construction (a higher paid percentage never
-lowers the score), so none has to be thrown away for breaking that rule:
+Every candidate is one scikit-learn ``Pipeline`` (``prepare`` -> ``model``):
+numeric features as they are (imputed and scaled for the logistic model),
+categorical ones one-hot (logistic) or ordinal (trees) encoded inside the
+pipeline, an unknown category scored as none seen. Every candidate is monotone
+by construction in the features the spec declares monotone (for the ledger: a
+higher paid percentage never lowers the score), so none has to be thrown away
+for breaking that rule:
 
 * ``logreg``: median imputation with missing-value indicators, scaling, and a
-  logistic regression whose weights on the monotone features are constrained
-  to be non-negative (``pipeline.monotone_logistic``: fitted with bounds, stored
-  as a plain ``LogisticRegression``). Where the data would give an older year a
-  small negative weight, the constrained fit gives it 0 instead;
-* ``hgb``: a ``HistGradientBoostingClassifier`` with monotonic constraints (+1).
+  logistic regression whose weights on the increasing (decreasing) features are
+  constrained to be non-negative (non-positive) (``pipeline.monotone_logistic``:
+  fitted with bounds, stored as a plain ``LogisticRegression``). Where the data
+  would give an older year a small negative weight, the constrained fit gives
+  it 0 instead;
+* ``hgb``: a ``HistGradientBoostingClassifier`` with monotonic constraints.
 
-The classifier is fitted on the training rows, then frozen
-(``sklearn.frozen.FrozenEstimator``) and calibrated (sigmoid) on separate
-calibration rows with ``CalibratedClassifierCV``: the decision threshold (0.8)
-is an absolute probability, so the score must be one.
+**Calibration**: the decision threshold (0.8) is an absolute probability, so
+the score must be one. Below ``cross_calibration_rows`` (10,000) development
+rows, the classifier is fitted on all of them and calibrated (sigmoid) on its
+out-of-fold scores (``CalibratedClassifierCV(cv=5, ensemble=False)``): on a
+small table, holding a quarter of the rows out of the fit to calibrate on them
+cost more than it gained (German credit data: docs/pipeline.md). Above it, the
+classifier is fitted on the training rows, then frozen
+(``sklearn.frozen.FrozenEstimator``) and calibrated on separate calibration
+rows.
 
 **Choosing**: repeated stratified k-fold cross-validation on the development
 rows (every row that is not held out; ``cv_folds`` x ``cv_repeats``, one repeat
 above 20,000 rows), each fold fitting and calibrating every candidate the same
-way. The log loss of each candidate gets a 95 % interval, and so does the
-paired difference between two candidates, fold by fold, with the
-Nadeau-Bengio correction for the overlap of the folds' training rows. The
+way as the final model. The log loss of each candidate gets a 95 % interval,
+and so does the paired difference between two candidates, fold by fold, with
+the Nadeau-Bengio correction for the overlap of the folds' training rows. The
 simplest candidate (first in ``candidates``) is kept unless a more complex one
 is better with the whole paired interval below 0: when the intervals overlap,
 the simpler model wins.
 
-The test split is chosen by a hash of the customer id, not by the seed: the
-same customers are held out in every run, so a new model and the champion are
-compared on data neither was trained on.
+The test split is chosen by a hash of the customer id (of the whole row for a
+table without ids), not by the seed: the same rows are held out in every run,
+so a new model and the champion are compared on data neither was trained on.
 """
 from __future__ import annotations
 
@@ -43,7 +53,6 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
@@ -51,7 +60,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from pipeline.dataset import DEFAULT_SPEC, DatasetSpec, feature_matrix, labels
 from pipeline.evaluate import SMALL_DATA_ROWS, cpu_threads, monotonicity
-from pipeline.monotone_logistic import fit_monotone_logistic
+from pipeline.monotone_logistic import MonotoneLogisticRegression, plain
 
 CANDIDATES = ("logreg", "hgb")
 
@@ -67,6 +76,7 @@ class TrainParams:
     candidates: tuple[str, ...] = CANDIDATES
     cv_folds: int = 5
     cv_repeats: int = 3  # one repeat above SMALL_DATA_ROWS development rows
+    cross_calibration_rows: int = 10_000  # below this many development rows, calibrate by CV on all of them
     logreg_c: float = 1.0
     hgb_max_iter: int = 200
     hgb_learning_rate: float = 0.05
@@ -83,16 +93,21 @@ class TrainParams:
 
 @dataclass
 class Splits:
-    """The train, calibration and held-out test rows."""
+    """The train, calibration and held-out test rows.
+
+    ``cross_calibrated``: the classifier is fitted on every development row and
+    calibrated by cross-validation on them (small tables); ``calibration`` is
+    then empty and ``train`` holds every development row.
+    """
 
     train: pd.DataFrame
     calibration: pd.DataFrame
     test: pd.DataFrame
+    cross_calibrated: bool = False
 
     def sizes(self) -> dict[str, int]:
-        """Return the number of rows of each split."""
+        """Return the number of rows of each split (calibration 0: cross-validated on the training rows)."""
         return {"train": len(self.train), "calibration": len(self.calibration), "test": len(self.test)}
-
 
     @property
     def development(self) -> pd.DataFrame:
@@ -113,20 +128,32 @@ class TrainResult:
 
 
 def split(frame: pd.DataFrame, spec: DatasetSpec = DEFAULT_SPEC, params: TrainParams = TrainParams()) -> Splits:
-    """Split rows into train, calibration and test (test by id hash when there is an id)."""
-    if spec.id_column:
-        unit = pd.util.hash_pandas_object(frame[spec.id_column], index=False).to_numpy() / 2.0**64
-        is_test = unit < params.test_size
-    else:
-        rng = np.random.default_rng(params.seed)
-        is_test = rng.random(len(frame)) < params.test_size
-    test, rest = frame.loc[is_test], frame.loc[~is_test]
-    train, calibration = fit_and_calibration_rows(rest, spec, params)
-    splits = Splits(train, calibration, test)
+    """Split rows into development and held-out test rows by a hash, then development rows as ``develop`` does."""
+    is_test = held_out(frame, spec, params.test_size)
+    splits = develop(frame.loc[~is_test], frame.loc[is_test], spec, params)
     for name, part in [("train", splits.train), ("calibration", splits.calibration), ("test", splits.test)]:
-        if labels(part, spec).min() == labels(part, spec).max():
-            raise ValueError(f"the {name} split ({len(part)} rows) holds one class only: more data is needed")
+        if len(part) or name != "calibration":
+            if labels(part, spec).min() == labels(part, spec).max():
+                raise ValueError(f"the {name} split ({len(part)} rows) holds one class only: more data is needed")
     return splits
+
+
+def held_out(frame: pd.DataFrame, spec: DatasetSpec, test_size: float) -> np.ndarray:
+    """Tell which rows are held out: by a hash of the id, or of the whole row without one, whatever the seed.
+
+    The same rows are held out in every run, so a new version and the champion
+    are compared on rows neither was trained on.
+    """
+    keys = frame[spec.id_column] if spec.id_column else frame[[*spec.features, spec.target]]
+    unit = pd.util.hash_pandas_object(keys, index=False).to_numpy() / 2.0**64
+    return unit < test_size
+
+
+def develop(rows: pd.DataFrame, test: pd.DataFrame, spec: DatasetSpec, params: TrainParams) -> Splits:
+    """Return the development rows' splits: all cross-calibrated when few, else fitting and calibration rows."""
+    if len(rows) < params.cross_calibration_rows:
+        return Splits(rows.sort_index(), rows.iloc[:0], test, cross_calibrated=True)
+    return Splits(*fit_and_calibration_rows(rows, spec, params), test)
 
 
 def fit_and_calibration_rows(rows: pd.DataFrame, spec: DatasetSpec, params: TrainParams):
@@ -145,13 +172,16 @@ def build_estimator(kind: str, spec: DatasetSpec = DEFAULT_SPEC, params: TrainPa
                                    ("scale", StandardScaler())]), num_idx)]
         if cat_idx:
             parts.append(("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), cat_idx))
-        model = LogisticRegression(C=params.logreg_c)  # a template: fit_monotone_logistic fits it
+        direction = [spec.monotone.get(name, 0) for name in spec.numeric]
+        model = MonotoneLogisticRegression(C=params.logreg_c,
+                                           non_negative=tuple(j for j, d in enumerate(direction) if d > 0),
+                                           non_positive=tuple(j for j, d in enumerate(direction) if d < 0))
     elif kind == "hgb":
         parts = [("num", "passthrough", num_idx)]
         if cat_idx:
             parts.append(("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
                                                 encoded_missing_value=np.nan), cat_idx))
-        cst = [1 if name in spec.monotone_increasing else 0 for name in spec.numeric] + [0] * n_cat
+        cst = [spec.monotone.get(name, 0) for name in spec.numeric] + [0] * n_cat
         model = HistGradientBoostingClassifier(
             monotonic_cst=cst, categorical_features=[False] * n_num + [True] * n_cat if n_cat else None,
             max_iter=params.hgb_max_iter, learning_rate=params.hgb_learning_rate,
@@ -165,21 +195,31 @@ def build_estimator(kind: str, spec: DatasetSpec = DEFAULT_SPEC, params: TrainPa
 
 def fit_calibrated(kind: str, splits: Splits, spec: DatasetSpec = DEFAULT_SPEC,
                    params: TrainParams = TrainParams()) -> Pipeline:
-    """Fit a candidate on the training split and calibrate its frozen classifier on the calibration split."""
-    train, calibration = splits.train, splits.calibration
-    with cpu_threads(len(train)):
-        x, y = feature_matrix(train, spec), labels(train, spec)
+    """Fit a candidate on the training rows and calibrate it: by cross-validation on them, or on the calibration rows.
+
+    Cross-validated (``splits.cross_calibrated``): the classifier is fitted on
+    every training row, and the calibration map on its out-of-fold scores
+    (``CalibratedClassifierCV(cv=k, ensemble=False)``), so no row is kept out
+    of the fit. Otherwise the fitted classifier is frozen and calibrated on the
+    separate calibration rows. Either way the model is one classifier and one
+    calibration map, made of scikit-learn classes only.
+    """
+    with cpu_threads(len(splits.train)):
+        x, y = feature_matrix(splits.train, spec), labels(splits.train, spec)
         unfitted = build_estimator(kind, spec, params)
         prepare = unfitted.named_steps["prepare"].fit(x, y)
-        z = prepare.transform(x)
-        if kind == "logreg":
-            bounded = [j for j, name in enumerate(spec.numeric) if name in spec.monotone_increasing]
-            classifier = fit_monotone_logistic(unfitted.named_steps["model"], z, y, non_negative=bounded)
+        z, classifier = prepare.transform(x), unfitted.named_steps["model"]
+        if splits.cross_calibrated:
+            folds = StratifiedKFold(params.cv_folds, shuffle=True, random_state=params.seed)
+            calibrator = CalibratedClassifierCV(classifier, method=params.calibration, cv=folds, ensemble=False)
+            calibrator.fit(z, y)
         else:
-            classifier = unfitted.named_steps["model"].fit(z, y)
-        calibrator = CalibratedClassifierCV(FrozenEstimator(classifier), method=params.calibration)
-        calibrator.fit(prepare.transform(feature_matrix(calibration, spec)), labels(calibration, spec))
-    return Pipeline([("prepare", prepare), ("model", calibrator)])
+            fitted = classifier.fit(z, y)
+            calibrator = CalibratedClassifierCV(FrozenEstimator(getattr(fitted, "fitted_", fitted)),
+                                                method=params.calibration)
+            rows = splits.calibration
+            calibrator.fit(prepare.transform(feature_matrix(rows, spec)), labels(rows, spec))
+    return Pipeline([("prepare", prepare), ("model", plain(calibrator))])
 
 
 def cross_validate(development: pd.DataFrame, spec: DatasetSpec = DEFAULT_SPEC,
@@ -196,7 +236,7 @@ def cross_validate(development: pd.DataFrame, spec: DatasetSpec = DEFAULT_SPEC,
         folds = StratifiedKFold(params.cv_folds, shuffle=True, random_state=params.seed + repeat)
         for fold, (inside, outside) in enumerate(folds.split(np.zeros(len(y)), y)):
             held = development.iloc[outside]
-            fold_splits = Splits(*fit_and_calibration_rows(development.iloc[inside], spec, params), held)
+            fold_splits = develop(development.iloc[inside], held, spec, params)
             x_held, y_held = feature_matrix(held, spec), y[outside]
             for kind in params.candidates:
                 p = fit_calibrated(kind, fold_splits, spec, params).predict_proba(x_held)[:, 1]

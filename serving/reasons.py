@@ -28,6 +28,8 @@ import numpy as np
 from model_registry.inputs import MISSING
 
 MAX_STRONG = 2  # an approval names its strongest features, at most this many
+# A contribution is reported to 4 decimals: a smaller effect is none, and never a reason.
+MIN_EFFECT = 5e-5
 NEAR_CUTOFF = "approved applicants near the cut-off"
 TRAINING_MODE = "most common in training"
 
@@ -70,9 +72,9 @@ def reasons_for(x_row: np.ndarray, contrib_row: np.ndarray, approved: bool, feat
 
     def short(j: int) -> bool:
         # A monotone feature is short below the bar; any other one when its own value lowered the score.
-        return values[j] < reference[j] - 1e-9 if rising[j] else contrib[j] < -1e-9
+        return values[j] < reference[j] - 1e-9 if rising[j] else contrib[j] < -MIN_EFFECT
 
-    strong = sorted((j for j in range(len(contrib)) if contrib[j] > 1e-9), key=lambda j: -contrib[j])
+    strong = sorted((j for j in range(len(contrib)) if contrib[j] > MIN_EFFECT), key=lambda j: -contrib[j])
     strong = strong[:MAX_STRONG] if approved else []
     below = sorted((j for j in range(len(values)) if j not in strong and short(j)), key=lambda j: contrib[j])
     picked = [(j, "raised_score") for j in strong] + [(j, "lowered_score") for j in below]

@@ -127,7 +127,8 @@ def test_a_csv_with_a_declared_spec(tmp_path):
     frame = frame.drop(columns=["true_probability", "decision_year"])
     frame.to_csv(tmp_path / "loans.csv", index=False)
     spec_file = tmp_path / "spec.json"
-    spec_file.write_text(json.dumps({"target": "repaid", "id_column": "loan", "numeric": FEATURES[-2:],
+    spec_file.write_text(json.dumps({"model_name": "loans", "target": "repaid", "id_column": "loan",
+                                     "numeric": FEATURES[-2:],
                                      "categorical": ["region"], "monotone_increasing": FEATURES[-2:],
                                      "bounds": {FEATURES[-1]: [0, 100]}}))
     spec = ds.load_spec(spec_file)
@@ -139,9 +140,9 @@ def test_a_csv_with_a_declared_spec(tmp_path):
 
 def test_a_spec_with_unknown_keys_or_foreign_names_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown spec keys"):
-        ds.DatasetSpec.from_dict({"target": "y", "numeric": ["a"], "colour": "blue"})
+        ds.DatasetSpec.from_dict({"model_name": "t", "target": "y", "numeric": ["a"], "colour": "blue"})
     with pytest.raises(ValueError, match="not one of its numeric features"):
-        ds.DatasetSpec.from_dict({"target": "y", "numeric": ["a"], "monotone_increasing": ["b"]})
+        ds.DatasetSpec.from_dict({"model_name": "t", "target": "y", "numeric": ["a"], "monotone_increasing": ["b"]})
 
 
 def test_fingerprint_is_stable_and_sensitive():

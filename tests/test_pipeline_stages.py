@@ -1,6 +1,8 @@
 """The pure stages on small frames: split, train, evaluate, gate, feature reference and drift."""
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -35,12 +37,25 @@ def trained():
 
 def test_split_holds_the_same_customers_out_whatever_the_seed():
     frame = synthetic_frame(800)
-    a, b = tr.split(frame, params=tr.TrainParams(seed=1)), tr.split(frame, params=tr.TrainParams(seed=2))
+    large = {"cross_calibration_rows": 0}  # as on a large table: separate fitting and calibration rows
+    a, b = (tr.split(frame, params=tr.TrainParams(seed=seed, **large)) for seed in (1, 2))
     assert set(a.test.customer_id) == set(b.test.customer_id)
     assert set(a.train.customer_id) != set(b.train.customer_id)
     ids = [set(p.customer_id) for p in (a.train, a.calibration, a.test)]
     assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
     assert sum(a.sizes().values()) == 800 and 0.18 < len(a.test) / 800 < 0.32
+    small = tr.split(frame)  # a small table: every development row is fitted on and cross-calibrated
+    assert small.cross_calibrated and small.calibration.empty and set(small.test.customer_id) == ids[2]
+    assert set(small.train.customer_id) == ids[0] | ids[1]
+
+
+def test_a_table_without_ids_holds_out_the_same_rows_whatever_the_seed():
+    frame = synthetic_frame(800).drop(columns=["customer_id"])
+    spec = ds.DatasetSpec(id_column=None)
+    a, b = (tr.split(frame, spec, tr.TrainParams(seed=seed)) for seed in (1, 2))
+    assert list(a.test.index) == list(b.test.index) and 0.18 < len(a.test) / 800 < 0.32
+    shuffled = tr.split(frame.sample(frac=1, random_state=3), spec)
+    assert set(shuffled.test.index) == set(a.test.index)  # by the rows' content, not their order
 
 
 def test_train_returns_one_calibrated_monotone_pipeline(trained):
@@ -52,8 +67,11 @@ def test_train_returns_one_calibrated_monotone_pipeline(trained):
     assert chosen["folds"] == 5 and chosen["cv_log_loss_low"] < chosen["cv_log_loss"] < chosen["cv_log_loss_high"]
     assert len(result.folds) == 10 and set(result.folds["kind"]) == {"logreg", "hgb"}
     calibrator = result.model.named_steps["model"]
-    assert type(calibrator).__name__ == "CalibratedClassifierCV"
-    assert type(calibrator.estimator).__name__ == "FrozenEstimator"
+    assert type(calibrator).__name__ == "CalibratedClassifierCV" and len(calibrator.calibrated_classifiers_) == 1
+    # Calibrated by cross-validation on every development row (a small table), made of scikit-learn classes only:
+    # serving and stock MLflow unpickle it without this repository.
+    assert type(calibrator.calibrated_classifiers_[0].estimator).__module__.startswith("sklearn.")
+    assert b"pipeline." not in pickle.dumps(result.model)
     # Scores straight from numpy arrays in FEATURES order, as serving does.
     p = result.model.predict_proba(ds.feature_matrix(splits.test))[:, 1]
     assert p.shape == (len(splits.test),) and ((0 <= p) & (p <= 1)).all()
@@ -63,7 +81,7 @@ def test_the_gradient_boosting_candidate_is_monotone_in_every_paid_percentage():
     frame = synthetic_frame(600, seed=5)
     splits = tr.split(frame)
     model = tr.fit_calibrated("hgb", splits)
-    assert list(model.named_steps["model"].estimator.estimator.monotonic_cst) == [1] * 5
+    assert list(model.named_steps["model"].calibrated_classifiers_[0].estimator.monotonic_cst) == [1] * 5
     x = ds.feature_matrix(splits.test)
     check = ev.monotonicity(model, x)
     assert check["monotonic"] and set(check["max_drop"]) == set(FEATURES)
@@ -133,7 +151,8 @@ def test_fairness_table_without_ages_is_empty():
 
 
 GOOD = {"test_auc": 0.84, "test_ece": 0.03, "test_ece_noise": 0.05, "test_rows": 400, "ece_rows_needed": 2500,
-        "monotonic": 1.0, "baseline_auc": 0.80, "auc_lift_over_baseline": 0.04, "auc_lift_over_baseline_low": 0.01,
+        "monotonic": 1.0, "monotonic_max_drop_paid_pct_1y_ago": 0.0, "baseline_auc": 0.80,
+        "auc_lift_over_baseline": 0.04, "auc_lift_over_baseline_low": 0.01,
         "auc_lift_over_baseline_high": 0.07}
 
 
@@ -152,6 +171,44 @@ def test_gate_refuses_a_version_that_fails_a_check(change, failed):
     decision = gt.decide({**GOOD, **change})
     assert not decision.promote
     assert [c.name for c in decision.checks if not c.passed] == [failed]
+
+
+def test_a_table_without_a_rule_or_monotone_features_is_gated_on_what_it_has():
+    table = {k: v for k, v in GOOD.items() if not k.startswith(("monotonic", "baseline", "auc_lift"))}
+    table.update({"test_auc_low": 0.71, "test_auc_high": 0.86})
+    decision = gt.decide(table)
+    assert decision.promote and [c.name for c in decision.checks] == ["calibration", "ranks better than chance"]
+    chance = gt.decide({**table, "test_auc": 0.56, "test_auc_low": 0.49})
+    assert not chance.promote and "not above 0.5" in chance.reasons[0]
+
+
+def test_a_version_serving_cannot_score_is_never_promoted():
+    decision = gt.decide(GOOD)
+    decision.add(gt.servable(None))
+    assert decision.promote and decision.checks[-1].name == "servable"
+    decision.add(gt.servable("predict_proba fails on its input example: ValueError: unknown category"))
+    assert not decision.promote and decision.reasons == ["servable: predict_proba fails on its input example: "
+                                                         "ValueError: unknown category"]
+
+
+def test_a_decreasing_feature_is_checked_and_fitted_the_other_way():
+    frame = synthetic_frame(600, seed=6)
+    frame["debt"] = 100 - frame["paid_pct_1y_ago"] + np.random.default_rng(0).normal(0, 5, len(frame))
+    spec = ds.DatasetSpec(numeric=(*FEATURES[:2], "debt"), monotone_increasing=tuple(FEATURES[:2]),
+                          monotone_decreasing=("debt",), bounds={}, baseline_features=())
+    splits = tr.split(frame, spec, FAST)
+    for kind in ("logreg", "hgb"):
+        model = tr.fit_calibrated(kind, splits, spec, FAST)
+        check = ev.monotonicity(model, ds.feature_matrix(splits.test, spec), spec)
+        assert check["monotonic"] and set(check["max_drop"]) == {*FEATURES[:2], "debt"}, kind
+    assert list(model.named_steps["model"].calibrated_classifiers_[0].estimator.monotonic_cst) == [1, 1, -1]
+
+    class Rising:  # a score that rises with debt breaks the declared direction
+        def predict_proba(self, x):
+            p = x[:, 2].astype(float) / 200
+            return np.column_stack([1 - p, p])
+
+    assert not ev.monotonicity(Rising(), ds.feature_matrix(splits.test, spec), spec)["monotonic"]
 
 
 def test_gate_applies_the_ece_bar_once_the_rows_can_measure_it():

@@ -37,7 +37,8 @@ def test_a_run_leaves_a_champion_with_its_evidence(trained_store, tmp_path):
     assert mv.tags["status"] == "champion" and "promoted_by" not in mv.tags  # who/why: the audit log
     assert mv.tags["threshold"] == "0.8" and mv.tags["data_rows"] == "1000" and len(mv.tags["training_key"]) == 64
     assert len(mv.tags["data_sha256"]) == 64 and mv.tags["data_history_years"] == "2021-2025"
-    assert mv.description.startswith(f"{outcome.kind} on 1,000 customers") and "gate: passed" in mv.description
+    assert mv.description.startswith(f"{outcome.kind} on 1,000 rows of customer_years")
+    assert "gate: passed" in mv.description
     (event,) = model_registry.describe(tracking_uri=uri)["events"]
     assert (event["event"], event["from_version"], event["to_version"], event["who"]) == \
         ("promote", None, "1", "pipeline.run")
