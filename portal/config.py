@@ -34,6 +34,11 @@ def secret_key() -> str:
     return path.read_text().strip()
 
 
+def mail_from() -> str:
+    """Return the From address of the portal's emails (MAIL_FROM)."""
+    return os.environ.get("MAIL_FROM") or "Credit portal <no-reply@localhost>"
+
+
 def load_config(overrides: dict | None = None) -> dict:
     """Collect the portal's Flask config from the environment, then apply overrides."""
     overrides = overrides or {}
@@ -60,11 +65,24 @@ def load_config(overrides: dict | None = None) -> dict:
         # complete years, at most CREDIT_LIMIT_MAX_CENTS (see portal/ledger/policy.py).
         "CREDIT_LIMIT_MULTIPLE": float(os.environ.get("CREDIT_LIMIT_MULTIPLE", "1.0")),
         "CREDIT_LIMIT_MAX_CENTS": int(os.environ.get("CREDIT_LIMIT_MAX_CENTS", "100000000")),
-        "TOKEN_MAX_AGE": int(os.environ.get("TOKEN_MAX_AGE", str(8 * 3600))),
+        # Seconds a bearer token (JWT) lives; POST /api/token gives a fresh one while the login lives.
+        "TOKEN_MAX_AGE": int(os.environ.get("TOKEN_MAX_AGE", "900")),
         # Failed logins (see portal/auth/throttle.py): per account and address, per account, per address.
         "LOGIN_LIMITS": os.environ.get("LOGIN_LIMITS", "5 per minute;20 per hour"),
         "LOGIN_ID_LIMITS": os.environ.get("LOGIN_ID_LIMITS", "30 per hour"),
         "LOGIN_ADDRESS_LIMITS": os.environ.get("LOGIN_ADDRESS_LIMITS", "30 per minute"),
+        # Email (portal/mail): SMTP_URL unset writes .eml files under VAR_DIR/mail instead of sending.
+        "SMTP_URL": os.environ.get("SMTP_URL") or None,
+        "SMTP_TIMEOUT": float(os.environ.get("SMTP_TIMEOUT", "30")),
+        "SMTP_CA_FILE": os.environ.get("SMTP_CA_FILE") or None,
+        "MAIL_FROM": mail_from(),
+        "MAIL_MAX_ATTEMPTS": int(os.environ.get("MAIL_MAX_ATTEMPTS", "8")),
+        "MAIL_BACKOFF_SECONDS": float(os.environ.get("MAIL_BACKOFF_SECONDS", "30")),
+        "MAIL_BACKOFF_MAX_SECONDS": float(os.environ.get("MAIL_BACKOFF_MAX_SECONDS", "3600")),
+        "MAIL_LEASE_SECONDS": float(os.environ.get("MAIL_LEASE_SECONDS", "300")),
+        "MAIL_POLL_SECONDS": float(os.environ.get("MAIL_POLL_SECONDS", "5")),
+        # Where the links in emails point.
+        "PORTAL_URL": os.environ.get("PORTAL_URL", f"http://127.0.0.1:{os.environ.get('PORTAL_PORT', '5000')}"),
         "MAX_CONTENT_LENGTH": 64 * 1024,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -69,7 +69,7 @@ def server(tmp_path_factory):
     payment_id = seed(db)
     db.dispose()
     # No decision service listens on SERVING_URL: the ML method must say it is not available.
-    with portal(url, {"SECRET_KEY": "browser-test-secret", "VAR_DIR": str(tmp),
+    with portal(url, {"SECRET_KEY": "browser-test-secret-32-bytes-long!!", "VAR_DIR": str(tmp),
                       "SERVING_URL": f"http://127.0.0.1:{free_port()}", "SERVING_TIMEOUT": "1"},
                 workers=2, ready_path="/", workdir=tmp) as server:
         yield {"base": server.url, "payment_id": payment_id}

@@ -20,6 +20,7 @@ from portal.ledger import idempotency, policy
 from portal.ledger.decision import Decision
 from portal.ledger.errors import InvalidRequest
 from portal.ledger.locks import lock_customer
+from portal.mail import outbox
 from portal.models import CreditDecision, Customer, Due
 from portal.money import format_cents
 
@@ -91,6 +92,7 @@ def record_decision(session: Session, customer_id: int, year: int, month: int, a
             checks=[c.to_record() for c in verdict.checks],
         )
         session.add(row)
+        outbox.enqueue(session, customer, outbox.decision_kind(row), outbox.decision_context(row))
         if once is not None:
             idempotency.remember(session, "credit", customer_id, *once, {"request_id": row.request_id})
     return row

@@ -8,10 +8,12 @@ from sqlalchemy import insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from contracts import allocation as rule
+from portal import audit
 from portal.db import write_transaction
 from portal.ledger import idempotency
 from portal.ledger.errors import Conflict, InvalidRequest, NotFound
 from portal.ledger.locks import lock_customer
+from portal.mail import outbox
 from portal.models import Allocation, Due, Payment, PaymentReversal, utcnow
 from portal.money import format_cents
 
@@ -97,6 +99,7 @@ def pay(session: Session, customer_id: int, year: int, month: int, amount_cents:
         customer.bank_credit_cents += to_bank
 
         result = PaymentResult(payment_id, customer_id, year, month, amount_cents, allocations, to_bank)
+        outbox.enqueue(session, customer, "payment_received", outbox.payment_context(result, customer))
         if idempotency_key is not None:
             idempotency.remember(session, "payment", customer_id, idempotency_key, request_hash, result.to_record())
     return result
@@ -128,4 +131,5 @@ def reverse_payment(session: Session, payment_id: int, manager_id: int, reason: 
         reversal = PaymentReversal(payment_id=payment_id, manager_id=manager_id,
                                    reason=reason.strip()[:500], created_at=utcnow())
         session.add(reversal)
+        audit.record(session, manager_id, "payment.reverse", "payment", payment_id, new={"reason": reversal.reason})
     return reversal
