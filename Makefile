@@ -29,7 +29,7 @@ SERVE_CMD = rm -rf $(PROMETHEUS_MULTIPROC_DIR) && mkdir -p $(PROMETHEUS_MULTIPRO
 
 export PORTAL_PORT SERVING_PORT SERVING_URL VAR_DIR
 
-.PHONY: help install run portal serve migrate seed data model train promote rollback models mlflow-ui monitor \
+.PHONY: help install run portal serve mailer migrate seed data model train promote rollback models mlflow-ui monitor \
 	bench test test-fast lint clean-var browser-deps cluster cluster-deps
 
 help: ## list the targets
@@ -60,17 +60,22 @@ model: data ## train and promote a first model when there is no champion yet
 $(TOKEN_FILE): | $(STAMP)
 	@mkdir -p $(VAR_DIR) && umask 077 && $(PY) -c "import secrets; print(secrets.token_hex(32))" > $@
 
-run: model $(TOKEN_FILE) ## start the whole system on SQLite: demo data, a trained model, serving and the portal (Ctrl-C stops both)
+run: model $(TOKEN_FILE) ## start the whole system on SQLite: demo data, a trained model, serving, the mailer and the portal (Ctrl-C stops all)
 	@echo
 	@echo "  Portal:   http://127.0.0.1:$(PORTAL_PORT)/   (API: /api/..., OpenAPI: /api/openapi.json)"
 	@echo "  Serving:  $(SERVING_URL)/version   (decisions: POST /v1/decisions, MLflow protocol: POST /invocations)"
 	@echo "  Logins:   manager 1 / manager123    customer 101 / customer123"
+	@echo "  Emails:   $(if $(SMTP_URL),sent through SMTP_URL,written to $(VAR_DIR)/mail/*.eml (set SMTP_URL to send them))"
 	@echo
-	@($(SERVE_CMD)) & SERVE_PID=$$!; trap 'kill $$SERVE_PID 2>/dev/null; wait $$SERVE_PID 2>/dev/null' EXIT INT TERM; \
+	@($(SERVE_CMD)) & SERVE_PID=$$!; $(FLASK) mailer & MAIL_PID=$$!; \
+	trap 'kill $$SERVE_PID $$MAIL_PID 2>/dev/null; wait $$SERVE_PID $$MAIL_PID 2>/dev/null' EXIT INT TERM; \
 	$(PORTAL_CMD)
 
 portal: data $(TOKEN_FILE) ## start only the portal (gunicorn on PORTAL_PORT)
 	@$(PORTAL_CMD)
+
+mailer: migrate ## only the email sender: delivers the outbox to SMTP_URL, or as .eml files under VAR_DIR/mail without it
+	@$(FLASK) mailer
 
 serve: install $(TOKEN_FILE) ## start only the decision service (gunicorn on SERVING_PORT, loads credit-approval@champion)
 	@$(SERVE_CMD)

@@ -324,3 +324,80 @@ def test_phone_width_has_no_sideways_scroll(browser, server):
     page.goto("/manager")
     assert page.locator(".table-scroll").first.evaluate("e => e.scrollWidth > e.clientWidth")
     page.context.close()
+
+
+def test_admin_journey(browser, server):
+    page = new_page(browser, server)
+    log_in(page, "manager", 1, "manager123")
+    page.get_by_role("link", name="Admin", exact=True).click()
+    expect(page.get_by_role("heading", name="Managers")).to_be_visible()
+
+    # A new manager, deactivated after a confirmation step, then reactivated.
+    page.get_by_role("link", name="New manager").click()
+    page.get_by_label("Name", exact=True).fill("Dana Field")
+    page.get_by_label("Email (optional)", exact=True).fill("dana@example.com")
+    page.get_by_label("Password", exact=True).fill("dana-pass-1")
+    page.get_by_role("button", name="Create manager").click()
+    expect(page.get_by_text("Manager 2 (Dana Field) created")).to_be_visible()
+    expect(page.get_by_role("link", name="Deactivate manager 1")).to_have_count(0)  # not oneself
+    page.get_by_role("link", name="Deactivate manager 2").click()
+    expect(page.get_by_role("heading", name="Deactivate manager 2?")).to_be_visible()
+    page.get_by_role("button", name="Yes, deactivate Dana Field").click()
+    expect(page.get_by_text("deactivated: their logins have ended")).to_be_visible()
+    expect(page.locator("#managers tbody tr", has_text="Dana Field")).to_contain_text("Deactivated")
+    shot(page, "admin-managers")
+    page.get_by_role("button", name="Reactivate manager 2").click()
+    expect(page.locator("#managers tbody tr", has_text="Dana Field")).to_contain_text("Active")
+
+    # A customer's contact details, then their deactivation: they cannot log in until reactivated.
+    page.goto("/customers/104")
+    page.get_by_role("link", name="Account…").click()
+    expect(page.get_by_role("heading", name="Contact details")).to_be_visible()
+    page.get_by_label("Phone (optional)", exact=True).fill("555 0104")
+    page.get_by_role("button", name="Save contact details").click()
+    expect(page.get_by_text("Saved: phone changed.")).to_be_visible()
+    expect(page.locator("#audit tbody tr").first).to_contain_text("555-0100 → 555 0104")
+    shot(page, "admin-customer")
+    page.get_by_role("link", name="Deactivate…").click()
+    page.get_by_role("button", name="Yes, deactivate Customer 104").click()
+    expect(page.get_by_text("This customer cannot log in")).to_be_visible()
+    customer = new_page(browser, server)
+    customer.goto("/customer/login")
+    customer.get_by_label("ID", exact=True).fill("104")
+    customer.get_by_label("Password", exact=True).fill("secret-pw")
+    customer.get_by_role("button", name="Log in").click()
+    expect(customer.get_by_role("alert")).to_contain_text("Wrong ID or password")
+    page.get_by_role("button", name="Reactivate").click()
+    expect(page.get_by_text("is active again and can log in")).to_be_visible()
+    customer.get_by_label("Password", exact=True).fill("secret-pw")
+    customer.get_by_role("button", name="Log in").click()
+    expect(customer.get_by_role("heading", name="Customer 104")).to_be_visible()
+    customer.context.close()
+
+    # One audit log, newest first.
+    page.get_by_role("link", name="Admin", exact=True).click()
+    page.get_by_role("link", name="Audit log").click()
+    rows = page.locator("#audit tbody tr")
+    expect(rows.first).to_contain_text("customer.reactivate")
+    for action in ("customer.deactivate", "customer.contact", "manager.reactivate", "manager.deactivate",
+                   "manager.create"):
+        expect(page.locator("#audit")).to_contain_text(action)
+    shot(page, "admin-audit")
+    page.get_by_role("link", name="Emails").click()
+    expect(page.locator("#mail-pending")).to_be_visible()
+    page.context.close()
+
+
+def test_admin_pages_at_phone_width(browser, server):
+    page = new_page(browser, server, PHONE)
+    log_in(page, "manager", 1, "manager123")
+    for path, name in (("/manager/admin/managers", "admin-managers"),
+                       ("/manager/admin/customers/104", "admin-customer"),
+                       ("/manager/admin/audit", "admin-audit"), ("/manager/admin/mail", None),
+                       ("/manager/admin/managers/new", None), ("/manager/admin/customers/104/deactivate", None)):
+        page.goto(path)
+        expect(page.get_by_role("button", name="Log out")).to_be_visible()
+        no_sideways_scroll(page)
+        if name:
+            shot(page, name)
+    page.context.close()

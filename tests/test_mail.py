@@ -114,7 +114,7 @@ def test_message_is_multipart_with_fixed_message_id_and_escaped_html(fast, ledge
     msg = message_from_bytes(eml.read_bytes(), policy=policy.default)
     assert msg["Message-ID"] == row.message_id and msg["Subject"] == "Payment received: 1.00"
     assert msg["To"].addresses[0].addr_spec == "c101@example.com"
-    assert msg.get_content_type() == "multipart/alternative"
+    assert msg.get_content_type() == "multipart/alternative" and msg["Content-Language"] == "en"
     text = msg.get_body(("plain",)).get_content()
     html = msg.get_body(("html",)).get_content()
     assert "January 2024: 1.00" in text and "Dear Ann <b>Bold</b> & Co," in text

@@ -46,8 +46,8 @@ def build(message: OutboxMessage, rendered: Rendered, mail_from: str) -> EmailMe
     email["Subject"] = one_line(rendered.subject)
     email["Date"] = format_datetime(message.created_at)
     email["Message-ID"] = message.message_id
-    email["Content-Language"] = message.language
     email["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to a notification
     email.set_content(rendered.text)
     email.add_alternative(rendered.html, subtype="html")
+    email["Content-Language"] = message.language  # after: making the alternative moves Content-* into a part
     return email
