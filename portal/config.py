@@ -12,6 +12,8 @@ from contracts.decisions import DEFAULT_THRESHOLD
 from contracts.settings import database_url, var_dir
 
 PRODUCTION_ENVS = {"production", "prod"}
+# RFC 7518 3.2: an HS256 key of at least 256 bits.
+MIN_SECRET_KEY_CHARS = 32
 
 
 def is_production() -> bool:
@@ -23,10 +25,11 @@ def is_production() -> bool:
 def secret_key() -> str:
     """Return SECRET_KEY; generate and keep one in var/ outside production."""
     key = os.environ.get("SECRET_KEY")
+    if is_production() and len(key or "") < MIN_SECRET_KEY_CHARS:
+        raise RuntimeError(f"SECRET_KEY must be set in production (APP_ENV=production), at least "
+                           f"{MIN_SECRET_KEY_CHARS} characters: it signs the sessions and the HS256 bearer tokens")
     if key:
         return key
-    if is_production():
-        raise RuntimeError("SECRET_KEY must be set in production (APP_ENV=production)")
     path = var_dir() / "secret_key"
     if not path.exists():
         path.write_text(secrets.token_hex(32))

@@ -164,11 +164,12 @@ def test_every_kind_renders(app, ledger):
         "credit_rejected": {"request_id": "r", "year": 2030, "month": 2, "amount_cents": 500, "method": "percentage",
                             "score": 50, "threshold": 80, "reasons": ["Paid 50% of all dues; 80% needed"]},
         "password_reset": {},
-        "bank_credit_refunded": {"amount_cents": 2500, "bank_credit_cents": 0, "reason": "closing the account"},
+        "bank_credit_refunded": None,  # made below by outbox.refund_context, as the refund will call it
     }
     assert set(contexts) == set(outbox.KINDS)
     with ledger.sessions() as s, s.begin():
         customer = s.get(Customer, 101)
+        contexts["bank_credit_refunded"] = outbox.refund_context(2500, customer, "closing the account")
         queued = [outbox.enqueue(s, customer, kind, context) for kind, context in contexts.items()]
     with app.app_context():
         words = {m.kind: sender.render.render(m) for m in queued}

@@ -64,6 +64,11 @@ def decision_context(decision) -> dict:
             "threshold": decision.threshold, "reasons": [r.get("text", "") for r in decision.reasons or []]}
 
 
+def refund_context(amount_cents: int, customer: Customer, reason: str | None = None) -> dict:
+    """Return a bank_credit_refunded email's context: what was refunded and what bank credit is left."""
+    return {"amount_cents": amount_cents, "bank_credit_cents": customer.bank_credit_cents, "reason": reason}
+
+
 def decision_kind(decision) -> str:
     """Return the email kind of a credit decision."""
     return "credit_approved" if decision.approved else "credit_rejected"

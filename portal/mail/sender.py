@@ -79,6 +79,7 @@ def claim(session: Session, policy: Policy, due_by: datetime | None = None) -> O
             .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= (due_by or now))
             .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
             .limit(1).with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)  # the row as it is now, not as this session last saw it
         ).first()
         if row is None:
             return None
@@ -110,9 +111,8 @@ def mark_failed(session: Session, row: OutboxMessage, error: Exception, policy: 
     return "failed" if final else "pending"
 
 
-def send_due(session: Session, via, policy: Policy, mail_from: str, limit: int | None = None,
-             stop: threading.Event | None = None) -> BatchResult:
-    """Send the messages due now (at most `limit`, until `stop`), one claim-send-mark at a time (needs an app context).
+def send_due(session: Session, via, policy: Policy, mail_from: str, stop: threading.Event | None = None) -> BatchResult:
+    """Send the messages due now (until `stop`), one claim-send-mark at a time (needs an app context).
 
     A message that fails is not tried again in the same pass; an error that is not about
     the message (the server is down, refuses our login or TLS) ends the pass.
@@ -121,7 +121,7 @@ def send_due(session: Session, via, policy: Policy, mail_from: str, limit: int |
     sender_address = parseaddr(mail_from)[1]
     started = utcnow()
     try:
-        while (limit is None or result.sent + result.retrying + result.failed < limit) and not (stop and stop.is_set()):
+        while not (stop and stop.is_set()):
             row = claim(session, policy, due_by=started)
             if row is None:
                 break
