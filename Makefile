@@ -33,7 +33,7 @@ REGISTRY_NAME = $(if $(NAME),--name "$(NAME)")
 export PORTAL_PORT SERVING_PORT SERVING_URL VAR_DIR
 
 .PHONY: help install run portal serve migrate seed data model train promote rollback models mlflow-ui monitor \
-	bench test test-fast lint clean-var browser-deps cluster cluster-deps screenshots
+	bench test test-fast lint clean-var browser-deps cluster cluster-deps screenshots mailer
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -68,15 +68,20 @@ $(TOKEN_FILE): | $(STAMP)
 RUN_URLS = echo; \
 	echo "  Portal:   http://127.0.0.1:$(PORTAL_PORT)/   (API: /api/..., OpenAPI: /api/openapi.json)"; \
 	echo "  Serving:  $(SERVING_URL)/version   (decisions: POST /v1/decisions, MLflow protocol: POST /invocations)"; \
-	echo "  Logins:   manager 1 / manager123    customer 101 / customer123"; echo
+	echo "  Logins:   manager 1 / manager123    customer 101 / customer123"; \
+	echo "  Emails:   $(if $(SMTP_URL),sent through SMTP_URL,written to $(VAR_DIR)/mail/*.eml (set SMTP_URL to send them))"; echo
 
-run: model $(TOKEN_FILE) ## start the whole system on SQLite: demo data, a trained model, serving and the portal (Ctrl-C stops both)
-	@($(SERVE_CMD)) & SERVE_PID=$$!; trap 'kill $$SERVE_PID 2>/dev/null; wait $$SERVE_PID 2>/dev/null' EXIT INT TERM; \
+run: model $(TOKEN_FILE) ## start the whole system on SQLite: demo data, a trained model, serving, the mailer and the portal (Ctrl-C stops all)
+	@($(SERVE_CMD)) & SERVE_PID=$$!; $(FLASK) mailer & MAIL_PID=$$!; \
+	trap 'kill $$SERVE_PID $$MAIL_PID 2>/dev/null; wait $$SERVE_PID $$MAIL_PID 2>/dev/null' EXIT INT TERM; \
 	($(PY) -m deploy.ready "$(SERVING_URL)/ready" "http://127.0.0.1:$(PORTAL_PORT)/" && { $(RUN_URLS); }) & \
 	$(PORTAL_CMD)
 
 portal: data $(TOKEN_FILE) ## start only the portal (gunicorn on PORTAL_PORT)
 	@$(PORTAL_CMD)
+
+mailer: migrate ## only the email sender: delivers the outbox to SMTP_URL, or as .eml files under VAR_DIR/mail without it
+	@$(FLASK) mailer
 
 serve: install $(TOKEN_FILE) ## start only the decision service (gunicorn on SERVING_PORT, loads SERVING_MODEL, default credit-approval@champion)
 	@$(SERVE_CMD)

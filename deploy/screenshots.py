@@ -24,6 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from PIL import Image
+from playwright.sync_api import sync_playwright
+
 from deploy.ready import wait
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,8 +92,6 @@ class Camera:
 
     def both(self, page, name: str, at: str | None = None) -> None:
         """Save the page at desktop and phone size as <name>-desktop.png and <name>-phone.png (scrolled to `at`)."""
-        from PIL import Image
-
         for size in ("desktop", "phone"):
             page.set_viewport_size(SIZES[size])
             page.wait_for_timeout(150)  # let the layout settle at the new width
@@ -227,6 +228,12 @@ def manager_pages(page, shoot: Camera, refund_customer: int) -> None:
     shoot.both(page, "manager-new-customer")
     page.goto("/manager/customers/101/password")
     shoot.both(page, "manager-reset-password")
+    for path, name in (("/manager/admin/managers", "admin-managers"),
+                       ("/manager/admin/customers/101", "admin-customer"),
+                       ("/manager/admin/audit", "admin-audit"),
+                       ("/manager/admin/mail", "admin-mail")):
+        page.goto(path)
+        shoot.both(page, name)
     page.goto("/no-such-page")
     shoot.both(page, "error-404")
     log_out(page)
@@ -243,8 +250,6 @@ def lowest_paid_customer(page) -> int:
 
 def take_all(base_url: str, out: Path) -> list[str]:
     """Drive Chromium through every page of the running demo; return the files written."""
-    from playwright.sync_api import sync_playwright
-
     shoot = Camera(out)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

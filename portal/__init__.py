@@ -15,6 +15,7 @@ from portal.db import Database, close_session
 from portal.decision_service import DecisionService
 from portal.errors import error_response, register_errorhandlers
 from portal.extensions import IdConverter, api, babel, csrf, limiter, login_manager, select_locale
+from portal.web import admin as web_admin
 from portal.web import auth as web_auth
 from portal.web import customer as web_customer
 from portal.web import formats, pages, wording
@@ -47,7 +48,7 @@ API_CONFIG = {
     "OPENAPI_JSON_PATH": "openapi.json",
     # Bearer tokens for API clients, the session cookie for browsers.
     "API_SPEC_OPTIONS": {"components": {"securitySchemes": {
-        "bearer": {"type": "http", "scheme": "bearer"},
+        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
         "cookie": {"type": "apiKey", "in": "cookie", "name": "session"}}},
         "security": [{"bearer": []}, {"cookie": []}]},
     "WTF_CSRF_CHECK_DEFAULT": False,  # checked in access.check_csrf, for cookie-authenticated writes
@@ -83,10 +84,11 @@ def register_blueprints(app: Flask) -> None:
         api.register_blueprint(module.blp)
     # Pages: plain Flask blueprints, outside the OpenAPI document. Anonymous page
     # visitors are sent to the right login page; /api/... keeps answering 401 JSON.
-    for module in (pages, formats, wording, web_auth, web_customer, web_manager):
+    for module in (pages, formats, wording, web_auth, web_customer, web_manager, web_admin):
         app.register_blueprint(module.bp)
     login_manager.login_view = "web_auth.customer_login"
-    login_manager.blueprint_login_views = {"web_manager": "web_auth.manager_login"}
+    login_manager.blueprint_login_views = {"web_manager": "web_auth.manager_login",
+                                           "web_admin": "web_auth.manager_login"}
     login_manager.unauthorized_handler(web_auth.unauthorized)
 
 

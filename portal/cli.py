@@ -1,7 +1,8 @@
 """CLI commands: ``flask --app portal migrate | import-data | wants-demo | ledger-is-empty | ensure-demo |
-settle-bank-credit | replay``."""
+settle-bank-credit | replay`` and ``mailer`` (the email sender)."""
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -12,11 +13,13 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from contracts import ledger_export
+from contracts.settings import var_dir
 from portal.config import is_production
 from portal.db import get_db
 from portal.demo import DEMO_CUSTOMER_PASSWORD, DemoRefused, ensure_demo_users, refuse_in_production
 from portal.importer import LedgerImportError, import_ledger, ledger_is_empty
 from portal.ledger.bank_credit import settle_everyone
+from portal.mail import sender
 from portal.replay import replay
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,8 +118,20 @@ def replay_command(request_id):
     sys.exit(0 if result["match"] else 1)
 
 
+@click.command("mailer")
+@with_appcontext
+@click.option("--once", is_flag=True, help="send what is due now, then exit (else keep polling until SIGTERM/Ctrl-C)")
+def mailer_command(once):
+    """Deliver the email outbox: SMTP_URL, or .eml files under VAR_DIR/mail without it."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s mailer %(levelname)s %(message)s")
+    where = "the SMTP server of SMTP_URL" if current_app.config["SMTP_URL"] else f".eml files in {var_dir() / 'mail'}"
+    click.echo(f"mailer: delivering the outbox to {where}" + ("" if once else " (Ctrl-C stops)"))
+    total = sender.run(sender.stop_on_signals(), once=once)
+    click.echo(f"mailer: {total.sent} sent, {total.retrying} to retry, {total.failed} failed")
+
+
 COMMANDS = (migrate_command, import_command, wants_demo_command, ledger_is_empty_command, ensure_demo_command,
-            settle_bank_credit_command, replay_command)
+            settle_bank_credit_command, replay_command, mailer_command)
 
 
 def register(app: Flask) -> None:

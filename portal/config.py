@@ -12,6 +12,8 @@ from contracts.decisions import DEFAULT_THRESHOLD
 from contracts.settings import database_url, var_dir
 
 PRODUCTION_ENVS = {"production", "prod"}
+# RFC 7518 3.2: an HS256 key of at least 256 bits.
+MIN_SECRET_KEY_CHARS = 32
 
 
 def is_production() -> bool:
@@ -23,15 +25,21 @@ def is_production() -> bool:
 def secret_key() -> str:
     """Return SECRET_KEY; generate and keep one in var/ outside production."""
     key = os.environ.get("SECRET_KEY")
+    if is_production() and len(key or "") < MIN_SECRET_KEY_CHARS:
+        raise RuntimeError(f"SECRET_KEY must be set in production (APP_ENV=production), at least "
+                           f"{MIN_SECRET_KEY_CHARS} characters: it signs the sessions and the HS256 bearer tokens")
     if key:
         return key
-    if is_production():
-        raise RuntimeError("SECRET_KEY must be set in production (APP_ENV=production)")
     path = var_dir() / "secret_key"
     if not path.exists():
         path.write_text(secrets.token_hex(32))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def mail_from() -> str:
+    """Return the From address of the portal's emails (MAIL_FROM)."""
+    return os.environ.get("MAIL_FROM") or "Credit portal <no-reply@localhost>"
 
 
 def load_config(overrides: dict | None = None) -> dict:
@@ -64,11 +72,24 @@ def load_config(overrides: dict | None = None) -> dict:
         "BABEL_DEFAULT_LOCALE": os.environ.get("LOCALE", "en"),
         "BABEL_DEFAULT_TIMEZONE": os.environ.get("TIMEZONE", "UTC"),
         "CURRENCY": os.environ.get("CURRENCY", "USD"),
-        "TOKEN_MAX_AGE": int(os.environ.get("TOKEN_MAX_AGE", str(8 * 3600))),
+        # Seconds a bearer token (JWT) lives; POST /api/token gives a fresh one while the login lives.
+        "TOKEN_MAX_AGE": int(os.environ.get("TOKEN_MAX_AGE", "900")),
         # Failed logins (see portal/auth/throttle.py): per account and address, per account, per address.
         "LOGIN_LIMITS": os.environ.get("LOGIN_LIMITS", "5 per minute;20 per hour"),
         "LOGIN_ID_LIMITS": os.environ.get("LOGIN_ID_LIMITS", "30 per hour"),
         "LOGIN_ADDRESS_LIMITS": os.environ.get("LOGIN_ADDRESS_LIMITS", "30 per minute"),
+        # Email (portal/mail): SMTP_URL unset writes .eml files under VAR_DIR/mail instead of sending.
+        "SMTP_URL": os.environ.get("SMTP_URL") or None,
+        "SMTP_TIMEOUT": float(os.environ.get("SMTP_TIMEOUT", "30")),
+        "SMTP_CA_FILE": os.environ.get("SMTP_CA_FILE") or None,
+        "MAIL_FROM": mail_from(),
+        "MAIL_MAX_ATTEMPTS": int(os.environ.get("MAIL_MAX_ATTEMPTS", "8")),
+        "MAIL_BACKOFF_SECONDS": float(os.environ.get("MAIL_BACKOFF_SECONDS", "30")),
+        "MAIL_BACKOFF_MAX_SECONDS": float(os.environ.get("MAIL_BACKOFF_MAX_SECONDS", "3600")),
+        "MAIL_LEASE_SECONDS": float(os.environ.get("MAIL_LEASE_SECONDS", "300")),
+        "MAIL_POLL_SECONDS": float(os.environ.get("MAIL_POLL_SECONDS", "5")),
+        # Where the links in emails point.
+        "PORTAL_URL": os.environ.get("PORTAL_URL", f"http://127.0.0.1:{os.environ.get('PORTAL_PORT', '5000')}"),
         "MAX_CONTENT_LENGTH": 64 * 1024,
         # Proxies in front of the portal whose X-Forwarded-For/-Proto to believe (nginx in `make cluster`: 1).
         "TRUSTED_PROXIES": int(os.environ.get("TRUSTED_PROXIES", "0")),

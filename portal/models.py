@@ -40,7 +40,9 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Text,
     TypeDecorator,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -84,6 +86,8 @@ class PersonMixin:
     phone: Mapped[str | None] = mapped_column(String(32))
     # NULL means "cannot log in" (e.g. imported from a bank's export without passwords).
     password_hash: Mapped[str | None] = mapped_column(String(255))
+    # False: deactivated by a manager - cannot log in, every record kept, can be reactivated.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -94,6 +98,8 @@ class Customer(PersonMixin, Base):
     bank_credit_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     # Bank credit imported with the customer (held before this ledger existed).
     opening_bank_credit_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The language the customer's emails (and, later, pages) are written in: a BCP 47 tag.
+    language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
     __table_args__ = (
         CheckConstraint("total_due_cents >= 0", name="due_nonneg"),
         CheckConstraint("total_paid_cents >= 0 AND total_paid_cents <= total_due_cents", name="paid_within_due"),
@@ -281,3 +287,50 @@ class Outcome(Base):
     true_probability: Mapped[float | None] = mapped_column(Float)
     __table_args__ = (CheckConstraint("result IN (0, 1)", name="result_binary"),)
 
+
+
+class AuditEvent(Base):
+    """One manager action, written in the same transaction as the change: who, when, what, old and new values."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor_role: Mapped[str] = mapped_column(String(16))  # manager | system
+    actor_id: Mapped[int | None] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(48))  # e.g. customer.contact, manager.deactivate
+    target_type: Mapped[str] = mapped_column(String(16))  # customer | manager | payment | mail
+    target_id: Mapped[int] = mapped_column(BigInteger)
+    old: Mapped[dict | None] = mapped_column(JSON)
+    new: Mapped[dict | None] = mapped_column(JSON)
+    __table_args__ = (Index("ix_audit_events_created", "created_at"),
+                      Index("ix_audit_events_target", "target_type", "target_id"))
+
+
+class OutboxMessage(Base):
+    """An email to send, written in the same transaction as the event it tells of (the outbox pattern).
+
+    ``status``: pending -> sent, or failed after MAIL_MAX_ATTEMPTS tries (``last_error``
+    says why). ``next_attempt_at`` is when a sender may take it: a claim moves it a lease
+    ahead, so a sender that dies mid-send leaves the message to be taken again later.
+    """
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    # The Message-ID header, fixed when the event happens: a resend carries the same one.
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    recipient: Mapped[str] = mapped_column(String(254))
+    recipient_name: Mapped[str] = mapped_column(String(120))
+    language: Mapped[str] = mapped_column(String(16))
+    context: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status_known"),
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+    )

@@ -99,7 +99,7 @@ def db(db_url):
 def app(db_url):
     """A portal app on the fresh ledger."""
     # SERVING_URL: a port nobody listens on, so no test reaches a decision service by accident.
-    app = create_app({"SECRET_KEY": "test-secret", "DATABASE_URL": db_url, "TESTING": True,
+    app = create_app({"SECRET_KEY": "test-secret-at-least-32-bytes-long!", "DATABASE_URL": db_url, "TESTING": True,
                       "RATELIMIT_STORAGE_URI": "memory://", "SERVING_URL": "http://127.0.0.1:9"})
     yield app
     app.extensions["ledger_db"].dispose()

@@ -14,7 +14,17 @@ from portal.credit_requests import request_credit
 from portal.ledger import bank_credit, payments, statements
 from portal.ledger.errors import Conflict, InvalidRequest
 from portal.ledger.policy import LimitRule
-from portal.models import Allocation, BankCreditEntry, Customer, Due, Manager, Payment, PaymentReversal
+from portal.models import (
+    Allocation,
+    AuditEvent,
+    BankCreditEntry,
+    Customer,
+    Due,
+    Manager,
+    OutboxMessage,
+    Payment,
+    PaymentReversal,
+)
 from testing.audit import check_invariants, snapshot
 from testing.people import add_customer, add_manager
 from tests.factories import SETTINGS
@@ -117,6 +127,11 @@ def test_refund_is_a_row_with_who_and_why(db):
     assert (entry.kind, entry.manager_id, entry.reason, entry.amount_cents) == (
         "refund", 1, "customer asked for it by phone", 30_000)
     assert summary(db, 101).bank_credit_cents == 50_000
+    with db.sessions() as s:  # in the same transaction: the audit row and the customer's email
+        event = s.scalars(select(AuditEvent).where(AuditEvent.action == "bank_credit.refund")).one()
+        assert (event.actor_id, event.target_id, event.new["amount"]) == (1, 101, "300.00")
+        mail = s.scalars(select(OutboxMessage)).one()
+        assert (mail.kind, mail.customer_id, mail.context["amount_cents"]) == ("bank_credit_refunded", 101, 30_000)
     before = snapshot(db)
     with db.sessions() as s:
         for amount, reason, field in ((50_001, "too much", "amount"), (0, "nothing", "amount"), (100, " ", "reason")):

@@ -72,7 +72,7 @@ def server(tmp_path_factory):
     payment_id = seed(db)
     db.dispose()
     # No decision service listens on SERVING_URL: the ML method must say it is not available.
-    with portal(url, {"SECRET_KEY": "browser-test-secret", "VAR_DIR": str(tmp),
+    with portal(url, {"SECRET_KEY": "browser-test-secret-32-bytes-long!!", "VAR_DIR": str(tmp),
                       "SERVING_URL": f"http://127.0.0.1:{free_port()}", "SERVING_TIMEOUT": "1"},
                 workers=2, ready_path="/", workdir=tmp) as server:
         yield {"base": server.url, "payment_id": payment_id}
@@ -336,4 +336,74 @@ def test_desktop_layout(browser, server):
     assert max(heights) < 200, heights  # rows stay short: no column squeezed to a sliver
     page.goto("/manager")
     all_cells_visible(page, "#portfolio")
+    page.context.close()
+
+
+def test_admin_journey(browser, server):
+    page = new_page(browser, server)
+    log_in(page, "manager", 1, "manager123")
+    page.get_by_role("link", name="Admin", exact=True).click()
+    expect(page.get_by_role("heading", name="Managers")).to_be_visible()
+
+    # A new manager, deactivated after a confirmation step, then reactivated.
+    page.get_by_role("link", name="New manager").click()
+    page.get_by_label("Name", exact=True).fill("Dana Field")
+    page.get_by_label("Email (optional)", exact=True).fill("dana@example.com")
+    page.get_by_label("Password", exact=True).fill("dana-pass-1")
+    page.get_by_role("button", name="Create manager").click()
+    expect(page.get_by_text("Manager 2 (Dana Field) created")).to_be_visible()
+    expect(page.get_by_role("link", name="Deactivate manager 1")).to_have_count(0)  # not oneself
+    page.get_by_role("link", name="Deactivate manager 2").click()
+    expect(page.get_by_role("heading", name="Deactivate manager 2?")).to_be_visible()
+    page.get_by_role("button", name="Yes, deactivate Dana Field").click()
+    expect(page.get_by_text("deactivated: their logins have ended")).to_be_visible()
+    expect(page.locator("#managers tbody tr", has_text="Dana Field")).to_contain_text("Deactivated")
+    page.get_by_role("button", name="Reactivate manager 2").click()
+    expect(page.locator("#managers tbody tr", has_text="Dana Field")).to_contain_text("Active")
+
+    # A customer's contact details, then their deactivation: they cannot log in until reactivated.
+    page.goto("/customers/104")
+    page.get_by_role("link", name="Account…").click()
+    expect(page.get_by_role("heading", name="Contact details")).to_be_visible()
+    page.get_by_label("Phone (optional)", exact=True).fill("555 0104")
+    page.get_by_role("button", name="Save contact details").click()
+    expect(page.get_by_text("Saved: phone changed.")).to_be_visible()
+    expect(page.locator("#audit tbody tr").first).to_contain_text("555-0100 → 555 0104")
+    page.get_by_role("link", name="Deactivate…").click()
+    page.get_by_role("button", name="Yes, deactivate Customer 104").click()
+    expect(page.get_by_text("This customer cannot log in")).to_be_visible()
+    customer = new_page(browser, server)
+    customer.goto("/customer/login")
+    customer.get_by_label("ID", exact=True).fill("104")
+    customer.get_by_label("Password", exact=True).fill("secret-pw")
+    customer.get_by_role("button", name="Log in").click()
+    expect(customer.get_by_role("alert")).to_contain_text("Wrong ID or password")
+    page.get_by_role("button", name="Reactivate").click()
+    expect(page.get_by_text("is active again and can log in")).to_be_visible()
+    customer.get_by_label("Password", exact=True).fill("secret-pw")
+    customer.get_by_role("button", name="Log in").click()
+    expect(customer.get_by_role("heading", name="Customer 104")).to_be_visible()
+    customer.context.close()
+
+    # One audit log, newest first.
+    page.get_by_role("link", name="Admin", exact=True).click()
+    page.get_by_role("link", name="Audit log").click()
+    rows = page.locator("#audit tbody tr")
+    expect(rows.first).to_contain_text("customer.reactivate")
+    for action in ("customer.deactivate", "customer.contact", "manager.reactivate", "manager.deactivate",
+                   "manager.create"):
+        expect(page.locator("#audit")).to_contain_text(action)
+    page.get_by_role("link", name="Emails").click()
+    expect(page.locator("#mail-pending")).to_be_visible()
+    page.context.close()
+
+
+def test_admin_pages_at_phone_width(browser, server):
+    page = new_page(browser, server, PHONE)
+    log_in(page, "manager", 1, "manager123")
+    for path in ("/manager/admin/managers", "/manager/admin/customers/104", "/manager/admin/audit",
+                 "/manager/admin/mail", "/manager/admin/managers/new", "/manager/admin/customers/104/deactivate"):
+        page.goto(path)
+        expect(page.get_by_role("button", name="Log out")).to_be_visible()
+        no_sideways_scroll(page)
     page.context.close()

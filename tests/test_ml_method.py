@@ -41,7 +41,8 @@ def history(paid_share: dict[int, float], monthly: int = 10_000):
 
 
 def make_app(db_url, serving_url, timeout=2.0, token=TOKEN):
-    app = create_app({"SECRET_KEY": "test", "DATABASE_URL": db_url, "TESTING": True, "SERVING_URL": serving_url,
+    app = create_app({"SECRET_KEY": "test-secret-at-least-32-bytes-long!", "DATABASE_URL": db_url, "TESTING": True,
+                      "SERVING_URL": serving_url,
                       "SERVING_TIMEOUT": timeout, "RATELIMIT_STORAGE_URI": "memory://", "SERVING_TOKEN": token,
                       # Generous limits: these tests are about the model's answers, test_credit_policy about limits.
                       "CREDIT_LIMIT_MULTIPLE": 100.0})

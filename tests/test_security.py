@@ -123,7 +123,10 @@ def test_production_needs_a_secret_key(monkeypatch, tmp_path):
     monkeypatch.setenv("VAR_DIR", str(tmp_path))
     with pytest.raises(RuntimeError, match="SECRET_KEY"):
         load_config()
-    monkeypatch.setenv("SECRET_KEY", "from-the-environment")
+    monkeypatch.setenv("SECRET_KEY", "too-short-for-hs256")
+    with pytest.raises(RuntimeError, match="at least 32"):
+        load_config()
+    monkeypatch.setenv("SECRET_KEY", "from-the-environment-and-32-chars-long")
     config = load_config()
     assert config["SESSION_COOKIE_SECURE"] is True and config["DEBUG"] is False
 

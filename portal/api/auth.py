@@ -7,8 +7,9 @@ from flask_smorest import Blueprint, abort
 from flask_wtf.csrf import generate_csrf
 
 from portal import present
-from portal.api.schemas import LoginIn, LoginOut, MessageOut
-from portal.auth.sessions import authenticate, end_login, start_login
+from portal.api.schemas import LoginIn, LoginOut, MessageOut, TokenOut
+from portal.auth.access import require_login
+from portal.auth.sessions import authenticate, end_login, issue_token, start_login
 from portal.auth.throttle import throttled
 from portal.db import get_session
 from portal.errors import ErrorSchema
@@ -50,6 +51,16 @@ def customer_login(body):
 def manager_login(body):
     """Log a manager in."""
     return login("manager", body)
+
+
+@blp.route("/token", methods=["POST"])
+@blp.response(200, TokenOut)
+@blp.alt_response(401, schema=ErrorSchema, description="no live login (an expired or revoked token: log in again)")
+def refresh_token():
+    """Give a live login a fresh bearer token (send the current, unexpired one); the login itself is unchanged."""
+    user = require_login()
+    token, expires = issue_token(user)
+    return {"token": token, "expires_at": expires}
 
 
 @blp.route("/logout", methods=["POST"])

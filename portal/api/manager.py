@@ -26,7 +26,6 @@ from portal.api.schemas import (
 )
 from portal.auth import accounts
 from portal.auth.access import require_login
-from portal.auth.sessions import revoke_all
 from portal.db import get_session
 from portal.errors import ErrorSchema
 from portal.ledger import bank_credit, payments, portfolio
@@ -93,9 +92,9 @@ def customer(customer_id):
 @blp.alt_response(409, schema=ErrorSchema, description="the id is taken")
 def create_customer(body):
     """Create a customer (no dues yet)."""
-    require_login("manager")
+    user = require_login("manager")
     c = accounts.create_customer(get_session(), body["name"], body["password"], body["id"],
-                               body["email"], body["age"], body["phone"])
+                                 body["email"], body["age"], body["phone"], by=user.user_id)
     return present.user(c, "customer")
 
 
@@ -105,10 +104,8 @@ def create_customer(body):
 @blp.alt_response(404, schema=ErrorSchema, description="no such customer")
 def reset_password(body, customer_id):
     """Set a customer's new password and end their open sessions."""
-    require_login("manager")
-    db = get_session()
-    accounts.reset_password(db, customer_id, body["password"])
-    revoke_all(db, "customer", customer_id)
+    user = require_login("manager")
+    accounts.reset_password(get_session(), customer_id, body["password"], by=user.user_id)
     return {"message": "password changed; the customer's sessions were ended"}
 
 

@@ -82,10 +82,14 @@ class UserOut(ma.Schema):
     phone = ma.fields.String(allow_none=True)
 
 
-class LoginOut(ma.Schema):
+class TokenOut(ma.Schema):
+    token = ma.fields.String(metadata={"description": "a JWT (HS256): send as `Authorization: Bearer <token>`"})
+    expires_at = ma.fields.DateTime(metadata={"description": "when the token expires (TOKEN_MAX_AGE after issue); "
+                                                             "POST /api/token before then gives a fresh one"})
+
+
+class LoginOut(TokenOut):
     user = ma.fields.Nested(UserOut)
-    token = ma.fields.String(metadata={"description": "send as `Authorization: Bearer <token>`"})
-    expires_at = ma.fields.DateTime()
     csrf_token = ma.fields.String(metadata={"description": "send as X-CSRFToken on cookie-authenticated writes"})
 
 
@@ -293,13 +297,19 @@ class Password(Text):
         super().__init__(blank=False, one_line=True, validate=validate.Length(min=8, max=200), **kwargs)
 
 
-class CustomerIn(Closed):
-    id = ma.fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1, max=MAX_ID))
+class ContactIn(Closed):
     name = Text(required=True, blank=False, one_line=True, validate=validate.Length(min=1, max=120))
     email = ma.fields.Email(load_default=None, validate=validate.Length(max=254))
-    age = ma.fields.Integer(strict=True, load_default=None, validate=validate.Range(min=18, max=120))
     phone = ma.fields.String(load_default=None, validate=validate.Regexp(r"^[0-9 +()-]{3,32}$"))
+
+
+class ManagerIn(ContactIn):
+    id = ma.fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1, max=MAX_ID))
     password = Password(required=True)
+
+
+class CustomerIn(ManagerIn):
+    age = ma.fields.Integer(strict=True, load_default=None, validate=validate.Range(min=18, max=120))
 
 
 class PasswordIn(Closed):

@@ -1,8 +1,12 @@
 """Logins: one server-side record per login, shared by the session cookie and the bearer token.
 
-A login creates an ``ApiToken`` row (its ``jti``). The session cookie carries
-the jti as Flask-Login's user id; the bearer token is the jti signed and
-time-stamped with itsdangerous. Logout revokes the row, which ends both.
+A login creates an ``ApiToken`` row (its ``jti``), alive for ``PERMANENT_SESSION_LIFETIME``.
+The session cookie carries the jti as Flask-Login's user id. The bearer token is a JWT
+(RFC 7519, PyJWT) signed with the app's ``SECRET_KEY`` by HS256 - the only algorithm
+accepted - with ``sub`` (the user id), ``role``, ``iat``, ``exp`` (``TOKEN_MAX_AGE``, short)
+and ``jti`` (the login record). A token is honoured only while its record is: logout,
+a password reset or a deactivation revokes the record, which ends the cookie session
+and every token of that login at once. ``refresh_token`` gives a live login a new token.
 """
 from __future__ import annotations
 
@@ -10,9 +14,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import jwt
 from flask import current_app
 from flask_login import UserMixin
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -21,6 +25,8 @@ from portal.db import write_transaction
 from portal.models import ApiToken, Customer, Manager, utcnow
 
 ROLES = {"customer": Customer, "manager": Manager}
+ALGORITHM = "HS256"  # pinned: a token naming any other algorithm (or none) is refused
+CLAIMS = ["sub", "role", "jti", "iat", "exp"]
 
 
 @dataclass
@@ -42,14 +48,11 @@ class Principal(UserMixin):
         return self.role == "manager"
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="api-token")
-
-
 def authenticate(session: Session, role: str, user_id: int, password: str):
-    """Return the user for a correct id and password, else None (same work either way)."""
+    """Return the active user for a correct id and password, else None (same work and answer either way)."""
     user = session.get(ROLES[role], user_id)
-    if not verify_password(user.password_hash if user else None, password):
+    usable = user is not None and user.active
+    if not verify_password(user.password_hash if usable else None, password):
         return None
     if needs_rehash(user.password_hash):
         with write_transaction(session):
@@ -57,19 +60,28 @@ def authenticate(session: Session, role: str, user_id: int, password: str):
     return user
 
 
+def issue_token(principal: Principal) -> tuple[str, datetime]:
+    """Return a signed JWT for a login record, and when it expires."""
+    now = utcnow().replace(microsecond=0)
+    expires = now + timedelta(seconds=current_app.config["TOKEN_MAX_AGE"])
+    claims = {"sub": str(principal.user_id), "role": principal.role, "jti": principal.jti, "iat": now,
+              "exp": expires}
+    return jwt.encode(claims, current_app.config["SECRET_KEY"], algorithm=ALGORITHM), expires
+
+
 def start_login(session: Session, role: str, user) -> tuple[Principal, str, datetime]:
-    """Create the login record; return the principal, its bearer token and expiry."""
-    max_age = current_app.config["TOKEN_MAX_AGE"]
+    """Create the login record; return the principal, its bearer token and the token's expiry."""
     jti = secrets.token_urlsafe(24)
-    expires = utcnow() + timedelta(seconds=max_age)
     with write_transaction(session):
-        session.add(ApiToken(jti=jti, role=role, user_id=user.id, expires_at=expires))
-    token = _serializer().dumps(jti)
-    return Principal(role, user.id, user.name, jti), token, expires
+        session.add(ApiToken(jti=jti, role=role, user_id=user.id,
+                             expires_at=utcnow() + current_app.permanent_session_lifetime))
+    principal = Principal(role, user.id, user.name, jti)
+    token, expires = issue_token(principal)
+    return principal, token, expires
 
 
 def load_login(session: Session, jti: str) -> Principal | None:
-    """Return the principal of a live login record, or None if revoked, expired or unknown."""
+    """Return the principal of a live login record, or None if revoked, expired, unknown or the user is inactive."""
     record = session.get(ApiToken, jti)
     if record is None or record.revoked_at is not None:
         return None
@@ -79,18 +91,27 @@ def load_login(session: Session, jti: str) -> Principal | None:
     if expires <= utcnow():
         return None
     user = session.get(ROLES[record.role], record.user_id)
-    if user is None:
+    if user is None or not user.active:
         return None
     return Principal(record.role, record.user_id, user.name, jti)
 
 
 def principal_from_token(session: Session, token: str) -> Principal | None:
-    """Verify a bearer token's signature and age, then load its login record."""
+    """Verify a bearer JWT (HS256 with the app's key, unexpired, every claim present), then load its login record.
+
+    The claims must agree with the record: the same user id and the same role.
+    """
     try:
-        jti = _serializer().loads(token, max_age=current_app.config["TOKEN_MAX_AGE"])
-    except (BadSignature, SignatureExpired):
+        claims = jwt.decode(token, current_app.config["SECRET_KEY"], algorithms=[ALGORITHM],
+                            options={"require": CLAIMS})
+    except jwt.InvalidTokenError:
         return None
-    return load_login(session, jti) if isinstance(jti, str) else None
+    if not isinstance(claims["jti"], str):
+        return None
+    principal = load_login(session, claims["jti"])
+    if principal is None or claims["role"] != principal.role or claims["sub"] != str(principal.user_id):
+        return None
+    return principal
 
 
 def end_login(session: Session, jti: str) -> None:
@@ -101,11 +122,10 @@ def end_login(session: Session, jti: str) -> None:
             record.revoked_at = utcnow()
 
 
-def revoke_all(session: Session, role: str, user_id: int) -> int:
-    """Revoke every live login of a user (after a password reset); return how many."""
-    with write_transaction(session):
-        records = session.scalars(select(ApiToken).where(
-            ApiToken.role == role, ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))).all()
-        for record in records:
-            record.revoked_at = utcnow()
+def revoke_logins(session: Session, role: str, user_id: int) -> int:
+    """Revoke every live login of a user inside the caller's transaction; return how many."""
+    records = session.scalars(select(ApiToken).where(
+        ApiToken.role == role, ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))).all()
+    for record in records:
+        record.revoked_at = utcnow()
     return len(records)

@@ -14,10 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from contracts import allocation as rule
+from portal import audit
 from portal.db import write_transaction
 from portal.ledger import booking
 from portal.ledger.errors import Conflict, InvalidRequest
 from portal.ledger.locks import lock_customer
+from portal.mail import outbox
 from portal.models import Allocation, BankCreditEntry, Customer, utcnow
 from portal.money import format_cents
 
@@ -99,4 +101,9 @@ def refund(session: Session, customer_id: int, manager_id: int, amount_cents: in
                                 manager_id=manager_id, reason=reason.strip()[:500], created_at=utcnow())
         session.add(entry)
         customer.bank_credit_cents -= amount_cents
+        session.flush()  # the entry's id, for the audit row
+        audit.record(session, manager_id, "bank_credit.refund", "customer", customer_id,
+                     new={"amount": format_cents(amount_cents), "reason": entry.reason, "entry_id": entry.id})
+        outbox.enqueue(session, customer, "bank_credit_refunded", outbox.refund_context(amount_cents, customer,
+                                                                                        entry.reason))
     return entry

@@ -21,6 +21,7 @@ from portal.ledger import bank_credit, idempotency, policy
 from portal.ledger.decision import Decision
 from portal.ledger.errors import InvalidRequest
 from portal.ledger.locks import lock_customer
+from portal.mail import outbox
 from portal.models import CreditDecision, Customer, Due
 from portal.money import format_cents
 
@@ -95,6 +96,7 @@ def record_decision(session: Session, customer_id: int, year: int, month: int, a
         if decision.approved:  # a new due: bank credit the customer holds pays it at once
             session.flush()
             bank_credit.settle(session, customer, credit_decision_id=row.id)
+        outbox.enqueue(session, customer, outbox.decision_kind(row), outbox.decision_context(row))
         if once is not None:
             idempotency.remember(session, "credit", customer_id, *once, {"request_id": row.request_id})
     return row

@@ -8,10 +8,12 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from contracts import allocation as rule
+from portal import audit
 from portal.db import write_transaction
 from portal.ledger import bank_credit, booking, idempotency
 from portal.ledger.errors import Conflict, InvalidRequest, NotFound
 from portal.ledger.locks import lock_customer
+from portal.mail import outbox
 from portal.models import Allocation, Due, Payment, PaymentReversal, utcnow
 from portal.money import format_cents
 
@@ -103,6 +105,7 @@ def pay(session: Session, customer_id: int, year: int, month: int, amount_cents:
         customer.bank_credit_cents += to_bank
 
         result = PaymentResult(payment_id, customer_id, year, month, amount_cents, allocations, to_bank)
+        outbox.enqueue(session, customer, "payment_received", outbox.payment_context(result, customer))
         if idempotency_key is not None:
             idempotency.remember(session, "payment", customer_id, idempotency_key, request_hash, result.to_record())
     return result
@@ -136,4 +139,5 @@ def reverse_payment(session: Session, payment_id: int, manager_id: int, reason: 
             select(Allocation).where(Allocation.payment_id == payment_id))))
         bank_credit.take_back(session, customer, payment.to_bank_credit_cents, reversal.id)
         bank_credit.settle(session, customer, payment_reversal_id=reversal.id)
+        audit.record(session, manager_id, "payment.reverse", "payment", payment_id, new={"reason": reversal.reason})
     return reversal

@@ -75,3 +75,17 @@ class RefundForm(FlaskForm):
 
 class ReversalForm(FlaskForm):
     reason = TextAreaField("Reason", description="Recorded with the reversal; the customer sees it")
+
+
+class ManagerForm(FlaskForm):
+    id = StringField("ID (optional)", description="Leave empty to take the next free manager ID")
+    name = StringField("Name", validators=[DataRequired("Enter a name")])
+    email = StringField("Email (optional)")
+    phone = StringField("Phone (optional)")
+    password = PasswordField("Password", description="At least 8 characters")
+
+
+class ContactForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired("Enter a name")])
+    email = StringField("Email", description="Where the customer's emails go; leave empty for none")
+    phone = StringField("Phone (optional)")

@@ -4,16 +4,13 @@ from __future__ import annotations
 import math
 from datetime import date
 
-import marshmallow as ma
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portal import present
 from portal.api.schemas import CustomerIn, DecisionsArgs, PasswordIn, PortfolioArgs, RefundIn, ReversalIn
 from portal.auth import accounts
-from portal.auth.sessions import revoke_all
 from portal.db import get_session
-from portal.inputs import is_digits
 from portal.ledger import bank_credit, payments, portfolio, statements
 from portal.ledger.errors import LedgerError
 from portal.ledger.percentage import percentage_paid
@@ -24,6 +21,7 @@ from portal.replay import replay
 from portal.web.auth import login_required
 from portal.web.customer import load_payment
 from portal.web.formats import money
+from portal.web.formdata import load_form, optional, query_args
 from portal.web.forms import ActionForm, CustomerForm, PasswordForm, PortfolioSearch, RefundForm, ReversalForm
 
 bp = Blueprint("web_manager", __name__, url_prefix="/manager")
@@ -31,35 +29,12 @@ bp = Blueprint("web_manager", __name__, url_prefix="/manager")
 PER_PAGE = 20
 
 
-def _args(schema: ma.Schema) -> dict:
-    """Read query arguments with the API's own schema; 400 on a hand-made bad value."""
-    args = {k: v for k, v in request.args.items() if v != ""}
-    try:
-        return schema.load(args)
-    except ma.ValidationError as exc:
-        name, messages = next(iter(exc.messages.items()))
-        abort(400, description=f"{name}: {messages[0] if isinstance(messages, list) else messages}")
-
-
-def _load(schema: ma.Schema, data: dict, form) -> dict | None:
-    """Validate form data with the API's schema; put its messages on the form's fields."""
-    try:
-        return schema.load(data)
-    except ma.ValidationError as exc:
-        for name, messages in exc.messages.items():
-            field = getattr(form, name, None)
-            text = messages[0] if isinstance(messages, list) else str(messages)
-            if field is not None:
-                field.errors = [*field.errors, text]
-        return None
-
-
 @bp.route("")
 @login_required("manager")
 def home():
     """Show the manager's details and the portfolio (search, sort, paging)."""
     db = get_session()
-    args = _args(PortfolioArgs())
+    args = query_args(PortfolioArgs())
     args["per_page"] = PER_PAGE
     page = portfolio.portfolio(db, args["q"], args["sort"], args["order"] == "desc", args["page"], PER_PAGE,
                                date.today())
@@ -74,18 +49,11 @@ def home():
 @login_required("manager")
 def decisions():
     """Show the credit decisions log, newest first."""
-    args = _args(DecisionsArgs())
+    args = query_args(DecisionsArgs())
     page = portfolio.decisions(get_session(), args["page"], PER_PAGE, args["customer_id"], args["method"])
     return render_template("manager/decisions.html", page=page, args=args,
                            rows=[present.decision(d) for d in page.rows],
                            pages=max(1, math.ceil(page.total / PER_PAGE)))
-
-
-def _optional(raw: str | None, number: bool = False):
-    raw = (raw or "").strip()
-    if not raw:
-        return None
-    return int(raw) if number and is_digits(raw) else raw
 
 
 @bp.route("/customers/new", methods=["GET", "POST"])
@@ -97,14 +65,14 @@ def new_customer():
     if form.validate_on_submit():
         data = {"name": form.name.data.strip(), "password": form.password.data or ""}
         for name, number in (("id", True), ("age", True), ("email", False), ("phone", False)):
-            value = _optional(getattr(form, name).data, number)
+            value = optional(getattr(form, name).data, number)
             if value is not None:
                 data[name] = value
-        body = _load(CustomerIn(), data, form)
+        body = load_form(CustomerIn(), data, form)
         if body is not None:
             try:
                 c = accounts.create_customer(get_session(), body["name"], body["password"], body["id"],
-                                           body["email"], body["age"], body["phone"])
+                                             body["email"], body["age"], body["phone"], by=current_user.user_id)
             except LedgerError as exc:
                 field = getattr(form, exc.field or "", None) or form.name
                 field.errors = [*field.errors, exc.message[:1].upper() + exc.message[1:]]
@@ -123,9 +91,8 @@ def reset_password(customer_id):
     db = get_session()
     customer = statements.get_customer(db, customer_id)
     form = PasswordForm()
-    if form.validate_on_submit() and _load(PasswordIn(), {"password": form.password.data or ""}, form):
-        accounts.reset_password(db, customer_id, form.password.data)
-        ended = revoke_all(db, "customer", customer_id)
+    if form.validate_on_submit() and load_form(PasswordIn(), {"password": form.password.data or ""}, form):
+        ended = accounts.reset_password(db, customer_id, form.password.data, by=current_user.user_id)
         flash(f"Password changed for customer {customer_id}; {ended} open session(s) ended.", "success")
         return redirect(url_for("web_customer.dashboard", customer_id=customer_id))
     status = 422 if form.is_submitted() else 200
@@ -140,7 +107,7 @@ def reverse(payment_id):
     payment, _allocations, _reversal = load_payment(db, payment_id)
     form = ReversalForm()
     error, status = None, 200
-    if form.validate_on_submit() and _load(ReversalIn(), {"reason": (form.reason.data or "").strip()}, form):
+    if form.validate_on_submit() and load_form(ReversalIn(), {"reason": (form.reason.data or "").strip()}, form):
         try:
             payments.reverse_payment(db, payment_id, current_user.user_id, form.reason.data)
         except LedgerError as exc:
@@ -167,8 +134,8 @@ def refund(customer_id):
     if request.method == "GET":
         form.amount.data = format_cents(customer.bank_credit_cents)
     elif form.validate_on_submit():
-        body = _load(RefundIn(), {"amount": (form.amount.data or "").strip(),
-                                  "reason": (form.reason.data or "").strip()}, form)
+        body = load_form(RefundIn(), {"amount": (form.amount.data or "").strip(),
+                                      "reason": (form.reason.data or "").strip()}, form)
         if body is not None:
             try:
                 entry = bank_credit.refund(db, customer_id, current_user.user_id, body["amount"], body["reason"])
