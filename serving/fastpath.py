@@ -147,7 +147,10 @@ def _logistic(model) -> Scorer | None:
     if model.coef_.shape[0] != 1:
         return None
     coef, intercept = model.coef_[0].astype(np.float64), float(model.intercept_[0])
-    return lambda x: x @ coef + intercept
+    # Not `x @ coef`: BLAS sums a row differently depending on how many rows come with it, so a
+    # replayed decision (one row) would differ in the last bit from the decision (scored with its
+    # substitutions). A row-wise sum gives every row the same bits whatever the batch.
+    return lambda x: (x * coef).sum(axis=1) + intercept
 
 
 # Walking trees in numpy (the fallback without numba) wins for small batches only; beyond

@@ -3,7 +3,8 @@
 Trees: bit-for-bit, with both tree scorers (numba's leaf masks and the numpy
 walk), on random rows, NaNs, values on and next to every threshold, infinities
 and many batch sizes. Logistic: to 1e-12 (numpy's and scikit-learn's matrix
-products may round the last bit differently).
+products may round the last bit differently), and bit-for-bit with itself whatever the
+batch a row comes in (a replay scores one row; the decision scored it with others).
 """
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -209,6 +210,18 @@ def test_the_pipelines_own_candidates_compile(kind):
         np.testing.assert_array_equal(scorer(x), pipeline.predict_proba(x)[:, 1])
     else:
         np.testing.assert_allclose(scorer(x), pipeline.predict_proba(x)[:, 1], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["logreg", "hgb"])
+def test_a_row_scores_the_same_bits_in_any_batch(kind):
+    frame = synthetic_frame(600)
+    scorer, _ = compile_pipeline(tr.fit_calibrated(kind, tr.split(frame)), 5)
+    x = probe_rows(FEATURES, BOUNDS, n=600)
+    whole = scorer(x)
+    for size in (1, 2, 3, 7, 13, 64):
+        for start in range(0, len(x) - size, 97):
+            np.testing.assert_array_equal(scorer(x[start:start + size]), whole[start:start + size],
+                                          err_msg=f"batch of {size} from row {start}")
 
 
 def test_a_tree_that_never_splits_and_a_feature_no_tree_uses():
