@@ -77,9 +77,11 @@ def test_each_event_enqueues_one_email_in_its_transaction(app, client, ledger, m
     first = queued[0]
     assert first.recipient == "c101@example.com" and first.status == "pending" and first.language == "en"
     assert first.context["payment_id"] == paid.payment_id
+    # Forward from December 2024, then the oldest month still owed; nothing is left for bank credit.
     assert first.context["allocations"] == [{"year": 2024, "month": 12, "amount_cents": 10_000},
-                                            {"year": 2025, "month": 1, "amount_cents": 10_000}]
-    assert first.context["to_bank_credit_cents"] == 5_000
+                                            {"year": 2025, "month": 1, "amount_cents": 10_000},
+                                            {"year": 2024, "month": 1, "amount_cents": 5_000}]
+    assert first.context["to_bank_credit_cents"] == 0
     assert first.message_id.startswith("<") and first.message_id.endswith("@localhost>")
     assert len({m.message_id for m in queued}) == len(queued)
 
@@ -112,12 +114,12 @@ def test_message_is_multipart_with_fixed_message_id_and_escaped_html(fast, ledge
     files = list((Path(os.environ["VAR_DIR"]) / "mail").glob("*.eml"))
     [eml] = [f for f in files if row.message_id.strip("<>") in f.name]
     msg = message_from_bytes(eml.read_bytes(), policy=policy.default)
-    assert msg["Message-ID"] == row.message_id and msg["Subject"] == "Payment received: 1.00"
+    assert msg["Message-ID"] == row.message_id and msg["Subject"] == "Payment received: $1.00"
     assert msg["To"].addresses[0].addr_spec == "c101@example.com"
     assert msg.get_content_type() == "multipart/alternative" and msg["Content-Language"] == "en"
     text = msg.get_body(("plain",)).get_content()
     html = msg.get_body(("html",)).get_content()
-    assert "January 2024: 1.00" in text and "Dear Ann <b>Bold</b> & Co," in text
+    assert "January 2024: $1.00" in text and "Dear Ann <b>Bold</b> & Co," in text
     assert "Ann &lt;b&gt;Bold&lt;/b&gt; &amp; Co" in html and "<b>Bold" not in html
     assert f"/payments/{row.context['payment_id']}" in html and 'lang="en"' in html
     # Sending it again (the one documented duplicate) writes the same file, not a second one.
@@ -139,7 +141,7 @@ def test_a_name_with_a_line_break_cannot_add_a_header(fast, ledger):
     header_block = raw.split("\r\n\r\n", 1)[0]
     assert not [line for line in header_block.split("\r\n") if line.lower().startswith("bcc")]
     assert [line for line in header_block.split("\r\n") if line.startswith("Subject:")] == [
-        "Subject: Payment received: 1.00"]
+        "Subject: Payment received: $1.00"]
     # The name is mailed folded onto one line, inside the To header.
     assert got.message["To"].addresses[0].display_name == "Eve Bcc: victim@example.net Subject: you won"
 
@@ -175,7 +177,7 @@ def test_every_kind_renders(app, ledger):
         words = {m.kind: sender.render.render(m) for m in queued}
     assert words["credit_rejected"].subject == "Credit request not approved"
     assert "Paid 50% of all dues; 80% needed" in words["credit_rejected"].text
-    assert words["bank_credit_refunded"].subject == "Bank credit refunded: 25.00"
+    assert words["bank_credit_refunded"].subject == "Bank credit refunded: $25.00"
     assert "closing the account" in words["bank_credit_refunded"].html
     assert "A manager set a new password" in words["password_reset"].text
 
