@@ -1,0 +1,158 @@
+"""Shadow scoring: the challenger alias (audited), serving scoring it beside the champion, the portal storing it."""
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine, text
+
+import model_registry
+from model_registry.__main__ import main as registry_cli
+from pipeline import dataset as ds
+from pipeline import train as tr
+from pipeline.features import FEATURES
+from pipeline.run import RunConfig, run
+from serving import create_app
+
+pytestmark = pytest.mark.slow
+
+QUIET = {"out": lambda line: None}
+
+
+def copy_store(uri: str, folder) -> str:
+    """Return a private copy of a SQLite MLflow store (its artifacts stay shared, read-only)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(uri.removeprefix("sqlite:///"), folder / "mlflow.db")
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def two_versions(trained_store, demo_ledger_url, tmp_path_factory):
+    """A store where version 1 is the champion and version 2 (trained on shuffled labels) is only registered."""
+    uri = copy_store(trained_store[0], tmp_path_factory.mktemp("shadow-store"))
+    frame = ds.load(database_url=demo_ledger_url).frame
+    test_ids = set(tr.split(frame).test["customer_id"])
+    noisy = frame.copy()
+    outside = ~noisy["customer_id"].isin(test_ids)
+    noisy.loc[outside, "result"] = np.random.default_rng(0).permutation(noisy.loc[outside, "result"].to_numpy())
+    worse = run(RunConfig(tracking_uri=uri, params=tr.TrainParams(cv_repeats=1)), frame=noisy, **QUIET)
+    assert worse.version == "2" and not worse.promoted
+    return uri
+
+
+@pytest.fixture
+def store(two_versions, tmp_path):
+    return copy_store(two_versions, tmp_path / "store")
+
+
+@pytest.fixture(scope="module")
+def demo_rows(demo_ledger_url):
+    engine = create_engine(demo_ledger_url)
+    with engine.connect() as conn:
+        frame = pd.read_sql(text("SELECT * FROM year_percentage ORDER BY customer_id LIMIT 200"), conn)
+    engine.dispose()
+    return frame[FEATURES].astype(float).to_dict("records")
+
+
+def moves(uri: str) -> list[tuple]:
+    return [(e["event"], e["from_version"], e["to_version"], e["who"])
+            for e in model_registry.describe(tracking_uri=uri)["events"]]
+
+
+def test_challenge_and_promote_move_the_aliases_with_an_audited_reason(store, capsys):
+    with pytest.raises(SystemExit):  # no reason: refused
+        registry_cli(["--tracking-uri", store, "challenge", "2"])
+    with pytest.raises(model_registry.RegistryError, match="a reason is required to move the challenger"):
+        model_registry.challenge("2", why=" ", tracking_uri=store)
+    assert registry_cli(["--tracking-uri", store, "challenge", "1", "--why", "x"]) == 1  # the champion itself
+    assert "is the champion" in capsys.readouterr().err
+    assert registry_cli(["--tracking-uri", store, "challenge", "9", "--why", "x"]) == 1
+    assert registry_cli(["--tracking-uri", store, "challenge", "2", "--who", "ds", "--why", "watch it live"]) == 0
+    assert "credit-approval@challenger -> version 2" in capsys.readouterr().out
+    info = model_registry.describe(tracking_uri=store)
+    assert info["challenger"] == "2" and info["champion"] == "1"
+    assert next(v for v in info["versions"] if v["version"] == "2")["aliases"] == ["challenger"]
+    assert model_registry.champion_version(tracking_uri=store, alias="challenger") == "2"
+    assert model_registry.challenge("2", why="again", tracking_uri=store)["changed"] is False
+
+    # Promoting the challenger: it becomes the champion and the challenger alias goes (audited as such).
+    model_registry.promote("2", who="ds", why="better live", tracking_uri=store)
+    info = model_registry.describe(tracking_uri=store)
+    assert (info["champion"], info["challenger"]) == ("2", None)
+    assert moves(store)[-3:] == [("challenge", None, "2", "ds"), ("promote", "1", "2", "ds"),
+                                 ("unchallenge", "2", "-", "ds")]
+    assert info["events"][-1]["why"] == "promoted to champion: better live"
+    # The former champion is still the one a rollback returns to: challenger moves are not champions.
+    assert info["history"] == ["1", "2"]
+    model_registry.rollback(who="ds", why="worse after all", tracking_uri=store)
+    assert model_registry.champion_version(tracking_uri=store) == "1"
+
+    # Put it back in the shadow, then clear it (make challenge VERSION=none WHY=...).
+    model_registry.challenge("2", who="ds", why="one more look", tracking_uri=store)
+    assert registry_cli(["--tracking-uri", store, "challenge", "--clear", "--who", "ds", "--why", "done"]) == 0
+    assert model_registry.champion_version(tracking_uri=store, alias="challenger") is None
+    assert moves(store)[-2:] == [("challenge", None, "2", "ds"), ("unchallenge", "2", "-", "ds")]
+    with pytest.raises(SystemExit):  # a version and --clear together make no sense
+        registry_cli(["--tracking-uri", store, "challenge", "2", "--clear", "--why", "x"])
+    assert registry_cli(["--tracking-uri", store, "describe"]) == 0
+    table = capsys.readouterr().out
+    assert "unchallenge v2 -> -" in table and "challenge v2" not in table.replace("unchallenge v2", "")
+    assert model_registry.describe(tracking_uri=store)["history"] == ["1"]  # promote, rollback: back to 1 alone
+
+
+def test_serving_scores_the_challenger_in_the_shadow_without_changing_the_answer(store, demo_rows):
+    plain = create_app({"MLFLOW_TRACKING_URI": store, "WATCH": False}).test_client()
+    before = plain.post("/v1/decisions", json={"rows": demo_rows, "decision_year": 2026}).json
+    assert all("shadow" not in d for d in before["decisions"])  # no challenger: answers as before
+    assert plain.get("/version").json["shadow"] == {"enabled": True, "alias": "challenger", "version": None,
+                                                    "threshold": None, "scorer": None, "error": None}
+
+    model_registry.challenge("2", who="ds", why="shadow it", tracking_uri=store)
+    app = create_app({"MLFLOW_TRACKING_URI": store, "WATCH": False})
+    client = app.test_client()
+    after = client.post("/v1/decisions", json={"rows": demo_rows, "decision_year": 2026}).json
+    shadows = [d.pop("shadow") for d in after["decisions"]]
+    assert after == before  # the champion's answer, untouched
+    challenger = model_registry.load_version("2", tracking_uri=store)
+    expected = challenger.predict(np.array([[r[f] for f in FEATURES] for r in demo_rows]))
+    np.testing.assert_allclose([s["score"] for s in shadows], expected, rtol=0, atol=1e-12)
+    assert all(s["version"] == "2" and s["approved"] == (s["score"] >= challenger.threshold) for s in shadows)
+    assert sum(s["approved"] != d["approved"] for s, d in zip(shadows, after["decisions"])) > 0  # another model
+    assert client.get("/ready").json == {"ready": True, "version": "1", "shadow_version": "2", "shadow_error": None}
+    v = client.get("/version").json["shadow"]
+    assert (v["version"], v["threshold"], v["error"]) == ("2", challenger.threshold, None)
+    # MLflow's protocol is the champion's alone.
+    scores = client.post("/invocations", json={"dataframe_records": demo_rows[:5]}).json
+    assert scores == plain.post("/invocations", json={"dataframe_records": demo_rows[:5]}).json
+
+    off = create_app({"MLFLOW_TRACKING_URI": store, "WATCH": False, "SERVING_SHADOW": "off"}).test_client()
+    assert all("shadow" not in d for d in off.post("/v1/decisions", json={"rows": demo_rows[:3]}).json["decisions"])
+    assert off.get("/version").json["shadow"]["enabled"] is False
+
+    # The alias goes away: the next poll drops the shadow.
+    model_registry.challenge(None, who="ds", why="seen enough", tracking_uri=store)
+    assert app.extensions["shadow_holder"].refresh() is True
+    assert all("shadow" not in d for d in client.post("/v1/decisions", json={"rows": demo_rows[:3]}).json["decisions"])
+
+
+def test_a_broken_challenger_leaves_the_answers_alone_and_is_reported(store, demo_rows):
+    client_ = model_registry.registry.client(store)
+    broken = client_.create_model_version("credit-approval", source="/nonexistent/model").version
+    model_registry.challenge(broken, who="ds", why="broken on purpose", tracking_uri=store)
+    plain = create_app({"MLFLOW_TRACKING_URI": store, "WATCH": False, "SERVING_SHADOW": "off"}).test_client()
+    client = create_app({"MLFLOW_TRACKING_URI": store, "WATCH": False}).test_client()
+    body = {"rows": demo_rows[:50], "decision_year": 2026}
+    answer = client.post("/v1/decisions", json=body)
+    assert answer.status_code == 200
+    got = dict(answer.json)
+    error = got.pop("shadow_error")
+    assert "MLmodel" in error  # what failed to load
+    assert got == plain.post("/v1/decisions", json=body).json
+    ready = client.get("/ready")
+    assert ready.status_code == 200 and ready.json["shadow_version"] is None and ready.json["shadow_error"] == error
+    assert client.get("/version").json["shadow"]["error"] == error
+    page = client.get("/metrics").get_data(as_text=True)
+    assert float(re.search(r'^serving_shadow_errors_total\{kind="load"\} (\S+)$', page, re.M).group(1)) >= 1
