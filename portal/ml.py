@@ -44,5 +44,8 @@ def decide_by_model(session: Session, customer_id: int, service: DecisionService
     if served != threshold:  # the registered version records its own; the portal's number decides
         log.warning("decision service threshold %r differs from the portal's %r (model version %s); using %r",
                     served, threshold, answer["model_version"], threshold)
+    shadow = answer["shadow"]
+    if shadow is not None:  # judged like the champion's score: the portal's threshold, so the two compare
+        shadow = {**shadow, "approved": shadow["score"] >= threshold}
     return Decision("ml", answer["score"] >= threshold, threshold, answer["score"], inputs,
-                    answer["reasons"], answer["model_version"])
+                    answer["reasons"], answer["model_version"], shadow)

@@ -3,23 +3,31 @@ from __future__ import annotations
 
 import re
 import shutil
+from datetime import date
 
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 import model_registry
 from model_registry.__main__ import main as registry_cli
 from pipeline import dataset as ds
 from pipeline import train as tr
-from pipeline.features import FEATURES
+from pipeline.features import FEATURES, feature_years
 from pipeline.run import RunConfig, run
+from portal import create_app as create_portal
+from portal.models import CreditDecision
 from serving import create_app
+from testing.people import add_customer, add_manager
+from testing.servers import Gunicorn
+from tests.factories import login, web_login
 
 pytestmark = pytest.mark.slow
 
 QUIET = {"out": lambda line: None}
+YEARS = feature_years(date.today().year)
+NEXT_YEAR = date.today().year + 1
 
 
 def copy_store(uri: str, folder) -> str:
@@ -156,3 +164,139 @@ def test_a_broken_challenger_leaves_the_answers_alone_and_is_reported(store, dem
     assert client.get("/version").json["shadow"]["error"] == error
     page = client.get("/metrics").get_data(as_text=True)
     assert float(re.search(r'^serving_shadow_errors_total\{kind="load"\} (\S+)$', page, re.M).group(1)) >= 1
+
+
+# --------------------------------------------------------------------------- the portal, with a live serving
+
+TOKEN = "shared-secret-of-portal-and-serving"
+PORTAL_THRESHOLD = 0.8
+
+
+def history(paid_share: dict[int, float], monthly: int = 10_000):
+    """Dues for the five feature years, each year paid to the given share (1.0 when not named)."""
+    dues = {(y, m): monthly for y in YEARS for m in range(1, 13)}
+    paid = {(y, m): int(monthly * paid_share.get(y, 1.0)) for y in YEARS for m in range(1, 13)}
+    return dues, paid
+
+
+# Customers from a clean record to a poor one: the two models should not agree on all of them.
+SHARES = [1.0, 0.97, 0.93, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.3]
+
+
+def portal_app(db_url: str, serving_url: str):
+    app = create_portal({"SECRET_KEY": "test-secret-at-least-32-bytes-long!", "DATABASE_URL": db_url,
+                         "TESTING": True, "SERVING_URL": serving_url, "RATELIMIT_STORAGE_URI": "memory://",
+                         "SERVING_TOKEN": TOKEN, "CREDIT_LIMIT_MULTIPLE": 100.0, "ML_THRESHOLD": PORTAL_THRESHOLD})
+    db = app.extensions["ledger_db"]
+    for i, share in enumerate(SHARES):
+        dues, paid = history({YEARS[-1]: share, YEARS[-2]: min(1.0, share + 0.05), YEARS[0]: share})
+        add_customer(db, 101 + i, dues, paid, password="customer123")
+    add_manager(db, 1, password="manager123")
+    return app
+
+
+def ask(client, customer_id, method="ml"):
+    headers = login(client, "customer", customer_id, "customer123")
+    return client.post("/api/customer/credit-request", headers=headers,
+                       json={"year": NEXT_YEAR, "month": 1, "amount": "100.00", "method": method})
+
+
+def stored(app) -> list:
+    with app.extensions["ledger_db"].sessions() as s:
+        return s.scalars(select(CreditDecision).order_by(CreditDecision.id)).all()
+
+
+@pytest.fixture(scope="module")
+def challenged_store(two_versions, tmp_path_factory):
+    uri = copy_store(two_versions, tmp_path_factory.mktemp("challenged"))
+    model_registry.challenge("2", who="tests", why="watch it live", tracking_uri=uri)
+    return uri
+
+
+@pytest.fixture(scope="module")
+def serving_with_challenger(challenged_store):
+    with Gunicorn("serving:create_app()", {"MLFLOW_TRACKING_URI": challenged_store, "SERVING_TOKEN": TOKEN},
+                  workers=1, ready_path="/ready") as server:
+        yield server.url
+
+
+def test_every_ml_decision_stores_the_challengers_score_and_the_page_compares_them(
+        db_url, serving_with_challenger, challenged_store):
+    app = portal_app(db_url, serving_with_challenger)
+    client = app.test_client()
+    for i in range(len(SHARES)):
+        assert ask(client, 101 + i).status_code == 200
+    assert ask(client, 101, method="percentage").status_code == 200
+    rows = stored(app)
+    ml = [r for r in rows if r.method == "ml"]
+    assert len(ml) == len(SHARES)
+    challenger = model_registry.load_version("2", tracking_uri=challenged_store)
+    expected = challenger.predict(np.array([[r.inputs["features"][f] for f in challenger.features] for r in ml]))
+    for row, score in zip(ml, expected):
+        assert row.model_version == "1" and row.shadow_version == "2"
+        assert row.shadow_score == pytest.approx(score, abs=1e-12)
+        assert row.shadow_approved == (row.shadow_score >= PORTAL_THRESHOLD)
+    percentage = next(r for r in rows if r.method == "percentage")
+    assert (percentage.shadow_version, percentage.shadow_score, percentage.shadow_approved) == (None, None, None)
+
+    # The comparison, computed here from the stored rows, is what the API and the page show.
+    differ = [r for r in ml if (r.score >= r.threshold) != (r.shadow_score >= r.threshold)]
+    assert differ, "a model trained on shuffled labels should disagree with the champion somewhere"
+    manager = login(client, "manager", 1, "manager123")
+    report = client.get("/api/manager/model/shadow", headers=manager).json
+    assert (report["champion_version"], report["challenger_version"], report["count"]) == ("1", "2", len(ml))
+    assert report["agreement_rate"] == pytest.approx(1 - len(differ) / len(ml))
+    assert report["champion"]["approval_rate"] == pytest.approx(sum(r.score >= r.threshold for r in ml) / len(ml))
+    assert report["challenger"]["approval_rate"] == pytest.approx(sum(r.shadow_approved for r in ml) / len(ml))
+    assert {d["customer_id"] for d in report["disagreements"]} == {r.customer_id for r in differ}
+    assert sum(b["count"] for b in report["challenger"]["score_histogram"]) == len(ml)
+    assert report["serving"] == {"available": True, "champion": "1", "enabled": True, "alias": "challenger",
+                                 "version": "2", "threshold": challenger.threshold,
+                                 "scorer": report["serving"]["scorer"], "error": None}
+    assert client.get("/api/manager/model/shadow?challenger=x", headers=manager).status_code in (400, 422)
+
+    web_login(client, "manager", 1, "manager123")
+    assert 'id="shadow-link"' in client.get("/manager/model").get_data(as_text=True)
+    page = client.get("/manager/model/shadow")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "<script" not in html.split("</main>")[0].split("<main")[-1]
+    assert "version <strong>" not in html and "version 1</strong>" in html and "version 2</strong>" in html
+    table = html.split('id="disagreements"')[1].split("</table>")[0]
+    assert set(map(int, re.findall(r'href="/customers/(\d+)"', table))) == {r.customer_id for r in differ}
+    assert '<svg viewBox="0 0 720 250"' in html and "bar-challenger" in html
+    app.extensions["ledger_db"].dispose()
+
+
+def test_the_shadow_page_is_for_managers_only(db_url, serving_with_challenger):
+    app = portal_app(db_url, serving_with_challenger)
+    client = app.test_client()
+    anonymous = client.get("/manager/model/shadow")
+    assert anonymous.status_code == 302 and "/manager/login" in anonymous.headers["Location"]
+    assert client.get("/api/manager/model/shadow").status_code == 401
+    customer = login(client, "customer", 101, "customer123")
+    assert client.get("/api/manager/model/shadow", headers=customer).status_code == 403
+    web_login(client, "customer", 101, "customer123")
+    assert client.get("/manager/model/shadow").status_code == 403
+    app.extensions["ledger_db"].dispose()
+
+
+def test_a_broken_challenger_leaves_the_decisions_alone_and_the_page_says_so(db_url, two_versions, tmp_path):
+    uri = copy_store(two_versions, tmp_path / "broken")
+    broken = model_registry.registry.client(uri).create_model_version("credit-approval",
+                                                                      source="/nonexistent/model").version
+    model_registry.challenge(broken, who="tests", why="broken on purpose", tracking_uri=uri)
+    with Gunicorn("serving:create_app()", {"MLFLOW_TRACKING_URI": uri, "SERVING_TOKEN": TOKEN}, workers=1,
+                  ready_path="/ready") as server:
+        app = portal_app(db_url, server.url)
+        client = app.test_client()
+        answers = [ask(client, 101 + i) for i in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 200]
+        rows = stored(app)
+        assert len(rows) == 3 and all(r.method == "ml" and r.model_version == "1" and r.score is not None
+                                      for r in rows)
+        assert all((r.shadow_version, r.shadow_score, r.shadow_approved) == (None, None, None) for r in rows)
+        web_login(client, "manager", 1, "manager123")
+        html = client.get("/manager/model/shadow").get_data(as_text=True)
+        assert 'id="shadow-error"' in html and "cannot be scored" in html and "MLmodel" in html
+        assert "No ML decision has a shadow score yet." in html
+        app.extensions["ledger_db"].dispose()
