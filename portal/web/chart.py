@@ -52,10 +52,15 @@ def _nice_top(value: int) -> int:
     return step * 10
 
 
+def _count_top(value: int) -> int:
+    """Round a count axis up so that its four steps are whole, round numbers."""
+    return 4 * _nice_top(-(-value // 4)) if value > 0 else 4
+
+
 def grouped_bars(groups: list[tuple[str, list[int]]], series: list[tuple[str, str]], title: str, desc: str,
-                 tick: Callable[[int], str], top: int | None = None) -> Chart:
+                 tick: Callable[[int], str], nice: Callable[[int], int] = _nice_top) -> Chart:
     """Lay out one group of bars per label, one bar per series (values are integers: cents or counts)."""
-    top = _nice_top(top if top is not None else max(max(values) for _, values in groups))
+    top = nice(max(max(values) for _, values in groups))
     plot_h = HEIGHT - TOP - BOTTOM
     slot = (WIDTH - LEFT - RIGHT) / len(groups)
     bar_w = min(slot * 0.72 / len(series), 28)
@@ -99,4 +104,4 @@ def score_histograms(champion: list[dict], challenger: list[dict], title: str) -
     groups = [(f"{a['from']:.1f}", [a["count"], b["count"]]) for a, b in zip(champion, challenger)]
     return grouped_bars(groups, [("champion", "champion"), ("challenger", "challenger")], title,
                         "Bars compare how many decisions each model scored in each tenth of the score range; "
-                        "the table below has the same numbers.", lambda n: f"{n:,}")
+                        "the table below has the same numbers.", lambda n: f"{n:,}", _count_top)
