@@ -16,12 +16,11 @@ from portal.db import Database
 from portal.models import CreditDecision
 from testing.people import add_customer, add_manager
 from testing.servers import free_port, portal
-from tests.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
+from tests.test_browser import (  # browser: the module's Chromium fixture, shared
     DESKTOP,
     PHONE,
     all_cells_visible,
+    browser,  # noqa: F401
     fits,
     log_in,
     new_page,
@@ -30,7 +29,7 @@ from tests.test_browser import (
 
 pytestmark = pytest.mark.browser
 
-from playwright.sync_api import expect, sync_playwright  # noqa: E402  (after test_browser's skip)
+from playwright.sync_api import expect  # noqa: E402  (after test_browser's skip when Chromium is missing)
 
 # (customer, champion score, challenger score): 0.8 is the threshold, so 102 and 104 are disagreements.
 SCORES = [(101, 0.93, 0.91), (102, 0.85, 0.62), (103, 0.41, 0.35), (104, 0.71, 0.88), (105, 0.97, 0.95)]
@@ -64,16 +63,8 @@ def server(tmp_path_factory):
         yield {"base": server.url}
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280", "375"])
-def test_a_manager_compares_champion_and_challenger(browser, server, viewport):
+def test_a_manager_compares_champion_and_challenger(browser, server, viewport):  # noqa: F811 - the fixture
     page = new_page(browser, server, viewport)
     log_in(page, "manager", 1, "manager123")
     page.goto("/manager/model")
