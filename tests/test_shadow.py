@@ -5,12 +5,15 @@ import re
 import shutil
 from datetime import date
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import create_engine, select, text
 
 import model_registry
+from model_registry import package
+from model_registry import store as mlflow_store
 from model_registry.__main__ import main as registry_cli
 from pipeline import dataset as ds
 from pipeline import train as tr
@@ -164,6 +167,45 @@ def test_a_broken_challenger_leaves_the_answers_alone_and_is_reported(store, dem
     assert client.get("/version").json["shadow"]["error"] == error
     page = client.get("/metrics").get_data(as_text=True)
     assert float(re.search(r'^serving_shadow_errors_total\{kind="load"\} (\S+)$', page, re.M).group(1)) >= 1
+
+
+def register_narrower_copy(uri: str, feature: str) -> tuple[str, float]:
+    """Register version 1's model again with a higher lower bound on one feature; return (version, that bound).
+
+    The lower bound is the smallest value of the feature in the logged input example, so
+    the version passes the servable check, but a row below it is refused by its row rules.
+    """
+    v1 = model_registry.load_version("1", tracking_uri=uri)
+    example = pd.DataFrame(v1.input_example)
+    low = float(example[feature].min())
+    spec = dict(v1.metadata["spec"])
+    spec["bounds"] = {**(spec.get("bounds") or {}), feature: [low, 100.0]}
+    model_registry.configure(uri)
+    with mlflow.start_run(experiment_id=mlflow_store.ensure_experiment(uri, "shadow-tests")) as active:
+        info = package.log_model(v1.pipeline, {**v1.metadata, "spec": spec}, v1.reference, example)
+    return model_registry.register(info.model_uri, run_id=active.info.run_id, tracking_uri=uri), low
+
+
+def test_a_challenger_that_fails_on_a_request_is_skipped_for_it(store, demo_rows):
+    feature = FEATURES[-1]
+    version, low = register_narrower_copy(store, feature)
+    model_registry.challenge(version, who="ds", why="stricter input rules", tracking_uri=store)
+    client = create_app({"MLFLOW_TRACKING_URI": store, "WATCH": False}).test_client()
+    plain = create_app({"MLFLOW_TRACKING_URI": store, "WATCH": False, "SERVING_SHADOW": "off"}).test_client()
+    inside = {**demo_rows[0], feature: 100.0}
+    below = {**demo_rows[0], feature: low / 2}
+    fine = client.post("/v1/decisions", json={"rows": [inside], "decision_year": 2026}).json
+    assert fine["decisions"][0]["shadow"]["version"] == version and "shadow_error" not in fine
+
+    body = {"rows": [inside, below], "decision_year": 2026}
+    answer = client.post("/v1/decisions", json=body)
+    assert answer.status_code == 200
+    got = dict(answer.json)
+    assert f"version {version} failed to score" in got.pop("shadow_error") and feature in answer.json["shadow_error"]
+    assert got == plain.post("/v1/decisions", json=body).json  # the champion's answer, whole and untouched
+    page = client.get("/metrics").get_data(as_text=True)
+    assert float(re.search(r'^serving_shadow_errors_total\{kind="score"\} (\S+)$', page, re.M).group(1)) >= 1
+    assert client.get("/ready").json["shadow_version"] == version  # still loaded: one request failed, not the model
 
 
 # --------------------------------------------------------------------------- the portal, with a live serving
