@@ -8,6 +8,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask import session as cookie_session
 from flask_login import current_user, login_user, logout_user
 
+from portal import languages
 from portal.auth.sessions import authenticate, end_login, start_login
 from portal.auth.throttle import throttled
 from portal.db import get_session
@@ -70,9 +71,13 @@ def _login(role: str):
         return render_template("login.html", form=form, role=role,
                                error="Wrong ID or password. Please check both and try again."), 401
     principal, _token, _expires = start_login(db, role, user)
+    chosen = cookie_session.get("language")
     cookie_session.clear()  # a new session on every login
     login_user(principal)
     cookie_session.permanent = True
+    language = languages.at_login(db, role, user, chosen)
+    if language:
+        cookie_session["language"] = language
     return redirect(safe_next(request.args.get("next")) or url_for(HOME[role]))
 
 
@@ -107,6 +112,9 @@ def logout():
     if current_user.is_authenticated:
         end_login(get_session(), current_user.jti)
         logout_user()
+    language = cookie_session.get("language")
     cookie_session.clear()
+    if language:  # the pages stay in the language they were in
+        cookie_session["language"] = language
     flash("You have logged out.", "info")
     return redirect(url_for("pages.index"))

@@ -8,6 +8,8 @@ from wtforms import HiddenField, PasswordField, RadioField, SelectField, StringF
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp
 
+from portal.languages import LANGUAGES
+
 MONTHS = [SelectChoice(m, calendar.month_name[m]) for m in range(1, 13)]
 AMOUNT_HINT = "For example 1250.00 (at most two decimals)"
 
@@ -21,6 +23,13 @@ class LoginForm(FlaskForm):
 
 class ActionForm(FlaskForm):
     """A form with no fields: a button that writes (log out) still needs its CSRF token."""
+
+
+class LanguageForm(FlaskForm):
+    """The language switcher: a button per language (its value), and the page to go back to."""
+
+    language = SelectField(choices=list(LANGUAGES), validate_choice=True)
+    next = HiddenField()
 
 
 class PayForm(FlaskForm):
