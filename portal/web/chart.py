@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
+
 from portal.web.formats import money, month_name
 
 WIDTH, HEIGHT = 720, 250
@@ -51,7 +53,7 @@ def due_vs_paid(rows, year: int | None) -> Chart | None:
         return None
     if year is not None:
         groups = [(month_name(r.month, True), r.amount_to_pay_cents, r.amount_paid_cents) for r in rows]
-        title = f"Due and paid per month in {year}"
+        title = _("Due and paid per month in %(year)s", year=year)
     else:
         sums: dict[int, list[int]] = {}
         for r in rows:
@@ -59,7 +61,7 @@ def due_vs_paid(rows, year: int | None) -> Chart | None:
             due_paid[0] += r.amount_to_pay_cents
             due_paid[1] += r.amount_paid_cents
         groups = [(str(y), d, p) for y, (d, p) in sorted(sums.items())]
-        title = "Due and paid per year"
+        title = _("Due and paid per year")
     top = _nice_top(max(max(d, p) for _, d, p in groups))
     plot_h = HEIGHT - TOP - BOTTOM
     slot = (WIDTH - LEFT - RIGHT) / len(groups)
@@ -70,7 +72,8 @@ def due_vs_paid(rows, year: int | None) -> Chart | None:
         for kind, value, x in (("due", due, centre - bar_w - 1), ("paid", paid, centre + 1)):
             h = plot_h * value / top
             bars.append(Bar(round(x, 1), round(TOP + plot_h - h, 1), round(bar_w, 1), round(h, 1), kind,
-                            f"{label}: {kind} {money(value)}"))
+                            _("%(label)s: due %(amount)s", label=label, amount=money(value)) if kind == "due"
+                            else _("%(label)s: paid %(amount)s", label=label, amount=money(value))))
         labels.append((round(centre, 1), label))
     ticks = [(round(TOP + plot_h * (1 - k / 4), 1), money(top * k // 4)) for k in range(5)]
     return Chart(WIDTH, HEIGHT, title, bars, labels, ticks, TOP + plot_h, LEFT, WIDTH - RIGHT)

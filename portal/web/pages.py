@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, redirect, render_template, session, url_for
 from flask_babel import get_locale
-from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal import languages
 from portal.db import get_session
 from portal.web.auth import safe_next
-from portal.web.forms import ActionForm, LanguageForm
+from portal.web.forms import FORM_EXPIRED, ActionForm, LanguageForm
 
 bp = Blueprint("pages", __name__)
 
@@ -24,7 +23,7 @@ def choose_language():
     """Switch the pages' language (for this session, and for the person when logged in); go back to the page."""
     form = LanguageForm()
     if not form.validate_on_submit():
-        abort(400, description=_("The form has expired. Please reload the page and try again."))
+        abort(400, description=FORM_EXPIRED)
     session["language"] = form.language.data
     if current_user.is_authenticated:
         languages.remember(get_session(), current_user.role, current_user.user_id, form.language.data)
