@@ -13,7 +13,8 @@ import re
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
-NUMBER = re.compile(r"\d[\d.,:-]*\d|\d")
+# A number, a year-month, an amount, or a list of them ("2021, 2022, 2023"): one placeholder each.
+NUMBER = re.compile(r"\d(?:[\d.,:-]|, (?=\d))*\d|\d")
 
 # The catalogue's copy of every refusal a page can show (the raise sites' wording, numbers as %(n)s).
 REFUSALS = (
@@ -42,6 +43,8 @@ REFUSALS = (
     _l("the last active manager cannot be deactivated"),
     _l("your account is no longer active"),
     _l("this decision had nothing to score (no history)"),
+    _l("the ML method needs dues in each of the last five complete years (%(1)s); none in %(2)s. "
+       "Use the percentage method."),
     _l('must be a decimal string such as "%(1)s"'),
     _l('must be a decimal string with at most two decimals, such as "%(1)s"'),
     _l("the decision service is failing; the portal will try it again within %(1)s s"),

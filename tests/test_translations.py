@@ -25,6 +25,7 @@ from jinja2 import Environment
 from portal.languages import LANGUAGES
 from portal.mail import outbox, render
 from portal.models import Customer, Manager
+from portal.refusals import NUMBER, REFUSALS, said
 from tests.factories import web_login
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -283,3 +284,57 @@ def test_a_rejection_email_says_its_reasons_in_the_customers_language(app, ledge
     text = " ".join(words.text.split())
     assert "Ihr Antrag über 500,00 $ Kredit für Februar 2030 (Prozentmethode) wurde nicht bewilligt" in text
     assert "Der Betrag ist höher als Ihr verfügbarer Kredit von 200,00 $ (Ihr Limit ist 1.200,00 $" in text
+
+
+# --------------------------------------------------------------------------- the ledger's refusals on pages
+
+def test_a_refusal_is_translated_with_its_numbers(app):
+    with app.test_request_context(headers={"Accept-Language": "de"}):
+        assert said("amount must be at most 1000000.00") == "der Betrag darf höchstens 1000000.00 sein"
+        assert said("Month must be between 1 and 12") == "Der Monat muss zwischen 1 und 12 liegen"
+        assert said("the ML method needs dues in each of the last five complete years (2021, 2022, 2023, "
+                    "2024, 2025); none in 2021, 2022. Use the percentage method.") == (
+            "die ML-Methode braucht Fälligkeiten in jedem der letzten fünf vollständigen Jahre (2021, 2022, "
+            "2023, 2024, 2025); keine in 2021, 2022. Nutzen Sie die Prozentmethode.")
+        assert said("something nobody wrote down") == "something nobody wrote down"
+    with app.test_request_context():
+        assert said("amount must be at most 1000000.00") == "amount must be at most 1000000.00"
+
+
+REFUSING = {"NotFound", "Conflict", "InvalidRequest", "LedgerError", "ServiceUnavailable", "MoneyError"}
+# Filled with words, not numbers: REFUSALS lists each filled form ("no such manager", "... percentage, ml").
+WORD_VALUED = {"no such %(1)s", "method must be one of %(1)s"}
+
+
+def _refusal_text(node) -> str | None:
+    """Return a raise site's message with every value as a number, else None (not a string)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        text = node.value
+    elif isinstance(node, ast.JoinedStr):
+        text = "".join(v.value if isinstance(v, ast.Constant) else "7" for v in node.values)
+    elif isinstance(node, ast.BinOp):  # "..." "..." f"..." joined by +
+        left, right = _refusal_text(node.left), _refusal_text(node.right)
+        return None if left is None or right is None else left + right
+    else:
+        return None
+    return text
+
+
+def test_every_refusal_a_page_can_show_is_in_the_catalogue():
+    known = {str(message._args[0]) for message in REFUSALS}
+    missing = []
+    for path in sorted((ROOT / "portal").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and node.exc.args and \
+                    getattr(node.exc.func, "id", None) in REFUSING:
+                text = _refusal_text(node.exc.args[0])
+                if text is None:
+                    continue
+                if node.exc.func.id == "ServiceUnavailable":
+                    # The credit page shows it without its prefix and its technical "(...)" (web/customer.py).
+                    text = re.sub(r"\s*\([^)]*\)$", "", text.removeprefix("ML method unavailable: "))
+                numbers = iter(range(1, 100))
+                template = NUMBER.sub(lambda _m, n=numbers: f"%({next(n)})s", text)  # as said() looks it up
+                if template not in known | WORD_VALUED:
+                    missing.append(f"{path.relative_to(ROOT)}:{node.lineno}: {template}")
+    assert not missing, f"refusals without a template in portal/refusals.py: {missing}"
