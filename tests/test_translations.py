@@ -245,6 +245,8 @@ def test_flash_messages_errors_and_the_pdf_are_in_the_chosen_language(client, le
     assert "Seite nicht gefunden" in _words(client.get("/payments/999999"))
     pdf = client.get("/customers/101/statement.pdf?year=2024")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    title = "Kontoauszug für Kunde 101".encode("utf-16-be").hex()  # the document's title, as fpdf2 writes it
+    assert f"/Title <feff{title}>".encode() in pdf.data
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/pay").text).group(1)
     key = re.search(r'name="idempotency_key"[^>]*value="([^"]+)"', client.get("/pay").text).group(1)
     refused = client.post("/pay", data={"csrf_token": token, "idempotency_key": key, "year": "2024", "month": "1",
