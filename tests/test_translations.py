@@ -204,6 +204,7 @@ def test_english_without_a_choice_and_the_browsers_language_otherwise(client, le
     assert "Your credit account, in one place" in _words(client.get("/"))
     page = client.get("/", headers={"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"})
     assert "Ihr Kreditkonto an einem Ort" in _words(page) and '<html lang="de">' in page.text
+    assert "Accept-Language" in page.headers["Vary"]  # a shared cache keeps one copy per language
     assert "Your credit account" in _words(client.get("/", headers={"Accept-Language": "fr-FR"}))
 
 

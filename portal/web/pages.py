@@ -1,7 +1,7 @@
 """Landing page, the language switcher and the template globals (number and date filters: ``portal.web.formats``)."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, render_template, session, url_for
+from flask import Blueprint, abort, redirect, render_template, request, session, url_for
 from flask_babel import get_locale
 from flask_login import current_user
 
@@ -28,6 +28,14 @@ def choose_language():
     if current_user.is_authenticated:
         languages.remember(get_session(), current_user.role, current_user.user_id, form.language.data)
     return redirect(safe_next(form.next.data) or url_for("pages.index"))
+
+
+@bp.after_app_request
+def vary_on_language(response):
+    """Tell caches that a page's words depend on the browser's Accept-Language (and the session's choice)."""
+    if request.endpoint != "static":
+        response.vary.add("Accept-Language")
+    return response
 
 
 @bp.app_template_global()
