@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
+from flask_babel import gettext as _
 
 from portal.api.schemas import ShadowArgs
 from portal.db import get_session
@@ -20,7 +21,7 @@ def shadow():
     args = query_args(ShadowArgs())
     report = shadow_page(get_session(), current_app.extensions["decision_service"], args["champion"],
                          args["challenger"])
-    chart = score_histograms(report["champion"]["score_histogram"], report["challenger"]["score_histogram"],
-                             f"Scores of version {report['champion_version']} (champion) and "
-                             f"{report['challenger_version']} (challenger) on the same requests")
+    title = _("Scores of version %(champion)s (champion) and %(challenger)s (challenger) on the same requests",
+              champion=report["champion_version"], challenger=report["challenger_version"])
+    chart = score_histograms(report["champion"]["score_histogram"], report["challenger"]["score_histogram"], title)
     return render_template("manager/shadow.html", report=report, chart=chart)
