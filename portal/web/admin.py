@@ -26,7 +26,7 @@ from portal.mail import outbox
 from portal.models import Customer, Manager
 from portal.refusals import sentence
 from portal.web.auth import login_required
-from portal.web.formdata import load_form, optional, query_args
+from portal.web.formdata import load_form, optional, person_data, query_args
 from portal.web.forms import FORM_EXPIRED, ActionForm, ContactForm, ManagerForm
 from portal.web.manager import PER_PAGE
 
@@ -91,12 +91,7 @@ def new_manager():
     """Create a manager account."""
     form = ManagerForm()
     if form.validate_on_submit():
-        data = {"name": (form.name.data or "").strip(), "password": form.password.data or ""}
-        for name, number in (("id", True), ("email", False), ("phone", False)):
-            value = optional(getattr(form, name).data, number)
-            if value is not None:
-                data[name] = value
-        body = load_form(ManagerIn(), data, form)
+        body = load_form(ManagerIn(), person_data(form, ("id",), ("email", "phone")), form)
         if body is not None:
             try:
                 m = accounts.create_manager(get_session(), body["name"], body["password"], body["id"], body["email"],

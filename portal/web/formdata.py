@@ -39,3 +39,13 @@ def optional(raw: str | None, number: bool = False):
     if not raw:
         return None
     return int(raw) if number and is_digits(raw) else raw
+
+
+def person_data(form, numbers: tuple[str, ...], texts: tuple[str, ...]) -> dict:
+    """Read a new person's form: name and password as typed, the optional fields stripped, ids and ages as ints."""
+    data = {"name": (form.name.data or "").strip(), "password": form.password.data or ""}
+    for name, number in [(n, True) for n in numbers] + [(n, False) for n in texts]:
+        value = optional(getattr(form, name).data, number)
+        if value is not None:
+            data[name] = value
+    return data

@@ -23,7 +23,7 @@ from portal.replay import replay
 from portal.web.auth import login_required
 from portal.web.customer import load_payment
 from portal.web.formats import money
-from portal.web.formdata import load_form, optional, query_args
+from portal.web.formdata import load_form, person_data, query_args
 from portal.web.forms import ActionForm, CustomerForm, PasswordForm, PortfolioSearch, RefundForm, ReversalForm
 
 bp = Blueprint("web_manager", __name__, url_prefix="/manager")
@@ -65,12 +65,7 @@ def new_customer():
     form = CustomerForm()
     status = 200
     if form.validate_on_submit():
-        data = {"name": form.name.data.strip(), "password": form.password.data or ""}
-        for name, number in (("id", True), ("age", True), ("email", False), ("phone", False)):
-            value = optional(getattr(form, name).data, number)
-            if value is not None:
-                data[name] = value
-        body = load_form(CustomerIn(), data, form)
+        body = load_form(CustomerIn(), person_data(form, ("id", "age"), ("email", "phone")), form)
         if body is not None:
             try:
                 c = accounts.create_customer(get_session(), body["name"], body["password"], body["id"],
