@@ -37,54 +37,61 @@ from portal.db import get_db  # noqa: E402
 from testing.databases import PG_ADMIN_URL, throwaway_database  # noqa: E402
 from testing.servers import PORTAL_SECRET_KEY  # noqa: E402
 
+BEGIN, COMMIT, ROLLBACK, PING = "-- begin", "-- commit", "-- rollback", "-- pool checkout (ping)"
+
 
 class Counter:
-    """Counts statements and round trips on an engine, and keeps the last payment's statements."""
+    """Counts statements and round trips on an engine; `log` lists them in order."""
 
     def __init__(self, engine):
         self.postgres = engine.dialect.name == "postgresql"
         self.log: list[str] = []
         event.listen(engine, "before_cursor_execute", self._statement)
-        for name in ("begin", "commit", "rollback"):
-            event.listen(engine, name, self._control(name.upper()))
-        event.listen(engine.pool, "checkout", lambda *_: self.log.append("(pool checkout: ping)"))
+        for name, marker in (("begin", BEGIN), ("commit", COMMIT), ("rollback", ROLLBACK)):
+            event.listen(engine, name, lambda _conn, marker=marker: self.log.append(marker))
+        event.listen(engine.pool, "checkout", lambda *_: self.log.append(PING))
 
     def _statement(self, _conn, _cursor, statement, _params, _context, _many):
         self.log.append(" ".join(statement.split())[:160])
 
-    def _control(self, name: str):
-        def record(_conn):
-            self.log.append(name)
-        return record
+    @property
+    def statements(self) -> list[str]:
+        """The SQL the code ran: every statement but transaction control (SQLite's explicit BEGIN)."""
+        return [s for s in self.log if not s.startswith(("--", "BEGIN"))]
 
     def figures(self) -> dict:
-        """Return the counts of what was logged since the last `clear`."""
-        control = {"BEGIN", "COMMIT", "ROLLBACK", "(pool checkout: ping)"}
-        statements = [s for s in self.log if s not in control]
-        trips = len(statements) + sum(1 for s in self.log if s in control and (s != "BEGIN" or self.postgres)
-                                      and (s != "(pool checkout: ping)" or self.postgres))
-        return {"statements": len(statements), "round_trips": trips}
+        """Return the counts of what was logged since `log` was last cleared."""
+        # SQLite: BEGIN is a statement of the log's own and there is no server to ping.
+        control = (BEGIN, PING) if self.postgres else ("BEGIN",)
+        trips = len(self.statements) + sum(1 for s in self.log if s.startswith(control) or s in (COMMIT, ROLLBACK))
+        return {"statements": len(self.statements), "round_trips": trips}
 
 
 def measure(kind: str, payments: int = 200, admin_url: str = PG_ADMIN_URL) -> dict:
     """Pay storm customers `payments` times in-process; return statements and round trips per payment, and ms."""
-    cfg = StormConfig(clients=1, payments=payments, customers=10, dup_every=0, race_every=0, seed=7,
+    cfg = StormConfig(clients=1, payments=payments + 2, customers=10, dup_every=0, race_every=0, seed=7,
                       first_customer_id=700_001)
     schedule = plan_schedule(cfg)
     with throwaway_database(kind, "payment-path", migrated=True, admin_url=admin_url) as url:
         create_customers(url, schedule)
         app = create_app({"DATABASE_URL": url, "SECRET_KEY": PORTAL_SECRET_KEY, "RATELIMIT_ENABLED": False})
         client = app.test_client()
-        customer = schedule.customer_ids[0]
-        login = client.post("/api/customer/login", json={"id": customer, "password": STORM_PASSWORD})
-        headers = {"Authorization": f"Bearer {login.json['token']}"}
+        headers = {}
+        for customer in schedule.customer_ids:  # payments go round the customers, as in a storm
+            login = client.post("/api/customer/login", json={"id": customer, "password": STORM_PASSWORD})
+            headers[customer] = {"Authorization": f"Bearer {login.json['token']}"}
         with app.app_context():
             counter = Counter(get_db().engine)
         rng = random.Random(1)
+        periods = schedule.periods()
 
         def pay(n: int) -> None:
-            body = {"year": 2023 + rng.randint(0, 2), "month": rng.randint(1, 12), "amount": f"{rng.randint(1, 60)}.00"}
-            answer = client.post("/api/customer/payment", json=body, headers={**headers, "Idempotency-Key": f"k{n}"})
+            year, month = rng.choice(periods)
+            cents = rng.randint(1, cfg.max_amount_cents)
+            body = {"year": year, "month": month, "amount": f"{cents // 100}.{cents % 100:02d}"}
+            customer = schedule.customer_ids[n % len(schedule.customer_ids)]
+            answer = client.post("/api/customer/payment", json=body,
+                                 headers={**headers[customer], "Idempotency-Key": f"k{n}"})
             if answer.status_code != 200:
                 raise RuntimeError(f"payment answered {answer.status_code}: {answer.text[:300]}")
 
