@@ -136,9 +136,13 @@ def finish(database_url: str, storm: Storm, server: Gunicorn, client_problems: l
     return result
 
 
-def run_storm(database_url: str, cfg: StormConfig, workers: int = 3, workdir: Path | None = None) -> dict:
-    """Start a portal on the migrated ledger at `database_url`, run a storm against it, audit; return the figures."""
-    server = portal(database_url, workers=workers, workdir=workdir).start()
+def run_storm(database_url: str, cfg: StormConfig, workers: int = 3, workdir: Path | None = None,
+              threads: int | None = None) -> dict:
+    """Start a portal on the migrated ledger at `database_url`, run a storm against it, audit; return the figures.
+
+    `threads`: gunicorn's gthread workers with that many threads each (as `make run`); None: sync workers.
+    """
+    server = portal(database_url, workers=workers, threads=threads, workdir=workdir).start()
     try:
         storm = prepare(database_url, cfg, server)
         out = storm.run()
