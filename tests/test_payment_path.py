@@ -1,12 +1,15 @@
 """The lean payment path: one payment over the API is one transaction of a few statements, and the
 shortcuts it takes (a read transaction carried on into the write, months added to in place) keep the
 ledger exactly as before (SQLite and PostgreSQL)."""
+import threading
+import time
+
 from sqlalchemy import text
 
 from bench.payment_path import COMMIT, PING, ROLLBACK, Counter
 from contracts import allocation as rule
 from portal.db import write_transaction
-from portal.ledger import booking, payments, statements
+from portal.ledger import booking, idempotency, payments, statements
 from portal.ledger.locks import lock_customer
 from portal.models import Customer, Due, Payment
 from testing.audit import check_invariants
@@ -24,8 +27,8 @@ def test_one_payment_is_one_transaction_of_a_few_statements(app, client, custome
     answer = _pay(client, customer, "counted")
     assert answer.status_code == 200
     log = counter.log
-    # auth, lock + key, months, payment, allocations, months' paid, totals, key's answer, email, summary
-    assert len(counter.statements) <= 10, log
+    # auth, lock, key, months, payment, allocations, months' paid, totals, key's answer, email, summary
+    assert len(counter.statements) <= 11, log
     assert log.count(COMMIT) == 1
     if ledger.engine.dialect.name == "postgresql":  # the authentication's read is carried on into the write
         assert log.count(PING) == 1 and ROLLBACK not in log, log
@@ -87,3 +90,45 @@ def test_booking_adds_to_the_months_in_place_and_refreshes_loaded_ones(db):
     with db.sessions() as s:
         assert [r.amount_paid_cents for r in statements.months(s, 101, 2024)] == [5_000, 500]
     check_invariants(db)
+
+
+def _until_a_backend_waits_for_a_lock(db, deadline: float = 30.0) -> None:
+    """PostgreSQL: return once another connection to this database waits on a lock (SQLite: at once)."""
+    if db.is_sqlite:
+        return
+    stop = time.monotonic() + deadline
+    with db.engine.connect() as conn:
+        while time.monotonic() < stop:
+            waiting = conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                        "AND wait_event_type = 'Lock'")).scalar_one()
+            conn.rollback()
+            if waiting:
+                return
+            time.sleep(0.02)
+    raise AssertionError("the twin never waited for the customer's lock")
+
+
+def test_a_twin_waiting_for_the_lock_gets_the_answer_committed_meanwhile(db):
+    add_customer(db, 101, {(2024, 1): 10_000})
+    fingerprint = idempotency.fingerprint(year=2024, month=1, amount_cents=1_000)
+    first = payments.PaymentResult(7, 101, 2024, 1, 1_000, [rule.Allocation(2024, 1, 1_000)], 0)
+    answers, errors = [], []
+
+    def twin():
+        try:
+            with db.sessions() as s:
+                answers.append(payments.pay(s, 101, 2024, 1, 1_000, idempotency_key="same"))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    with db.sessions() as s:
+        with write_transaction(s):
+            lock_customer(s, 101)
+            thread = threading.Thread(target=twin)
+            thread.start()
+            _until_a_backend_waits_for_a_lock(db)
+            # The first request's answer is stored while the twin waits (its payment rows are not needed here).
+            idempotency.remember(s, "payment", 101, "same", fingerprint, first.to_record())
+    thread.join(timeout=60)
+    assert not errors and len(answers) == 1, errors
+    assert answers[0].replayed and answers[0].payment_id == 7

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-from sqlalchemy import ColumnElement, and_
 from sqlalchemy.orm import Session
 
 from portal.ledger.errors import Conflict
@@ -27,17 +26,7 @@ def fingerprint(**fields) -> str:
 
 def first_answer(session: Session, scope: str, customer_id: int, key: str, request_hash: str) -> dict | None:
     """Return the stored answer for this key, None for a new key; 409 if the key was used for another request."""
-    return answer_of(session.get(IdempotencyRecord, (customer_id, SCOPES[scope] + key)), request_hash)
-
-
-def record_join(scope: str, customer_id: int, key: str) -> tuple[type[IdempotencyRecord], ColumnElement[bool]]:
-    """Return the record entity and the join condition that finds this key's record (to read it with another row)."""
-    return IdempotencyRecord, and_(IdempotencyRecord.customer_id == customer_id,
-                                   IdempotencyRecord.key == SCOPES[scope] + key)
-
-
-def answer_of(record: IdempotencyRecord | None, request_hash: str) -> dict | None:
-    """Return a found record's stored answer (None for no record); 409 if it answered another request."""
+    record = session.get(IdempotencyRecord, (customer_id, SCOPES[scope] + key))
     if record is None:
         return None
     if record.request_hash != request_hash:

@@ -16,19 +16,9 @@ def lock_customer(session: Session, customer_id: int) -> Customer:
     ``BEGIN IMMEDIATE`` (see ``portal.db.write_transaction``), a database-wide
     write lock, and SQLAlchemy leaves ``FOR UPDATE`` out.
     """
-    return lock_customer_reading(session, customer_id)[0]
-
-
-def lock_customer_reading(session: Session, customer_id: int, entity=None, onclause=None) -> tuple[Customer, object]:
-    """Lock a customer row as `lock_customer` does and read one more row in the same statement.
-
-    `entity` is outer-joined on `onclause` (None when no row matches) and is not
-    locked itself: ``FOR UPDATE OF customers``. Return (customer, that row).
-    """
-    query = select(Customer).where(Customer.id == customer_id)
-    if entity is not None:
-        query = query.add_columns(entity).outerjoin(entity, onclause)
-    row = session.execute(query.with_for_update(of=Customer)).one_or_none()
-    if row is None:
+    customer = session.scalars(
+        select(Customer).where(Customer.id == customer_id).with_for_update()
+    ).one_or_none()
+    if customer is None:
         raise NotFound("no such customer", "customer_id")
-    return row[0], (row[1] if entity is not None else None)
+    return customer

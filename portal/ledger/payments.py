@@ -14,7 +14,7 @@ from portal import audit
 from portal.db import write_transaction
 from portal.ledger import bank_credit, booking, idempotency
 from portal.ledger.errors import Conflict, InvalidRequest, NotFound
-from portal.ledger.locks import lock_customer, lock_customer_reading
+from portal.ledger.locks import lock_customer
 from portal.mail import outbox
 from portal.models import Allocation, Due, Payment, PaymentReversal, utcnow
 from portal.money import format_cents
@@ -96,12 +96,12 @@ def pay(session: Session, customer_id: int, year: int, month: int, amount_cents:
         raise InvalidRequest(f"amount must be at most {format_cents(max_cents)}", "amount")
     request_hash = idempotency.fingerprint(year=year, month=month, amount_cents=amount_cents)
     with write_transaction(session):
-        # The lock and the key's first answer, if any, in one statement.
-        customer, record = lock_customer_reading(
-            session, customer_id, *(idempotency.record_join("payment", customer_id, idempotency_key)
-                                    if idempotency_key is not None else ()))
+        customer = lock_customer(session, customer_id)
         if idempotency_key is not None:
-            previous = idempotency.answer_of(record, request_hash)
+            # A statement of its own, after the lock: one joined to the locking SELECT would keep the
+            # snapshot it took before waiting (PostgreSQL rechecks only the locked row) and miss the
+            # answer a racing twin with the same key committed meanwhile.
+            previous = idempotency.first_answer(session, "payment", customer_id, idempotency_key, request_hash)
             if previous is not None:  # the first answer, and whether the payment was reversed since
                 reversal = session.scalars(select(PaymentReversal).where(
                     PaymentReversal.payment_id == previous["payment_id"])).one_or_none()
