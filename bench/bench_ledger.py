@@ -173,15 +173,21 @@ def payments_per_second(kind: str, admin_url: str, clients: int, payments: int, 
     return result
 
 
-def where_the_time_goes(path: dict, workers: int, threads: int | None, clients: int) -> str:
+def where_the_time_goes(path: dict, storm: dict, baseline_tps: float, workers: int, threads: int | None,
+                        clients: int) -> str:
     """Say, from the figures of this run, what one payment costs compared with a TPC-B transaction."""
     serving = f"{workers} gunicorn workers x {threads} threads" if threads else f"{workers} sync gunicorn workers"
+    cpu = storm.get("cpu_ms_per_payment") or {}
+    total = sum(cpu.values())
+    parts = ", ".join(f"{part} {ms:.1f}" for part, ms in cpu.items())
+    budget = 1000 * (os.cpu_count() or 1) / (0.3 * baseline_tps)
     return (f"one payment is one transaction of {path['statements_per_payment']} statements "
-            f"({path['round_trips_per_payment']} round trips with BEGIN, COMMIT and the pool's ping) and "
-            f"{path['ms_per_payment']} ms of one core in-process (HTTP parsing, Flask, the ORM, psycopg: Python), "
-            "where pgbench's TPC-B transaction is 5 statements sent by a client written in C; on "
-            f"{os.cpu_count()} CPUs the {clients} Python client threads, {serving} and PostgreSQL share the same "
-            f"cores (load average {os.getloadavg()[0]:.1f} at the end)")
+            f"({path['round_trips_per_payment']} round trips with BEGIN, COMMIT and the pool's ping; "
+            f"{path['ms_per_payment']} ms in-process, one at a time), where pgbench's TPC-B transaction is 5 "
+            f"statements from a client written in C. Over HTTP it took {total:.1f} ms of CPU per payment "
+            f"({parts}), while 0.3x pgbench leaves {budget:.1f} ms of the {os.cpu_count()} CPUs per payment for "
+            f"everything: the {clients} Python client threads, {serving} and PostgreSQL share those cores "
+            f"(load average {os.getloadavg()[0]:.1f} at the end, other work included)")
 
 
 def bench_payments(kinds: list[str], admin_url: str, clients: int, payments: int, customers: int,
@@ -197,6 +203,9 @@ def bench_payments(kinds: list[str], admin_url: str, clients: int, payments: int
         measure = (lambda: pgbench_tps(admin_url)) if kind == "postgres" else sqlite_tpcb_tps
         before = measure()
         storm = payments_per_second(kind, admin_url, clients, payments, customers, workers, threads)
+        cpu = storm.get("cpu_ms_per_payment") or {}
+        print(f"  ({kind}: CPU ms per payment over HTTP: "
+              + ", ".join(f"{part} {ms:.2f}" for part, ms in cpu.items()) + ")", flush=True)
         after = measure()
         base = {**after, "tps": (before["tps"] + after["tps"]) / 2, "tps_before": before["tps"],
                 "tps_after": after["tps"]}
@@ -206,13 +215,13 @@ def bench_payments(kinds: list[str], admin_url: str, clients: int, payments: int
         results.append(entry(
             f"payments/s over HTTP ({kind})", storm["payments_per_second"], "payments/s", base["tps"], name,
             goal=">= 0.3x" if kind == "postgres" else None, met=met,
-            why=where_the_time_goes(path, workers, threads, clients) if met is False else None,
+            why=where_the_time_goes(path, storm, base["tps"], workers, threads, clients) if met is False else None,
             clients=clients, workers=workers, threads=threads, customers=customers,
             payments=storm["payments_accepted"], latency_ms=storm["latency_ms"],
             elapsed_seconds=storm["elapsed_seconds"], baseline_details=base,
             statements_per_payment=path["statements_per_payment"],
             round_trips_per_payment=path["round_trips_per_payment"], ms_per_payment_in_process=path["ms_per_payment"],
-            one_payment=path["one_payment"]["log"]))
+            cpu_ms_per_payment=storm.get("cpu_ms_per_payment"), one_payment=path["one_payment"]["log"]))
     return results
 
 
