@@ -1,7 +1,8 @@
 """Where a run's CPU goes: this process (the load generator), gunicorn's workers, the database's backends.
 
 Read from /proc (Linux): user + system time of each process, in seconds. A
-PostgreSQL backend is found by its command line, ``postgres: <user> <database> ...``,
+PostgreSQL backend is found by its command line, ``postgres: <user> <database> ...``
+(``postgres: 15/main: <user> <database> ...`` with a cluster name),
 so only the connections to the run's own database count (not the server's
 background writers, nor other databases on the same server).
 """
@@ -39,7 +40,8 @@ def backends_seconds(database: str) -> float:
             words = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").split()
         except OSError:
             continue
-        if len(words) >= 3 and words[0] == "postgres:" and words[2] == database:
+        # "postgres: [cluster name:] user database host(port) state"
+        if words[:1] == ["postgres:"] and database in words[1:4]:
             total += process_seconds(int(entry.name))
     return total
 
