@@ -66,7 +66,8 @@ def goal_rows() -> list[dict]:
     for r in (ledger or {}).get("results", []):
         rows.append({"name": r["name"], "value": f"{r['figure']} {r.get('unit', '')}".strip(),
                      "baseline": f"{r.get('baseline')} ({r.get('baseline_name', '')})",
-                     "ratio": r.get("ratio"), "goal": r.get("goal") or "-", "met": r.get("met")})
+                     "ratio": r.get("ratio"), "goal": r.get("goal") or "-", "met": r.get("met"),
+                     "why": r.get("why")})
     serving = _load("serving")
     if serving:
         ours, theirs, ip = serving["ours"], serving["mlflow"], serving["in_process"]

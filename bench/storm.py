@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/storm.py` as well as `python -m bench.storm`
     sys.path.insert(0, str(ROOT))
 
+from bench.cpu import CpuMeter  # noqa: E402
 from bench.results import machine, percentile, write_json  # noqa: E402
 from bench.storm_client import (  # noqa: E402
     STORM_PASSWORD,
@@ -136,19 +137,28 @@ def finish(database_url: str, storm: Storm, server: Gunicorn, client_problems: l
     return result
 
 
-def run_storm(database_url: str, cfg: StormConfig, workers: int = 3, workdir: Path | None = None) -> dict:
-    """Start a portal on the migrated ledger at `database_url`, run a storm against it, audit; return the figures."""
-    server = portal(database_url, workers=workers, workdir=workdir).start()
+def run_storm(database_url: str, cfg: StormConfig, workers: int = 3, workdir: Path | None = None,
+              threads: int | None = None) -> dict:
+    """Start a portal on the migrated ledger at `database_url`, run a storm against it, audit; return the figures.
+
+    `threads`: gunicorn's gthread workers with that many threads each (as `make run`); None: sync workers.
+    """
+    server = portal(database_url, workers=workers, threads=threads, workdir=workdir).start()
     try:
         storm = prepare(database_url, cfg, server)
+        postgres = make_url(database_url).get_backend_name() == "postgresql"
+        meter = CpuMeter(server.worker_pids(), make_url(database_url).database if postgres else None).start()
         out = storm.run()
+        cpu = meter.stop()  # before the stop: the workers and their connections are still there to read
     finally:
         server.stop()
     problems = []
     if out.http_5xx or out.rejected or out.unresolved or out.stopped_early or out.client_errors:
         problems = [f"clients saw {out.http_5xx} 5xx, {len(out.rejected)} 4xx, {len(out.unresolved)} unanswered"
                     + (", and stopped early" if out.stopped_early else ""), *out.client_errors]
-    return finish(database_url, storm, server, problems)
+    paid = len(out.accepted) or 1
+    return finish(database_url, storm, server, problems, cpu_seconds=cpu,
+                  cpu_ms_per_payment={part: round(1000 * seconds / paid, 2) for part, seconds in cpu.items()})
 
 
 def print_storm(result: dict) -> None:

@@ -62,7 +62,9 @@ API_CONFIG = {
 
 def register_database(app: Flask) -> None:
     """Open the ledger database and close each request's session."""
-    app.extensions["ledger_db"] = Database(app.config["DATABASE_URL"])
+    url = app.config["DATABASE_URL"]
+    pool = {} if url.startswith("sqlite") else {"pool_size": app.config["DATABASE_POOL_SIZE"]}
+    app.extensions["ledger_db"] = Database(url, **pool)
     app.teardown_appcontext(close_session)
 
 

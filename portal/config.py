@@ -47,6 +47,9 @@ def load_config(overrides: dict | None = None) -> dict:
     overrides = overrides or {}
     config = {
         "DATABASE_URL": overrides.get("DATABASE_URL") or database_url(),
+        # PostgreSQL connections each portal process keeps open: one per gunicorn thread (make run: 16), so that
+        # no request waits for one and none is opened and closed per request (the pool's overflow).
+        "DATABASE_POOL_SIZE": int(os.environ.get("DATABASE_POOL_SIZE", "16")),
         "SERVING_URL": os.environ.get("SERVING_URL", "http://127.0.0.1:5001"),
         "SERVING_TIMEOUT": float(os.environ.get("SERVING_TIMEOUT", "2.0")),
         "SERVING_CONNECT_TIMEOUT": float(os.environ.get("SERVING_CONNECT_TIMEOUT", "0.5")),

@@ -75,14 +75,40 @@ def _fix_sqlite_transactions(engine: Engine) -> None:
 def write_transaction(session: Session) -> Iterator[Session]:
     """Run a block in one write transaction; commit on success, roll back on error.
 
-    The session must not be inside a transaction already: a transaction that
-    started as a read cannot safely become the serialised writer on SQLite.
+    SQLite: a transaction the session already has open is rolled back first (it
+    started as a read, a plain ``BEGIN``, and cannot safely become the
+    serialised writer: that needs ``BEGIN IMMEDIATE``). PostgreSQL: a read-only
+    transaction the session has open (the request's authentication, say) is
+    carried on instead, saving a ``ROLLBACK``, a pool checkout with its ping and
+    a ``BEGIN``. That is the same as starting anew at READ COMMITTED, where every
+    statement sees what was committed before it and the writes take their row
+    locks from here on; the loaded objects are expired, as a rollback would.
     """
     if session.in_transaction():
+        if _can_carry_on(session):
+            session.expire_all()
+            try:
+                yield session
+            except BaseException:
+                session.rollback()
+                raise
+            session.commit()
+            return
         session.rollback()
     with session.begin():
         session.connection(execution_options={"sqlite_immediate": True})
         yield session
+
+
+def _can_carry_on(session: Session) -> bool:
+    """Tell whether the session's open transaction is a clean PostgreSQL read that a write may continue."""
+    if session.new or session.dirty or session.deleted:
+        return False  # unflushed changes would be committed with the write: roll them back, as before
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return False
+    # psycopg's view of the server: IDLE (nothing sent yet) or INTRANS (reads done, no error).
+    return connection.connection.dbapi_connection.info.transaction_status.name in ("IDLE", "INTRANS")
 
 
 def get_db() -> Database:

@@ -29,9 +29,11 @@ def headrooms(session: Session, customers: list) -> dict[int, dict]:
 
 
 def summary(session: Session, customer_id: int) -> dict:
-    """Present a customer's summary, with their credit limit and available credit."""
+    """Present a customer's summary, with their credit limit and available credit (two reads at most)."""
     s = statements.summary(session, customer_id)
     pct = percentage_paid(s.total_paid_cents, s.total_credit_cents)
+    by_year = statements.paid_by_year(session, customer_id)  # the years and the limit's window in one query
+    rule = policy.LimitRule.from_config(current_app.config)
     return {
         "customer": user(s.customer, "customer"),
         "total_credit": format_cents(s.total_credit_cents),
@@ -39,8 +41,8 @@ def summary(session: Session, customer_id: int) -> dict:
         "balance": format_cents(s.balance_cents),
         "bank_credit": format_cents(s.bank_credit_cents),
         "percentage_paid": None if pct is None else round(pct, 2),
-        **headrooms(session, [s.customer])[customer_id],
-        "years": statements.years(session, customer_id),
+        **headroom(policy.headroom_from_years(s.customer, by_year, date.today(), rule)),
+        "years": list(by_year),
     }
 
 

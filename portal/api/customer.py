@@ -83,14 +83,14 @@ def pay(headers, body):
     db = get_session()
     result = payments.pay(db, user.user_id, body["year"], body["month"], body["amount"],
                           idempotency_key=headers.get("idempotency_key"), source="api",
-                          max_cents=current_app.config["MAX_PAYMENT_CENTS"])
+                          max_cents=current_app.config["MAX_PAYMENT_CENTS"], summarize=present.summary)
     return {
         "payment_id": result.payment_id, "year": result.year, "month": result.month,
         "amount": format_cents(result.amount_cents),
         "allocations": present.allocations(result.allocations),
         "to_bank_credit": format_cents(result.to_bank_credit_cents),
         "replayed": result.replayed, "reversed": result.reversed_at is not None, "reversed_at": result.reversed_at,
-        "summary": present.summary(db, user.user_id),
+        "summary": result.summary,
     }
 
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from flask import current_app
 from flask_login import UserMixin
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from portal.auth.passwords import hash_password, needs_rehash, verify_password
@@ -81,19 +81,27 @@ def start_login(session: Session, role: str, user) -> tuple[Principal, str, date
 
 
 def load_login(session: Session, jti: str) -> Principal | None:
-    """Return the principal of a live login record, or None if revoked, expired, unknown or the user is inactive."""
-    record = session.get(ApiToken, jti)
-    if record is None or record.revoked_at is not None:
+    """Return the principal of a live login record, or None if revoked, expired, unknown or the user is inactive.
+
+    One query per request: the live record joined to its user's name and active flag, nothing else.
+    """
+    query = select(ApiToken.role, ApiToken.user_id, ApiToken.expires_at,
+                   *(c for role, user in ROLES.items()
+                     for c in (user.name.label(f"{role}_name"), user.active.label(f"{role}_active"))))
+    for role, user in ROLES.items():
+        query = query.outerjoin(user, and_(ApiToken.role == role, user.id == ApiToken.user_id))
+    row = session.execute(query.where(ApiToken.jti == jti, ApiToken.revoked_at.is_(None))).first()
+    if row is None or row.role not in ROLES:
         return None
-    expires = record.expires_at
+    expires = row.expires_at
     if expires.tzinfo is None:  # SQLite returns naive datetimes
         expires = expires.replace(tzinfo=UTC)
     if expires <= utcnow():
         return None
-    user = session.get(ROLES[record.role], record.user_id)
-    if user is None or not user.active:
+    user = row._mapping
+    if not user[f"{row.role}_active"]:  # False, or None when the user row is gone
         return None
-    return Principal(record.role, record.user_id, user.name, jti)
+    return Principal(row.role, row.user_id, user[f"{row.role}_name"], jti)
 
 
 def principal_from_token(session: Session, token: str) -> Principal | None:

@@ -1,8 +1,10 @@
 """Paying dues, previewing a payment and reversing payments: each one locked transaction, used by every caller."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -31,12 +33,14 @@ class PaymentResult:
     to_bank_credit_cents: int
     replayed: bool = False
     reversed_at: datetime | None = None  # a replay of a payment a manager has reversed since
+    summary: Any = None  # what `pay`'s `summarize` read at the end of the transaction
+
 
     def to_record(self) -> dict:
         """Return a JSON-able form, as stored for idempotent replays."""
         data = asdict(self)
-        data.pop("replayed")
-        data.pop("reversed_at")
+        for name in ("replayed", "reversed_at", "summary"):
+            data.pop(name)
         return data
 
     @classmethod
@@ -63,23 +67,29 @@ def preview(session: Session, customer_id: int, year: int, month: int, amount_ce
     """Say where a payment would go now, writing nothing (`pay` runs the same under the customer's lock)."""
     if amount_cents <= 0:
         raise InvalidRequest("amount must be positive", "amount")
-    chosen = session.get(Due, (customer_id, year, month))
+    months = booking.owed_months(session, customer_id, also=(year, month))  # one read: the chosen month too
+    chosen = next((m for m in months if (m.year, m.month) == (year, month)), None)
     if chosen is None:
         known_year = session.scalar(select(Due.year).where(Due.customer_id == customer_id, Due.year == year)
                                     .limit(1))
         raise InvalidRequest(f"{year}-{month:02d} is not in the customer's schedule",
                              "year" if known_year is None else "month")
-    owed_now = chosen.due_cents - chosen.paid_cents
+    owed_now = chosen.owed_cents
     # The chosen month, then every month that still owes: the rule visits them in its order.
-    months = [rule.Outstanding(year, month, owed_now),
-              *(m for m in booking.owed_months(session, customer_id) if (m.year, m.month) != (year, month))]
+    months = [chosen, *(m for m in months if m is not chosen and m.owed_cents > 0)]
     allocations, to_bank = rule.allocate(amount_cents, (year, month), months)
     return Plan(year, month, amount_cents, owed_now, allocations, to_bank)
 
 
 def pay(session: Session, customer_id: int, year: int, month: int, amount_cents: int,
-        idempotency_key: str | None = None, source: str = "api", max_cents: int | None = None) -> PaymentResult:
-    """Record a payment and allocate it by the allocation rule, exactly once per key."""
+        idempotency_key: str | None = None, source: str = "api", max_cents: int | None = None,
+        summarize: Callable[[Session, int], Any] | None = None) -> PaymentResult:
+    """Record a payment and allocate it by the allocation rule, exactly once per key.
+
+    `summarize(session, customer_id)`, if given, runs last in the same transaction
+    (a replay's too) and its value becomes ``result.summary``: an answer built from
+    what the transaction holds, with no second transaction to read it again.
+    """
     if amount_cents <= 0:
         raise InvalidRequest("amount must be positive", "amount")
     if max_cents is not None and amount_cents > max_cents:
@@ -88,11 +98,16 @@ def pay(session: Session, customer_id: int, year: int, month: int, amount_cents:
     with write_transaction(session):
         customer = lock_customer(session, customer_id)
         if idempotency_key is not None:
+            # A statement of its own, after the lock: one joined to the locking SELECT would keep the
+            # snapshot it took before waiting (PostgreSQL rechecks only the locked row) and miss the
+            # answer a racing twin with the same key committed meanwhile.
             previous = idempotency.first_answer(session, "payment", customer_id, idempotency_key, request_hash)
             if previous is not None:  # the first answer, and whether the payment was reversed since
                 reversal = session.scalars(select(PaymentReversal).where(
                     PaymentReversal.payment_id == previous["payment_id"])).one_or_none()
-                return PaymentResult.from_record(previous, reversal)
+                replay = PaymentResult.from_record(previous, reversal)
+                replay.summary = summarize(session, customer_id) if summarize else None
+                return replay
 
         where = preview(session, customer_id, year, month, amount_cents)
         allocations, to_bank = where.allocations, where.to_bank_credit_cents
@@ -108,6 +123,9 @@ def pay(session: Session, customer_id: int, year: int, month: int, amount_cents:
         outbox.enqueue(session, customer, "payment_received", outbox.payment_context(result, customer))
         if idempotency_key is not None:
             idempotency.remember(session, "payment", customer_id, idempotency_key, request_hash, result.to_record())
+        if summarize is not None:
+            session.flush()  # the summary reads the months and totals just written
+            result.summary = summarize(session, customer_id)
     return result
 
 

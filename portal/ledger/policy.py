@@ -84,13 +84,19 @@ class Verdict:
         return [c.name for c in self.checks if not c.passed]
 
 
+def window(today: date) -> range:
+    """Return the years whose payments count towards the credit limit: the last five complete years."""
+    return range(today.year - HISTORY_YEARS, today.year)
+
+
 def paid_in_window(session: Session, customer_ids: list[int], today: date) -> dict[int, int]:
     """Return, per customer, what was paid towards the months of the last five complete years."""
     if not customer_ids:
         return {}
+    years = window(today)
     rows = session.execute(
         select(Due.customer_id, func.coalesce(func.sum(Due.paid_cents), 0))
-        .where(Due.customer_id.in_(customer_ids), Due.year >= today.year - HISTORY_YEARS, Due.year < today.year)
+        .where(Due.customer_id.in_(customer_ids), Due.year >= years.start, Due.year < years.stop)
         .group_by(Due.customer_id)
     ).all()
     paid = dict.fromkeys(customer_ids, 0)
@@ -112,6 +118,12 @@ def headrooms(session: Session, customers: list[Customer], today: date, rule: Li
 def exposure(customer: Customer) -> int:
     """Return everything the customer still owes: all dues, past and booked ahead, minus what is paid."""
     return customer.total_due_cents - customer.total_paid_cents
+
+
+def headroom_from_years(customer: Customer, paid_by_year: dict[int, int], today: date, rule: LimitRule) -> Headroom:
+    """Return one customer's headroom from what they paid per year (`statements.paid_by_year`), with no query."""
+    paid = sum(cents for year, cents in paid_by_year.items() if year in window(today))
+    return Headroom(limit_from_paid(paid, rule), exposure(customer))
 
 
 def apply(decision: Decision, customer: Customer, headroom: Headroom, amount_cents: int) -> Verdict:

@@ -5,7 +5,7 @@ import calendar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from portal.ledger.errors import NotFound
@@ -58,6 +58,15 @@ def years(session: Session, customer_id: int) -> list[int]:
     return list(session.scalars(
         select(Due.year).where(Due.customer_id == customer_id).distinct().order_by(Due.year)
     ))
+
+
+def paid_by_year(session: Session, customer_id: int) -> dict[int, int]:
+    """Return what the customer paid towards each year of their schedule, oldest year first (one query)."""
+    rows = session.execute(
+        select(Due.year, func.sum(Due.paid_cents)).where(Due.customer_id == customer_id)
+        .group_by(Due.year).order_by(Due.year)
+    )
+    return {year: int(paid or 0) for year, paid in rows}
 
 
 def months(session: Session, customer_id: int, year: int | None = None) -> list[MonthRow]:
