@@ -17,6 +17,7 @@ from model_registry.registry import (
     MODEL_NAME,
     LoadedModel,
     RegistryError,
+    alias_version,
     champion_uri,
     champion_version,
     describe,
@@ -31,7 +32,7 @@ from model_registry.registry import (
 from model_registry.store import configure, tracking_uri
 
 __all__ = [
-    "CHAMPION", "MODEL_NAME", "LoadedModel", "RegistryError", "champion_uri", "champion_version",
+    "CHAMPION", "MODEL_NAME", "LoadedModel", "RegistryError", "alias_version", "champion_uri", "champion_version",
     "configure", "describe", "find_version", "load_champion", "load_version", "mark_challenger", "promote", "register",
     "rollback", "tracking_uri",
 ]

@@ -37,7 +37,7 @@ def register_models(app: Flask, holder: ModelHolder | None = None) -> None:
     uri, name, alias = app.config["MLFLOW_TRACKING_URI"], app.config["MODEL_NAME"], app.config["MODEL_ALIAS"]
     if holder is None:
         holder = ModelHolder(load=lambda: registry.load_champion(name, uri, alias),
-                             current_version=lambda: registry.champion_version(name, uri, alias),
+                             current_version=lambda: registry.alias_version(name, uri, alias),
                              interval=app.config["MODEL_POLL_SECONDS"], label=f"{name}@{alias}")
         holder.refresh()
     if app.config["WATCH"]:

@@ -3,8 +3,10 @@
 A version must pass `model_registry.servable.check` (the same check the
 pipeline's gate runs) before it serves. A failed load (missing or corrupt
 artifact, a signature that does not match, an input example it cannot score)
-keeps the last good model and is logged; `/ready` stays true as long as some
-model is loaded.
+keeps the last good model and is logged; so does an alias that no longer
+resolves (its version deleted, the registry unreachable). `/ready` stays true
+as long as some model is loaded, and `/ready` and `/version` name the last
+problem (`last_reload_error`) until the alias points at a version that loads.
 """
 from __future__ import annotations
 
@@ -127,8 +129,11 @@ class ModelHolder:
         """Load the version the alias points to if it is another one; return whether the model changed."""
         with self._lock:
             try:
-                version = self._current_version()
-                if version is None or (self._live is not None and version == self._live.version):
+                version = self._current_version()  # raises when the alias does not resolve: that is a problem too
+                if version is None:
+                    return False
+                if self._live is not None and version == self._live.version:
+                    self.last_error = None  # the alias is on the live version (again): nothing to report
                     return False
                 model = self._load()
                 if model is None:
@@ -136,9 +141,11 @@ class ModelHolder:
                 live = _check(model)
             except Exception as exc:  # noqa: BLE001 - any failure keeps the last good model
                 metrics.RELOAD_FAILURES.inc()
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.error("model reload failed, keeping version %s: %s",
-                          self._live.version if self._live else None, self.last_error)
+                error = f"{type(exc).__name__}: {exc}"
+                if error != self.last_error:  # once per new problem, not once per poll
+                    log.error("model reload failed, keeping version %s: %s",
+                              self._live.version if self._live else None, error)
+                self.last_error = error
                 return False
             previous = self._live.version if self._live else None
             self._live = live  # one reference assignment: requests see the old or the new model, whole

@@ -83,11 +83,11 @@ def ping():
 
 @bp.get("/ready")
 def ready():
-    """Answer 200 once a model is loaded, else 503 with the reason."""
+    """Answer 200 once a model is loaded, else 503 with the reason; either way name the last reload problem."""
     h = holder()
     if not h.ready:
-        return {"ready": False, "reason": h.last_error or "no champion loaded"}, 503
-    return {"ready": True, "version": h.live.version}
+        return {"ready": False, "reason": h.last_error or "no champion loaded", "last_reload_error": h.last_error}, 503
+    return {"ready": True, "version": h.live.version, "last_reload_error": h.last_error}
 
 
 def version_info() -> dict:

@@ -71,7 +71,7 @@ def test_serving_encodes_rows_exactly_as_the_pipeline_trained():
 
 
 def test_ready_version_and_ping(byo):
-    assert byo.get("/ready").json == {"ready": True, "version": "1"}
+    assert byo.get("/ready").json == {"ready": True, "version": "1", "last_reload_error": None}
     ping = byo.get("/ping")
     assert (ping.status_code, ping.data, ping.mimetype) == (200, b"\n", "application/json")
     v = byo.get("/version").json
