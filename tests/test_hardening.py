@@ -1,6 +1,7 @@
 """Issue 13's attack review, one test per row of its table (the row number is in the name), on both engines."""
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
 
@@ -265,3 +266,23 @@ def test_row15_promote_refuses_a_version_whose_artifact_does_not_load(store_copy
     assert registry_cli(["--tracking-uri", store_copy, "promote", good, "--why", "it loads"]) == 0
     assert registry.champion_version(tracking_uri=store_copy) == good
 
+
+@pytest.mark.slow
+def test_row17_more_rows_than_the_documented_limit_is_a_413_with_a_json_error(trained_store):
+    app, service = _serving(trained_store[0])
+    limit = app.config["MAX_ROWS"]
+    assert limit == 1000  # the default docs/serving.md and the README give
+    rows = [ROW] * limit
+    assert service.post("/v1/decisions", json={"rows": rows}).status_code == 200
+    assert service.post("/invocations", json={"dataframe_records": rows}).status_code == 200
+    csv = ",".join(FEATURES) + "\n" + "\n".join(",".join(str(v) for v in ROW.values()) for _ in range(limit + 1))
+    for path, body in (("/v1/decisions", {"rows": [*rows, ROW]}), ("/invocations", {"dataframe_records": [*rows, ROW]}),
+                       ("/invocations", {"instances": [list(ROW.values())] * (limit + 1)})):
+        r = service.post(path, json=body)
+        assert r.status_code == 413 and r.json["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+        assert r.json["message"].startswith(f"at most {limit} rows per request")
+    r = service.post("/invocations", data=csv, content_type="text/csv")
+    assert r.status_code == 413 and r.json["message"].startswith(f"at most {limit} rows per request")
+    huge = '{"rows": [' + ",".join([json.dumps(ROW)] * (app.config["MAX_CONTENT_LENGTH"] // 100)) + "]}"
+    r = service.post("/v1/decisions", data=huge, content_type="application/json")
+    assert r.status_code == 413 and r.json["error_code"] == "REQUEST_LIMIT_EXCEEDED" and "larger than" in r.json["message"]
