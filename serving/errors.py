@@ -18,7 +18,6 @@ from serving.holder import NoModel
 from serving.protocol import BadInput, NotJson, TooManyRows
 from serving.versions import UnknownVersion
 
-
 # MLflow's own code for a request above a limit (its servers answer it with 429; a body too big is a 413 here).
 TOO_BIG = "REQUEST_LIMIT_EXCEEDED"
 
