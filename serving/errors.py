@@ -43,7 +43,7 @@ def no_model(_error: NoModel):
 
 def bad_input(error: BadInput):
     """Answer 400 (415 for a body that is not JSON) naming what is wrong."""
-    metrics.ERRORS.labels(request.endpoint or "unknown", "bad_input").inc()
+    metrics.child(metrics.ERRORS, request.endpoint or "unknown", "bad_input").inc()
     if isinstance(error, NotJson):
         return mlflow_error(str(error), 415, "UNSUPPORTED_MEDIA_TYPE")
     if isinstance(error, TooManyRows):
@@ -53,7 +53,7 @@ def bad_input(error: BadInput):
 
 def too_large(_error: RequestEntityTooLarge):
     """Answer 413 in JSON for a body above MAX_CONTENT_LENGTH (it could not hold only the rows allowed)."""
-    metrics.ERRORS.labels(request.endpoint or "unknown", "bad_input").inc()
+    metrics.child(metrics.ERRORS, request.endpoint or "unknown", "bad_input").inc()
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     return mlflow_error(f"the body is larger than {limit} bytes; send at most {current_app.config['MAX_ROWS']} "
                         "rows per request", 413, TOO_BIG)
@@ -61,7 +61,7 @@ def too_large(_error: RequestEntityTooLarge):
 
 def unsupported_media_type(error: UnsupportedMediaType):
     """Answer 415 in plain text, as MLflow's scoring server does for a content type it does not read."""
-    metrics.ERRORS.labels(request.endpoint or "unknown", "bad_input").inc()
+    metrics.child(metrics.ERRORS, request.endpoint or "unknown", "bad_input").inc()
     return Response(str(error), status=415, mimetype="text/plain")
 
 

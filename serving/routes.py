@@ -1,7 +1,6 @@
 """The decision service's endpoints: MLflow's scoring protocol, decisions, the model, replays and drift."""
 from __future__ import annotations
 
-import time
 from datetime import date
 
 import pandas as pd
@@ -54,19 +53,6 @@ def decision_year(body: dict) -> int:
     if isinstance(year, bool) or not isinstance(year, int) or not 1900 < year < 2200:
         raise BadInput("decision_year must be a year")
     return year
-
-
-@bp.before_app_request
-def start_timer():
-    request.environ["serving.start"] = time.perf_counter()
-
-
-@bp.after_app_request
-def count(response):
-    endpoint = request.endpoint or "unknown"
-    metrics.REQUESTS.labels(endpoint, str(response.status_code)).inc()
-    metrics.LATENCY.labels(endpoint).observe(time.perf_counter() - request.environ["serving.start"])
-    return response
 
 
 @bp.get("/health")
@@ -127,7 +113,7 @@ def invocations():
         rows = bodies.frame_rows(request.get_data(), mime, live.features, live.categorical)
     x = to_matrix(rows, live.features, live.bounds, current_app.config["MAX_ROWS"], live.categorical)
     scores = live.score(x)
-    metrics.ROWS.labels("invocations").inc(len(scores))
+    metrics.child(metrics.ROWS, "invocations").inc(len(scores))
     return {"predictions": scores.tolist()}
 
 
@@ -139,7 +125,7 @@ def decisions():
     year = decision_year(body)
     x = to_matrix(rows, live.features, live.bounds, current_app.config["MAX_ROWS"], live.categorical)
     answers = decide(live, x, year)
-    metrics.ROWS.labels("decisions").inc(len(answers))
+    metrics.child(metrics.ROWS, "decisions").inc(len(answers))
     return {"model_version": live.version, "threshold": live.threshold, "decision_year": year,
             "decisions": answers}
 
