@@ -27,12 +27,12 @@ PORTAL_CMD = REDIS_URL=$(PORTAL_REDIS) $(WITH_TOKEN) $(VENV)/bin/gunicorn --work
 SERVE_CMD = rm -rf $(PROMETHEUS_MULTIPROC_DIR) && mkdir -p $(PROMETHEUS_MULTIPROC_DIR) && \
 	$(WITH_TOKEN) PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) $(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(SERVING_PORT) --no-control-socket --access-logfile - 'serving:create_app()'
 
-# The registered model of make models / promote / rollback: NAME=..., else credit-approval.
+# The registered model of make models / promote / rollback / challenge: NAME=..., else credit-approval.
 REGISTRY_NAME = $(if $(NAME),--name "$(NAME)")
 
 export PORTAL_PORT SERVING_PORT SERVING_URL VAR_DIR
 
-.PHONY: help install run portal serve migrate seed data model train promote rollback models mlflow-ui monitor \
+.PHONY: help install run portal serve migrate seed data model train promote rollback challenge models mlflow-ui monitor \
 	bench test test-fast lint clean-var browser-deps cluster cluster-deps screenshots mailer
 
 help: ## list the targets
@@ -96,6 +96,10 @@ promote: install ## give VERSION=n the champion alias: WHY="..." is required (ap
 rollback: install ## move the champion alias back to the previous champion: WHY="..." is required; NAME=model
 	@test -n "$(WHY)" || { echo 'usage: make rollback WHY="reason" [NAME=model]'; exit 2; }
 	@$(PY) -m model_registry $(REGISTRY_NAME) rollback --why "$(WHY)"
+
+challenge: install ## give VERSION=n the challenger alias (serving scores it in the champion's shadow), or VERSION=none to clear it: WHY="..." is required; NAME=model
+	@test -n "$(VERSION)" -a -n "$(WHY)" || { echo 'usage: make challenge VERSION=n|none WHY="reason" [NAME=model]'; exit 2; }
+	@$(PY) -m model_registry $(REGISTRY_NAME) challenge $(if $(filter none,$(VERSION)),--clear,$(VERSION)) --why "$(WHY)"
 
 models: install ## list the registered versions, key metrics and the champion's audited history; NAME=model (default credit-approval)
 	@$(PY) -m model_registry $(REGISTRY_NAME) describe

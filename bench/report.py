@@ -31,8 +31,10 @@ RUNS = [
     ("train", [sys.executable, "-m", "bench.bench_train", "--json", str(RESULTS / "train.json")]),
     ("german", [sys.executable, "-m", "bench.bench_german", "--json", str(RESULTS / "german.json")]),
     ("serving", [sys.executable, "-m", "bench.bench_serving"]),
+    ("shadow", [sys.executable, "-m", "bench.bench_shadow"]),
     ("scoring", [sys.executable, "-m", "bench.bench_scoring"]),
     ("cluster", [sys.executable, "-m", "bench.bench_cluster"]),
+    ("breaker", [sys.executable, "-m", "bench.bench_breaker"]),
     ("storm", [sys.executable, "-m", "bench.storm"]),
     ("crash", [sys.executable, "-m", "bench.crash"]),
 ]
@@ -93,6 +95,7 @@ def goal_rows() -> list[dict]:
             {"name": "batch scoring of 1,000,000 rows", "value": f"{ip['batch_1m_s']:.2f} s", "baseline": "-",
              "ratio": None, "goal": "<= 1 s", "met": serving["met"]["batch_1m_s"]},
         ]
+    rows += shadow_rows(_load("shadow"))
     scoring = _load("scoring")
     for kind, r in ((scoring or {}).get("kinds") or {}).items():
         name = f"gradient boosting, {r.get('trees')} trees" if kind == "hgb" else "logistic regression"
@@ -117,6 +120,16 @@ def goal_rows() -> list[dict]:
                      "baseline": f"{one['rps']:.0f}/s (one replica, p99 {one['p99_ms']:.1f} ms; "
                                  f"{cluster['cpus']} CPUs shared by all)",
                      "ratio": round(cluster["ratio"], 2), "goal": "-", "met": None})
+    breaker = _load("breaker")
+    if breaker:
+        base = breaker["results"]["baseline"]
+        for phase, label in (("breaker_off", "circuit breaker off"), ("breaker_on", "circuit breaker on")):
+            r = breaker["results"][phase]
+            rows.append({"name": f"other pages' p99 while serving hangs, {breaker['ml_clients']} ML requests "
+                                 f"waiting ({label})",
+                         "value": f"{r['p99_ms']:.1f} ms", "baseline": f"{base['p99_ms']:.1f} ms (nothing hanging)",
+                         "ratio": round(r["p99_ms"] / base["p99_ms"], 2),
+                         "goal": f"< {breaker['goal_p99_ms']:g} ms", "met": r["p99_ms"] < breaker["goal_p99_ms"]})
     german = _load("german")
     if german:
         found = german["summary"]
@@ -130,6 +143,20 @@ def goal_rows() -> list[dict]:
         rows.append({"name": f"training: {r['name']}", "value": r["value"], "baseline": "-", "ratio": None,
                      "goal": r["goal"], "met": {"met": True, "MISSED": False}.get(r["result"])})
     return rows
+
+
+def shadow_rows(shadow: dict | None) -> list[dict]:
+    """The throughput of /v1/decisions with the challenger scored in the shadow, against without (same run)."""
+    if not shadow:
+        return []
+    on, off, ip = shadow["on"], shadow["off"], shadow["in_process"]
+    return [{"name": f"serving decisions/s with shadow scoring on, one-row /v1/decisions, 8 connections "
+                     f"(challenger v{shadow['challenger']})",
+             "value": f"{on['rps']:.0f}/s (p99 {on['p99_ms']:.1f} ms; +{ip['shadow_us']:.1f} us per decision "
+                      "in-process)",
+             "baseline": f"{off['rps']:.0f}/s (shadow off, p99 {off['p99_ms']:.1f} ms; medians of "
+                         f"{shadow['rounds']} alternating runs)",
+             "ratio": round(shadow["ratio"], 2), "goal": f">= {shadow['goal']}x", "met": shadow["met"]}]
 
 
 def storm_rows(name: str) -> list[str]:

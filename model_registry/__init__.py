@@ -10,14 +10,16 @@ another alias). ``inputs`` holds the rules every scored row follows and
 ``servable`` the check serving and the gate both run: can this version be
 loaded and scored the way serving does?
 
-Command line: ``python -m model_registry {describe,promote VERSION,rollback,champion}``.
+Command line: ``python -m model_registry {describe,promote VERSION,rollback,challenge VERSION,champion}``.
 """
 from model_registry.registry import (
+    CHALLENGER,
     CHAMPION,
     MODEL_NAME,
     LoadedModel,
     RegistryError,
     alias_version,
+    challenge,
     champion_uri,
     champion_version,
     describe,
@@ -32,7 +34,8 @@ from model_registry.registry import (
 from model_registry.store import configure, tracking_uri
 
 __all__ = [
-    "CHAMPION", "MODEL_NAME", "LoadedModel", "RegistryError", "alias_version", "champion_uri", "champion_version",
+    "CHALLENGER", "CHAMPION", "MODEL_NAME", "LoadedModel", "RegistryError", "alias_version", "challenge",
+    "champion_uri", "champion_version",
     "configure", "describe", "find_version", "load_champion", "load_version", "mark_challenger", "promote", "register",
     "rollback", "tracking_uri",
 ]

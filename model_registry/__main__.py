@@ -1,4 +1,4 @@
-"""Command line over the registry: describe, promote, rollback, champion, ui."""
+"""Command line over the registry: describe, promote, rollback, challenge, champion, ui."""
 from __future__ import annotations
 
 import argparse
@@ -24,9 +24,10 @@ def format_history(info: dict) -> list[str]:
     """Return the audit log of the champion alias as lines, oldest first."""
     if not info.get("events"):
         return ["history: no alias move recorded in the audit log (experiment registry-audit)"]
-    lines = ["history of the champion alias (audit log, oldest first):"]
+    lines = ["history of the champion alias (and the challenger's; audit log, oldest first):"]
     for e in info["events"]:
-        move = f"v{e['from_version']} -> v{e['to_version']}" if e["from_version"] else f"-> v{e['to_version']}"
+        to = "-" if e["to_version"] in ("", "-") else f"v{e['to_version']}"
+        move = f"v{e['from_version']} -> {to}" if e["from_version"] else f"-> {to}"
         lines.append(f"  {e['when']}  {e['event']:<8} {move:<12} by {e['who']}: {e['why']}"
                      + ("  [audit run deleted in MLflow]" if e["deleted"] else ""))
     if info.get("unaudited_move"):
@@ -40,6 +41,8 @@ def format_description(info: dict) -> str:
     if not info["versions"]:
         return lines[0] + "\n  no versions registered yet: run `make train`"
     lines.append(f"champion: version {info['champion']}" if info["champion"] else "champion: none")
+    if info.get("challenger"):
+        lines.append(f"challenger: version {info['challenger']} (scored in the shadow of the champion)")
     header = ["version", "aliases", "status", "kind", "thr", "rows", *(label for _, label in METRIC_COLUMNS), "created"]
     rows = []
     for v in info["versions"]:
@@ -88,12 +91,19 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("rollback", help="give the alias back to the previous champion")
     r.add_argument("--why", required=True, help="reason, appended to the audit log (required)")
     r.add_argument("--who", default=None, help="who rolls back (default: the login name)")
+    ch = sub.add_parser("challenge", help="give a version the challenger alias (scored in the champion's shadow)")
+    ch.add_argument("version", nargs="?", help="the version (omit it with --clear)")
+    ch.add_argument("--clear", action="store_true", help="take the alias away: no challenger")
+    ch.add_argument("--why", required=True, help="reason, appended to the audit log (required)")
+    ch.add_argument("--who", default=None, help="who moves it (default: the login name)")
     sub.add_parser("champion", help="print the champion's version and URI")
     u = sub.add_parser("ui", help="start the MLflow UI on this store (runs, metrics, plots, registry)")
     u.add_argument("--host", default="127.0.0.1")
     u.add_argument("--port", default=os.environ.get("MLFLOW_UI_PORT", "5002"))
     args = parser.parse_args(argv)
     uri = store.tracking_uri(args.tracking_uri)
+    if args.command == "challenge" and (args.version is None) != args.clear:
+        parser.error("challenge needs a VERSION, or --clear without one")
     if args.command == "ui":
         return ui(uri, args.host, str(args.port))
 
@@ -109,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
             out = registry.promote(args.version, who=args.who, why=args.why, name=args.name, tracking_uri=uri)
             print(f"{args.name}@champion -> version {out['champion']}" if out["changed"]
                   else f"version {out['champion']} is already the champion")
+        elif args.command == "challenge":
+            out = registry.challenge(args.version, who=args.who, why=args.why, name=args.name, tracking_uri=uri)
+            now = f"version {out['challenger']}" if out["challenger"] else "nobody"
+            print(f"{args.name}@challenger -> {now}" + ("" if out["changed"] else " (unchanged)"))
         elif args.command == "rollback":
             out = registry.rollback(who=args.who, why=args.why, name=args.name, tracking_uri=uri)
             print(f"{args.name}@champion -> version {out['champion']} (was {out['previous']})")

@@ -9,7 +9,9 @@ move can overwrite an earlier one. A run deleted through MLflow's UI is still
 read back (``ViewType.ALL``) and marked ``deleted``.
 
 ``lineage`` replays the events into the stack of champions that a rollback
-walks back through: a promotion pushes, a rollback pops.
+walks back through: a promotion pushes, a rollback pops. Moves of the
+``challenger`` alias (events ``challenge`` and ``unchallenge``) are in the same
+log and play no part in that stack.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from mlflow.entities import ViewType
 from model_registry import store
 
 EXPERIMENT = "registry-audit"
+CHAMPION_EVENTS = ("promote", "rollback")
 FIELDS = ("event", "model", "from_version", "to_version", "who", "when", "why")
 PARAM_LIMIT = 6000  # MLflow's longest param value
 
@@ -72,7 +75,7 @@ def events(client, model: str) -> list[dict]:
 def lineage(records: list[dict]) -> list[str]:
     """Return the champions a rollback walks back through, oldest first: promotions push, rollbacks pop."""
     stack: list[str] = []
-    for e in records:
+    for e in (r for r in records if r["event"] in CHAMPION_EVENTS):
         if e["event"] == "rollback":
             while stack and stack[-1] != e["to_version"]:
                 stack.pop()

@@ -19,6 +19,14 @@ Design overview
 * A version trained on the same data with the same parameters as an existing
   one is found by its ``training_key`` tag (``find_version``) and not
   registered again.
+* The alias ``challenger`` names the version serving scores in the shadow of
+  the champion (live requests, never the answer). ``challenge`` sets or clears
+  it, with a reason, audited like a promotion (events ``challenge`` and
+  ``unchallenge``). Promoting the challenger's version clears the alias (one
+  version cannot shadow itself; the move is audited as ``unchallenge``); the
+  former champion stays the one a rollback returns to, as for any promotion.
+  (The ``status`` tag ``challenger`` is older and means something else: the
+  gate kept the version out. Any version can be put in the shadow.)
 """
 from __future__ import annotations
 
@@ -36,6 +44,7 @@ from model_registry import audit, package, store
 
 MODEL_NAME = "credit-approval"
 CHAMPION = "champion"
+CHALLENGER = "challenger"
 KEY_METRICS = ("test_auc", "test_auc_low", "test_auc_high", "test_ece", "test_ece_low", "test_ece_high",
                "test_brier", "baseline_auc", "true_probability_auc", "auc_lift_over_baseline",
                "auc_lift_over_baseline_low", "auc_lift_over_baseline_high", "test_approval_rate",
@@ -142,10 +151,17 @@ def champion_version(name: str = MODEL_NAME, tracking_uri: str | None = None, al
         return None
 
 
-def _require_reason(why: str) -> str:
+def _require_reason(why: str, alias: str = CHAMPION) -> str:
     if not (why or "").strip():
-        raise RegistryError("a reason is required to move the champion alias (--why / WHY=...)")
+        raise RegistryError(f"a reason is required to move the {alias} alias (--why / WHY=...)")
     return why.strip()
+
+
+def _clear_challenger(c, name: str, version: str, who: str, why: str) -> None:
+    """Drop the challenger alias from a version that has just become the champion (audited)."""
+    c.delete_registered_model_alias(name, CHALLENGER)
+    audit.record(c, event="unchallenge", model=name, from_version=version, to_version="-", who=who, when=_now(),
+                 why=f"promoted to champion: {why}")
 
 
 def promote(version: str | int, *, who: str | None = None, why: str, evidence: str = "", name: str = MODEL_NAME,
@@ -167,7 +183,37 @@ def promote(version: str | int, *, who: str | None = None, why: str, evidence: s
         c.set_model_version_tag(name, previous, "status", "former-champion")
     audit.record(c, event="promote", model=name, from_version=previous, to_version=version, who=_who(who),
                  when=_now(), why=why, evidence=evidence)
+    if champion_version(name, tracking_uri, CHALLENGER) == version:
+        _clear_challenger(c, name, version, _who(who), why)
     return {"champion": version, "previous": previous, "changed": True}
+
+
+def challenge(version: str | int | None, *, who: str | None = None, why: str, name: str = MODEL_NAME,
+              tracking_uri: str | None = None) -> dict:
+    """Give the challenger alias to a version (None clears it) and append the move to the audit log."""
+    why = _require_reason(why, CHALLENGER)
+    c = client(tracking_uri)
+    previous = champion_version(name, tracking_uri, CHALLENGER)
+    if version is None:
+        if previous is None:
+            return {"challenger": None, "previous": None, "changed": False}
+        c.delete_registered_model_alias(name, CHALLENGER)
+        audit.record(c, event="unchallenge", model=name, from_version=previous, to_version="-", who=_who(who),
+                     when=_now(), why=why)
+        return {"challenger": None, "previous": previous, "changed": True}
+    version = str(version)
+    try:
+        c.get_model_version(name, version)
+    except Exception as exc:  # noqa: BLE001
+        raise RegistryError(f"{name} has no version {version}") from exc
+    if version == champion_version(name, tracking_uri):
+        raise RegistryError(f"version {version} is the champion: a challenger must be another version")
+    if previous == version:
+        return {"challenger": version, "previous": previous, "changed": False}
+    c.set_registered_model_alias(name, CHALLENGER, version)
+    audit.record(c, event="challenge", model=name, from_version=previous, to_version=version, who=_who(who),
+                 when=_now(), why=why)
+    return {"challenger": version, "previous": previous, "changed": True}
 
 
 def mark_challenger(version: str | int, reasons: list[str], *, name: str = MODEL_NAME,
@@ -210,7 +256,7 @@ def describe(name: str = MODEL_NAME, tracking_uri: str | None = None) -> dict:
     try:
         model = c.get_registered_model(name)
     except Exception:  # noqa: BLE001
-        return {"name": name, "champion": None, "history": [], "events": [], "versions": [],
+        return {"name": name, "champion": None, "challenger": None, "history": [], "events": [], "versions": [],
                 "tracking_uri": store.tracking_uri(tracking_uri)}
     aliases: dict[str, list[str]] = {}
     for alias, version in (model.aliases or {}).items():
@@ -238,10 +284,11 @@ def describe(name: str = MODEL_NAME, tracking_uri: str | None = None) -> dict:
             "tags": dict(mv.tags),
         })
     champion = next((v["version"] for v in versions if CHAMPION in v["aliases"]), None)
+    challenger = next((v["version"] for v in versions if CHALLENGER in v["aliases"]), None)
     events = audit.events(c, name)
     history = audit.lineage(events)
-    info = {"name": name, "champion": champion, "history": history, "events": events, "versions": versions,
-            "tracking_uri": store.tracking_uri(tracking_uri)}
+    info = {"name": name, "champion": champion, "challenger": challenger, "history": history, "events": events,
+            "versions": versions, "tracking_uri": store.tracking_uri(tracking_uri)}
     if champion is not None and (not history or history[-1] != champion):
         info["unaudited_move"] = f"the alias points at version {champion}, but the audit log ends at " \
                                  f"{history[-1] if history else 'nothing'}: it was moved outside model_registry"

@@ -56,6 +56,21 @@ def _storage(redis_url: str | None, service_url: str) -> pybreaker.CircuitBreake
         return None
 
 
+def _valid_score(value: object) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and 0.0 <= value <= 1.0)
+
+
+def _shadow(value: object) -> dict | None:
+    """Return the challenger's shadow score and version from a decision row, or None if absent or malformed."""
+    if not isinstance(value, dict):
+        return None
+    score, version = value.get("score"), value.get("version")
+    if not _valid_score(score) or not isinstance(version, str) or not version.strip() or len(version) > 32:
+        return None
+    return {"score": float(score), "version": version}
+
+
 class DecisionService:
     """A client of one decision service: timeouts, the shared token, signed answers and a circuit breaker."""
 
@@ -129,7 +144,11 @@ class DecisionService:
             raise ServiceUnavailable("ML method unavailable: the model is still loading; try again in a minute")
 
     def score(self, features: dict, decision_year: int) -> dict:
-        """Score one customer's features; return the score, the model version, serving's threshold and reasons."""
+        """Score one customer's features; return the score, model version, serving's threshold, reasons, shadow.
+
+        ``shadow`` is the challenger's ``{"version", "score"}`` when serving scored
+        one in the shadow and it is well formed, else None: it never fails a decision.
+        """
         answer = self._call("POST", "/v1/decisions", {"rows": [features], "decision_year": decision_year},
                             self.timeout)
         try:
@@ -138,12 +157,12 @@ class DecisionService:
             threshold = decision.get("threshold")
         except (KeyError, IndexError, TypeError) as exc:
             raise ServiceUnavailable("ML method unavailable: the decision service answered badly") from exc
-        valid = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-                 and 0.0 <= value <= 1.0 and isinstance(version, str) and version.strip() != ""
+        valid = (_valid_score(value) and isinstance(version, str) and version.strip() != ""
                  and isinstance(reasons, list) and all(isinstance(r, dict) for r in reasons))
         if not valid:
             raise ServiceUnavailable("ML method unavailable: the decision service answered badly")
-        return {"score": float(value), "model_version": version, "reasons": reasons, "served_threshold": threshold}
+        return {"score": float(value), "model_version": version, "reasons": reasons, "served_threshold": threshold,
+                "shadow": _shadow(decision.get("shadow"))}
 
     def model(self) -> dict:
         """Return what serving says about the live version (``serving``) and its registry entry (``registry``)."""

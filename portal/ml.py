@@ -3,7 +3,9 @@
 The portal never loads the model: it sends the row's yearly paid percentages to
 ``serving/`` (``POST /v1/decisions``); serving picks the columns its model was
 trained on and answers a score. The portal judges that score with its own
-threshold (``ML_THRESHOLD``), then its credit policy judges the amount. When
+threshold (``ML_THRESHOLD``), then its credit policy judges the amount. The
+challenger's shadow score, when serving sends one, is judged with the same
+threshold and stored beside the decision; it never decides. When
 serving is down, has no model or answers badly, the method is unavailable (503)
 and nothing is approved; the percentage method keeps working.
 """
@@ -44,5 +46,8 @@ def decide_by_model(session: Session, customer_id: int, service: DecisionService
     if served != threshold:  # the registered version records its own; the portal's number decides
         log.warning("decision service threshold %r differs from the portal's %r (model version %s); using %r",
                     served, threshold, answer["model_version"], threshold)
+    shadow = answer.get("shadow")
+    if shadow is not None:  # judged like the champion's score: the portal's threshold, so the two compare
+        shadow = {**shadow, "approved": shadow["score"] >= threshold}
     return Decision("ml", answer["score"] >= threshold, threshold, answer["score"], inputs,
-                    answer["reasons"], answer["model_version"])
+                    answer["reasons"], answer["model_version"], shadow)

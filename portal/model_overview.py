@@ -22,15 +22,19 @@ def recent_decisions(session: Session, limit: int = RECENT) -> dict:
         select(CreditDecision.score, CreditDecision.approved, CreditDecision.inputs)
         .where(CreditDecision.method == "ml").order_by(CreditDecision.created_at.desc()).limit(limit)
     ).all()
-    scores = np.array([r.score for r in rows if r.score is not None], dtype=float)
-    counts, edges = np.histogram(scores, bins=BINS, range=(0.0, 1.0))
     return {
         "count": len(rows),
         "approval_rate": (sum(r.approved for r in rows) / len(rows)) if rows else None,
-        "score_histogram": [{"from": round(float(a), 2), "to": round(float(b), 2), "count": int(c)}
-                            for a, b, c in zip(edges[:-1], edges[1:], counts)],
+        "score_histogram": score_histogram([r.score for r in rows if r.score is not None]),
         "inputs": [(r.inputs or {}).get("features") or {} for r in rows],
     }
+
+
+def score_histogram(scores: list[float]) -> list[dict]:
+    """Return how many scores fall in each tenth of [0, 1]: ``[{"from", "to", "count"}, ...]``."""
+    counts, edges = np.histogram(np.array(scores, dtype=float), bins=BINS, range=(0.0, 1.0))
+    return [{"from": round(float(a), 2), "to": round(float(b), 2), "count": int(c)}
+            for a, b, c in zip(edges[:-1], edges[1:], counts)]
 
 
 def overview(session: Session, service: DecisionService) -> dict:

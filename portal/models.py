@@ -245,6 +245,11 @@ class CreditDecision(Base):
     limit_cents: Mapped[int | None] = mapped_column(BigInteger)
     exposure_cents: Mapped[int | None] = mapped_column(BigInteger)
     checks: Mapped[list | None] = mapped_column(JSON)
+    # What the challenger said in the shadow of the champion (ML decisions while one exists; else NULL):
+    # its version, its score, and that score judged with this decision's threshold.
+    shadow_version: Mapped[str | None] = mapped_column(String(32))
+    shadow_score: Mapped[float | None] = mapped_column(Float)
+    shadow_approved: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     __table_args__ = (
         CheckConstraint("amount_cents > 0", name="amount_pos"),

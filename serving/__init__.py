@@ -5,6 +5,8 @@ Stateless: it loads `models:/credit-approval@champion` (or the `name@alias` of
 `POST /invocations` (MLflow's scoring protocol: JSON, CSV, Parquet; `GET /ping`),
 `POST /v1/decisions` (score, approval, threshold, reasons, model version),
 `GET /v1/model`, `POST /v1/replay` and `POST /v1/drift` (see `serving.routes`).
+With `SERVING_SHADOW` on (default when the alias exists) it also scores every
+decision with `<name>@challenger`, in the shadow (`serving.shadow`).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import time
 from flask import Flask, request
 
 from model_registry import registry
-from serving import auth, metrics
+from serving import auth, metrics, shadow
 from serving.config import load_config, model_ref
 from serving.errors import register_errorhandlers
 from serving.holder import ModelHolder
@@ -51,29 +53,39 @@ class ServingApp(Flask):
         return response
 
 
-def create_app(test_config: dict | None = None, holder: ModelHolder | None = None) -> Flask:
-    """Create the decision service app (loads the champion unless a holder is given)."""
+def create_app(test_config: dict | None = None, holder: ModelHolder | None = None,
+               shadow_holder: ModelHolder | None = None) -> Flask:
+    """Create the decision service app (loads the champion and challenger unless holders are given)."""
     app = ServingApp(__name__)
     app.config.update(load_config())
     app.config.update(test_config or {})
     app.config["MODEL_NAME"], app.config["MODEL_ALIAS"] = model_ref(app.config["SERVING_MODEL"])
-    register_models(app, holder)
+    register_models(app, holder, shadow_holder)
     app.register_blueprint(bp)
     app.register_blueprint(auth.bp)
     register_errorhandlers(app)
     return app
 
 
-def register_models(app: Flask, holder: ModelHolder | None = None) -> None:
-    """Load the served model's version (and follow its alias), and make room for versions asked for by replays."""
+def register_models(app: Flask, holder: ModelHolder | None = None, shadow_holder: ModelHolder | None = None) -> None:
+    """Load the served model's version and the challenger (following their aliases); make room for replays."""
     uri, name, alias = app.config["MLFLOW_TRACKING_URI"], app.config["MODEL_NAME"], app.config["MODEL_ALIAS"]
     if holder is None:
         holder = ModelHolder(load=lambda: registry.load_champion(name, uri, alias),
                              current_version=lambda: registry.alias_version(name, uri, alias),
                              interval=app.config["MODEL_POLL_SECONDS"], label=f"{name}@{alias}")
         holder.refresh()
+    if shadow_holder is None and shadow.enabled(app.config["SERVING_SHADOW"], alias, registry.CHALLENGER):
+        shadow_holder = shadow.make_holder(
+            load=lambda: registry.load_champion(name, uri, registry.CHALLENGER),
+            current_version=lambda: registry.champion_version(name, uri, registry.CHALLENGER),
+            interval=app.config["MODEL_POLL_SECONDS"], label=f"{name}@{registry.CHALLENGER}")
+        shadow_holder.refresh()
     if app.config["WATCH"]:
         holder.watch()
+        if shadow_holder is not None:
+            shadow_holder.watch()
     app.extensions["model_holder"] = holder
+    app.extensions["shadow_holder"] = shadow_holder
     app.extensions["model_versions"] = VersionCache(lambda v: registry.load_version(v, name, uri),
                                                     app.config["REPLAY_VERSIONS"])

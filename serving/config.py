@@ -28,6 +28,8 @@ def load_config() -> dict:
         # When set, scoring calls must carry it as a bearer token, and answers are signed with it.
         "SERVING_TOKEN": os.environ.get("SERVING_TOKEN") or None,
         "WATCH": True,
+        # Also score every /v1/decisions request with <name>@challenger, in the shadow: auto (when it exists) | off.
+        "SERVING_SHADOW": os.environ.get("SERVING_SHADOW") or "auto",
     }
 
 

@@ -7,6 +7,9 @@ keeps the last good model and is logged; so does an alias that no longer
 resolves (its version deleted, the registry unreachable). `/ready` stays true
 as long as some model is loaded, and `/ready` and `/version` name the last
 problem (`last_reload_error`) until the alias points at a version that loads.
+The shadow's holder (`keep_last_good=False`, see `serving.shadow`) instead
+drops its model when the alias goes away or its new version fails to load: a
+stale challenger must not pass for the current one.
 """
 from __future__ import annotations
 
@@ -102,8 +105,13 @@ class ModelHolder:
     """Holds the live model and follows its alias."""
 
     def __init__(self, load: Callable[[], object | None], current_version: Callable[[], str | None],
-                 interval: float = 10.0, label: str = "the champion"):
+                 interval: float = 10.0, label: str = "the champion", keep_last_good: bool = True,
+                 on_failure: Callable[[], None] = metrics.RELOAD_FAILURES.inc,
+                 on_version: Callable[[float], None] = metrics.MODEL_VERSION.set):
         self._load = load
+        self.keep_last_good = keep_last_good
+        self._on_failure = on_failure
+        self._on_version = on_version
         self.label = label
         self._current_version = current_version
         self.interval = interval
@@ -121,6 +129,11 @@ class ModelHolder:
         return live
 
     @property
+    def current(self) -> Live | None:
+        """Return the loaded model, or None (never raises)."""
+        return self._live
+
+    @property
     def ready(self) -> bool:
         """Tell whether a model is loaded."""
         return self._live is not None
@@ -129,7 +142,10 @@ class ModelHolder:
         """Load the version the alias points to if it is another one; return whether the model changed."""
         with self._lock:
             try:
-                version = self._current_version()  # raises when the alias does not resolve: that is a problem too
+                version = self._current_version()  # the champion's raises when its alias does not resolve
+                if version is None and not self.keep_last_good:  # the alias was taken away
+                    self.last_error = None
+                    return self._drop(None) if self._live is not None else False
                 if version is None:
                     return False
                 if self._live is not None and version == self._live.version:
@@ -140,19 +156,30 @@ class ModelHolder:
                     return False
                 live = _check(model)
             except Exception as exc:  # noqa: BLE001 - any failure keeps the last good model
-                metrics.RELOAD_FAILURES.inc()
+                self._on_failure()
                 error = f"{type(exc).__name__}: {exc}"
                 if error != self.last_error:  # once per new problem, not once per poll
-                    log.error("model reload failed, keeping version %s: %s",
+                    log.error("%s: model reload failed, %s version %s: %s", self.label,
+                              "keeping" if self.keep_last_good else "dropping",
                               self._live.version if self._live else None, error)
                 self.last_error = error
+                if not self.keep_last_good and self._live is not None:
+                    self._drop(self.last_error)
                 return False
             previous = self._live.version if self._live else None
             self._live = live  # one reference assignment: requests see the old or the new model, whole
-            metrics.MODEL_VERSION.set(float(live.version))
+            self._on_version(float(live.version))
             self.last_error = None
             log.info("serving %s version %s (was %s, scorer: %s)", self.label, live.version, previous, live.scorer)
             return True
+
+    def _drop(self, error: str | None) -> bool:
+        """Unload the model (the shadow's alias went away or its new version is broken)."""
+        log.info("%s: no longer scoring version %s", self.label, self._live.version if self._live else None)
+        self._live = None
+        self._on_version(0.0)
+        self.last_error = error
+        return True
 
     def watch(self) -> threading.Thread:
         """Poll the alias every `interval` seconds in a daemon thread."""
@@ -160,7 +187,7 @@ class ModelHolder:
             while not self._stop.wait(self.interval):
                 self.refresh()
 
-        thread = threading.Thread(target=loop, name="champion-watcher", daemon=True)
+        thread = threading.Thread(target=loop, name=f"watcher {self.label}", daemon=True)
         thread.start()
         return thread
 

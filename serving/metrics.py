@@ -30,6 +30,10 @@ LATENCY = Histogram("serving_request_seconds", "Time to answer a request", ["end
 MODEL_VERSION = Gauge("serving_model_version", "Registered version being served (0: none)",
                       multiprocess_mode="max")
 RELOAD_FAILURES = Counter("serving_model_reload_failures_total", "Failed attempts to load a new champion")
+SHADOW_VERSION = Gauge("serving_shadow_version", "Challenger version scored in the shadow (0: none)",
+                       multiprocess_mode="max")
+SHADOW_ERRORS = Counter("serving_shadow_errors_total", "Shadow scoring skipped: challenger failed to load or score",
+                        ["kind"])
 
 
 # `Counter.labels(...)` looks its child up under a lock and with string checks each time (about 10 us, a tenth

@@ -7,7 +7,7 @@ import pandas as pd
 from flask import Blueprint, Response, current_app, request
 
 from model_registry import drift, registry
-from serving import bodies, metrics
+from serving import bodies, metrics, shadow
 from serving.decisions import decide
 from serving.holder import ModelHolder
 from serving.protocol import BadInput, NotJson, rows_from_mlflow, to_matrix
@@ -19,6 +19,11 @@ bp = Blueprint("serving", __name__)
 def holder() -> ModelHolder:
     """Return the app's live-model holder."""
     return current_app.extensions["model_holder"]
+
+
+def shadow_holder() -> ModelHolder | None:
+    """Return the challenger's holder, or None when shadow scoring is off."""
+    return current_app.extensions.get("shadow_holder")
 
 
 def versions() -> VersionCache:
@@ -73,14 +78,19 @@ def ready():
     h = holder()
     if not h.ready:
         return {"ready": False, "reason": h.last_error or "no champion loaded", "last_reload_error": h.last_error}, 503
-    return {"ready": True, "version": h.live.version, "last_reload_error": h.last_error}
+    body = {"ready": True, "version": h.live.version, "last_reload_error": h.last_error}
+    described = shadow.describe(shadow_holder(), registry.CHALLENGER)
+    if described["version"] or described["error"]:  # informative: a broken challenger never makes serving unready
+        body.update(shadow_version=described["version"], shadow_error=described["error"])
+    return body
 
 
 def version_info() -> dict:
     """Return the served model's name, alias, version, threshold and scorer (no version yet: nulls)."""
     h = holder()
     body = {"name": current_app.config["MODEL_NAME"], "alias": current_app.config["MODEL_ALIAS"], "version": None,
-            "threshold": None, "last_reload_error": h.last_error}
+            "threshold": None, "last_reload_error": h.last_error,
+            "shadow": shadow.describe(shadow_holder(), registry.CHALLENGER)}
     if h.ready:
         live = h.live
         body.update(version=live.version, threshold=live.threshold, features=list(live.features),
@@ -119,15 +129,22 @@ def invocations():
 
 @bp.post("/v1/decisions")
 def decisions():
-    """Score and explain rows: per row score, approved, threshold, reasons and model version."""
+    """Score and explain rows: per row score, approved, threshold, reasons, model version (and the shadow's)."""
     body, rows = rows_body()
     live = holder().live
     year = decision_year(body)
     x = to_matrix(rows, live.features, live.bounds, current_app.config["MAX_ROWS"], live.categorical)
     answers = decide(live, x, year)
     metrics.child(metrics.ROWS, "decisions").inc(len(answers))
-    return {"model_version": live.version, "threshold": live.threshold, "decision_year": year,
-            "decisions": answers}
+    answer = {"model_version": live.version, "threshold": live.threshold, "decision_year": year,
+              "decisions": answers}
+    if shadow_holder() is not None:  # after the champion's answer is made: the shadow cannot change it
+        scored, error = shadow.score(shadow_holder(), live, rows, x, current_app.config["MAX_ROWS"])
+        for row, shadow_row in zip(answers, scored or ()):
+            row["shadow"] = shadow_row
+        if error:
+            answer["shadow_error"] = error
+    return answer
 
 
 @bp.get("/v1/model")

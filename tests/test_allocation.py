@@ -37,6 +37,12 @@ def test_no_month_beyond_its_due(case):
     assert len({(a.year, a.month) for a in allocations}) == len(allocations)
 
 
+def _by_month(schedule, allocations):
+    """What each month owed and what each month got, keyed by (year, month)."""
+    return ({(m.year, m.month): m.owed_cents for m in schedule},
+            {(a.year, a.month): a.amount_cents for a in allocations})
+
+
 def _visiting_order(schedule, start):
     """The months in the order the rule visits them: the chosen one, the later ones, then the earlier ones."""
     keys = sorted((m.year, m.month) for m in schedule)
@@ -46,9 +52,8 @@ def _visiting_order(schedule, start):
 @given(cases())
 def test_earlier_months_paid_only_after_the_chosen_and_later_ones(case):
     schedule, start, amount = case
-    owed = {(m.year, m.month): m.owed_cents for m in schedule}
     allocations, to_bank = allocate(amount, start, schedule)
-    got = {(a.year, a.month): a.amount_cents for a in allocations}
+    owed, got = _by_month(schedule, allocations)
     order = _visiting_order(schedule, start)
     assert [(a.year, a.month) for a in allocations] == [k for k in order if got.get(k)], "visited in order"
     for i, key in enumerate(order):
@@ -59,9 +64,8 @@ def test_earlier_months_paid_only_after_the_chosen_and_later_ones(case):
 @given(cases())
 def test_nothing_to_bank_credit_while_any_month_is_owed(case):
     schedule, start, amount = case
-    owed = {(m.year, m.month): m.owed_cents for m in schedule}
     allocations, to_bank = allocate(amount, start, schedule)
-    got = {(a.year, a.month): a.amount_cents for a in allocations}
+    owed, got = _by_month(schedule, allocations)
     if to_bank:
         assert all(got.get(k, 0) == owed[k] for k in owed), "bank credit while a month still owes"
         assert to_bank == amount - sum(owed.values())
@@ -71,9 +75,7 @@ def test_nothing_to_bank_credit_while_any_month_is_owed(case):
 
 @given(months, st.integers(0, 10**10))
 def test_settling_bank_credit_pays_the_oldest_months_first(schedule, credit):
-    owed = {(m.year, m.month): m.owed_cents for m in schedule}
-    allocations = settle(credit, schedule)
-    got = {(a.year, a.month): a.amount_cents for a in allocations}
+    owed, got = _by_month(schedule, settle(credit, schedule))
     assert sum(got.values()) == min(credit, sum(owed.values()))
     keys = sorted(owed)
     for i, key in enumerate(keys):

@@ -22,6 +22,8 @@ from portal.api.schemas import (
     ReplayOut,
     ReversalIn,
     ReversalOut,
+    ShadowArgs,
+    ShadowOut,
     UserOut,
 )
 from portal.auth import accounts
@@ -34,6 +36,7 @@ from portal.model_overview import overview
 from portal.models import Manager, Payment
 from portal.money import format_cents
 from portal.replay import replay
+from portal.shadow_report import shadow_page
 
 blp = Blueprint("manager", __name__, url_prefix="/api/manager", description="Managers only")
 
@@ -166,3 +169,12 @@ def model():
     """Return the live model: version, metrics, threshold, recent ML decisions and drift."""
     require_login("manager")
     return overview(get_session(), current_app.extensions["decision_service"])
+
+
+@blp.route("/model/shadow")
+@blp.arguments(ShadowArgs, location="query")
+@blp.response(200, ShadowOut)
+def model_shadow(args):
+    """Compare the champion and the challenger on the same live ML decisions (shadow scoring)."""
+    return shadow_page(get_session(), current_app.extensions["decision_service"], args["champion"],
+                       args["challenger"])

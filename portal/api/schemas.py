@@ -363,3 +363,40 @@ class ModelOverviewOut(ma.Schema):
     registry = ma.fields.Dict(metadata={"description": "the champion's registry entry: metrics, threshold, dates"})
     recent = ma.fields.Dict(metadata={"description": "recent ML decisions: count, approval rate, score histogram"})
     drift = ma.fields.List(ma.fields.Dict(), metadata={"description": "PSI per feature vs the training data"})
+
+
+class ShadowArgs(Closed):
+    champion = ma.fields.String(load_default=None, validate=validate.Regexp(r"^[0-9]{1,9}$"),
+                                metadata={"description": "champion version (default: the newest pair)"})
+    challenger = ma.fields.String(load_default=None, validate=validate.Regexp(r"^[0-9]{1,9}$"),
+                                  metadata={"description": "challenger version (default: the newest pair)"})
+
+
+class ShadowSideOut(ma.Schema):
+    approval_rate = ma.fields.Float(allow_none=True, metadata={"description": "share whose score passed the threshold"})
+    score_histogram = ma.fields.List(ma.fields.Dict(), metadata={"description": "[{from, to, count}] per tenth"})
+
+
+class ShadowDisagreementOut(ma.Schema):
+    request_id = ma.fields.String()
+    customer_id = ma.fields.Integer()
+    created_at = ma.fields.DateTime()
+    threshold = ma.fields.Float()
+    champion_score = ma.fields.Float()
+    challenger_score = ma.fields.Float()
+    champion_approved = ma.fields.Boolean()
+    challenger_approved = ma.fields.Boolean()
+    approved = ma.fields.Boolean(metadata={"description": "the decision actually made (policy checks included)"})
+
+
+class ShadowOut(ma.Schema):
+    pairs = ma.fields.List(ma.fields.Dict(), metadata={"description": "[{champion, challenger, decisions}]"})
+    champion_version = ma.fields.String(allow_none=True)
+    challenger_version = ma.fields.String(allow_none=True)
+    count = ma.fields.Integer(metadata={"description": "decisions both scored (the most recent 1,000 at most)"})
+    agreement_rate = ma.fields.Float(allow_none=True)
+    disagreement_count = ma.fields.Integer()
+    champion = ma.fields.Nested(ShadowSideOut)
+    challenger = ma.fields.Nested(ShadowSideOut)
+    disagreements = ma.fields.List(ma.fields.Nested(ShadowDisagreementOut), metadata={"description": "newest 50"})
+    serving = ma.fields.Dict(metadata={"description": "the challenger serving scores now, or why it cannot"})

@@ -57,6 +57,13 @@ def previous_decision(session: Session, customer_id: int, key: str, fingerprint:
     return session.scalars(select(CreditDecision).where(CreditDecision.request_id == answer["request_id"])).one()
 
 
+def shadow_columns(shadow: dict | None) -> dict:
+    """Return the challenger's shadow view as the decision's columns (all None without one)."""
+    shadow = shadow or {}
+    return {"shadow_version": shadow.get("version"), "shadow_score": shadow.get("score"),
+            "shadow_approved": shadow.get("approved")}
+
+
 def record_decision(session: Session, customer_id: int, year: int, month: int, amount_cents: int,
                     decide: Callable[[Customer], Decision], rule: policy.LimitRule, today: date,
                     once: tuple[str, str] | None = None) -> CreditDecision:
@@ -91,6 +98,7 @@ def record_decision(session: Session, customer_id: int, year: int, month: int, a
             reasons=decision.reasons, model_version=decision.model_version,
             limit_cents=headroom.limit_cents, exposure_cents=headroom.exposure_cents,
             checks=[c.to_record() for c in verdict.checks],
+            **shadow_columns(decision.shadow),
         )
         session.add(row)
         if decision.approved:  # a new due: bank credit the customer holds pays it at once

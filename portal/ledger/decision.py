@@ -15,3 +15,4 @@ class Decision:
     inputs: dict
     reasons: list[dict] = field(default_factory=list)
     model_version: str | None = None
+    shadow: dict | None = None  # {"version", "score", "approved"}: the challenger's view, never the verdict
