@@ -33,7 +33,7 @@ REGISTRY_NAME = $(if $(NAME),--name "$(NAME)")
 export PORTAL_PORT SERVING_PORT SERVING_URL VAR_DIR
 
 .PHONY: help install run portal serve migrate seed data model train promote rollback challenge models mlflow-ui monitor \
-	bench test test-fast lint clean-var browser-deps cluster cluster-deps screenshots mailer
+	bench test test-fast lint clean-var browser-deps cluster cluster-deps screenshots mailer translations
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -132,6 +132,15 @@ test: install browser-deps cluster-deps ## run the whole test suite (PostgreSQL 
 
 test-fast: install ## run the tests except the slow and browser ones
 	@$(VENV)/bin/pytest -n 2 --dist loadfile -m "not slow and not browser"
+
+# The catalogue: every text of the pages, emails and PDF statement (babel.cfg says where to look).
+# The .po files and their compiled .mo files are both committed, so a fresh clone runs without this step.
+PYBABEL = $(VENV)/bin/pybabel
+translations: install ## extract the pages', emails' and PDF's texts (pybabel), merge them into each language's .po, compile the .mo
+	@mkdir -p $(VAR_DIR)
+	@$(PYBABEL) -q extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output -w 120 -o $(VAR_DIR)/messages.pot .
+	@$(PYBABEL) -q update -i $(VAR_DIR)/messages.pot -d portal/translations --ignore-obsolete -w 120
+	@$(PYBABEL) compile -d portal/translations --statistics
 
 lint: install ## check style (ruff) and the borders between the blocks (import-linter, see pyproject.toml)
 	@$(VENV)/bin/ruff check contracts portal pipeline model_registry serving tests bench testing deploy

@@ -5,9 +5,12 @@ demo data, a trained champion, the decision service and the portal) on free
 loopback ports in a temporary VAR_DIR, waits until serving has its model, then
 drives Debian's Chromium with Playwright through every page as the demo customer
 101, a customer the percentage rule rejects, and the demo manager, at desktop
-(1280x800) and phone (375x812) size. Every PNG in docs/screenshots/ is written
+(1280x800) and phone (375x812) size; last, the main pages again in German
+(``de-*.png``: the switcher chosen before login, so customer 101 and manager 1
+keep German in that throwaway demo). Every PNG in docs/screenshots/ is written
 anew (the old ones are deleted first) and the list is printed; nothing needs
-the network. docs/pages.md lists the pictures.
+the network. ``--only de`` takes the German pictures alone (the others stay).
+docs/pages.md lists the pictures.
 """
 from __future__ import annotations
 
@@ -107,18 +110,24 @@ class Camera:
         page.set_viewport_size(SIZES["desktop"])
 
 
-def log_in(page, role: str, user_id: int, password: str) -> None:
-    """Log in through the login page."""
+# The login form's and header's words in each language the pictures are taken in.
+WORDS = {"en": {"password": "Password", "log_in": "Log in", "log_out": "Log out"},
+         "de": {"password": "Passwort", "log_in": "Anmelden", "log_out": "Abmelden"}}
+
+
+def log_in(page, role: str, user_id: int, password: str, language: str = "en") -> None:
+    """Log in through the login page (whose words are in `language`)."""
+    words = WORDS[language]
     page.goto(f"/{role}/login")
     page.get_by_label("ID", exact=True).fill(str(user_id))
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Log in").click()
-    page.get_by_role("button", name="Log out").wait_for()
+    page.get_by_label(words["password"], exact=True).fill(password)
+    page.get_by_role("button", name=words["log_in"]).click()
+    page.get_by_role("button", name=words["log_out"]).wait_for()
 
 
-def log_out(page) -> None:
+def log_out(page, language: str = "en") -> None:
     """Log out with the header's button."""
-    page.get_by_role("button", name="Log out").click()
+    page.get_by_role("button", name=WORDS[language]["log_out"]).click()
     page.wait_for_load_state()
 
 
@@ -239,6 +248,38 @@ def manager_pages(page, shoot: Camera, refund_customer: int) -> None:
     log_out(page)
 
 
+def german_pages(page, shoot: Camera) -> None:
+    """The main pages in German: chosen with the header's switcher, kept through both logins."""
+    page.goto("/")
+    page.get_by_role("button", name="Deutsch").click()
+    page.get_by_role("heading", name="Ihr Kreditkonto an einem Ort").wait_for()
+    shoot.both(page, "de-landing")
+    log_in(page, "customer", 101, DEMO_PASSWORD, "de")
+    shoot.both(page, "de-customer-dashboard")
+    page.goto(f"/customers/101?year={time.gmtime().tm_year - 1}")
+    shoot.both(page, "de-customer-history", at="#history-h")
+    page.goto("/pay")
+    page.get_by_label("Betrag", exact=True).fill("1500.00")
+    page.locator("#payment-preview table").wait_for()
+    shoot.both(page, "de-pay")
+    page.goto("/credit")
+    page.get_by_label("Jahr", exact=True).select_option(str(time.gmtime().tm_year + 1))
+    page.get_by_label("Monat", exact=True).select_option("1")
+    page.get_by_label("Betrag", exact=True).fill("100.00")
+    page.get_by_label("ML-Modell-Score", exact=True).check()
+    page.get_by_role("button", name="Kredit beantragen").click()
+    page.wait_for_url(re.compile(r"/decisions/|/credit"))
+    shoot.both(page, "de-credit-ml-decision")
+    log_out(page, "de")
+    log_in(page, "manager", 1, "manager123", "de")
+    shoot.both(page, "de-manager-portfolio")
+    page.goto("/manager/model")
+    shoot.both(page, "de-manager-model")
+    page.goto("/manager/admin/audit")
+    shoot.both(page, "de-admin-audit")
+    log_out(page, "de")
+
+
 def lowest_paid_customer(page) -> int:
     """Return the id of the customer with the lowest paid share (the portfolio sorted by it), as the manager."""
     log_in(page, "manager", 1, "manager123")
@@ -248,19 +289,21 @@ def lowest_paid_customer(page) -> int:
     return customer_id
 
 
-def take_all(base_url: str, out: Path) -> list[str]:
-    """Drive Chromium through every page of the running demo; return the files written."""
+def take_all(base_url: str, out: Path, only: str | None = None) -> list[str]:
+    """Drive Chromium through every page of the running demo (or only the German ones); return the files written."""
     shoot = Camera(out)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport=SIZES["desktop"], base_url=base_url)
         context.set_default_timeout(60_000)  # the first ML decision and replay load the model
         page = context.new_page()
-        low = lowest_paid_customer(page)
-        customer_pages(page, shoot)
-        rejected_pages(page, shoot, low)
-        overpay(page, 102)
-        manager_pages(page, shoot, refund_customer=102)
+        if only != "de":
+            low = lowest_paid_customer(page)
+            customer_pages(page, shoot)
+            rejected_pages(page, shoot, low)
+            overpay(page, 102)
+            manager_pages(page, shoot, refund_customer=102)
+        german_pages(page, shoot)  # last: it leaves customer 101 and manager 1 with German chosen
         browser.close()
     return shoot.written
 
@@ -270,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.screenshots", description=main.__doc__)
     parser.add_argument("--out", type=Path, default=SHOTS, help="where the PNGs go (default docs/screenshots/)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for make run (default 900)")
+    parser.add_argument("--only", choices=["de"], help="take only the German pictures (de-*.png), keep the others")
     args = parser.parse_args(argv)
     if not Path(CHROMIUM).exists():
         print(f"!! {CHROMIUM} is missing (make browser-deps installs Debian's Chromium)")
@@ -279,9 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         demo.start(args.timeout)
         args.out.mkdir(parents=True, exist_ok=True)
-        for old in args.out.glob("*.png"):
+        for old in args.out.glob("de-*.png" if args.only else "*.png"):
             old.unlink()
-        written = take_all(demo.url, args.out)
+        written = take_all(demo.url, args.out, args.only)
     finally:
         demo.stop()
     shutil.rmtree(workdir, ignore_errors=True)

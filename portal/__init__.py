@@ -14,7 +14,8 @@ from portal.config import load_config
 from portal.db import Database, close_session
 from portal.decision_service import DecisionService
 from portal.errors import error_response, register_errorhandlers
-from portal.extensions import IdConverter, api, babel, csrf, limiter, login_manager, select_locale
+from portal.extensions import IdConverter, api, babel, csrf, limiter, login_manager
+from portal.languages import select_locale
 from portal.web import admin as web_admin
 from portal.web import auth as web_auth
 from portal.web import customer as web_customer

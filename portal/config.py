@@ -69,6 +69,7 @@ def load_config(overrides: dict | None = None) -> dict:
         "CREDIT_LIMIT_MULTIPLE": float(os.environ.get("CREDIT_LIMIT_MULTIPLE", "1.0")),
         "CREDIT_LIMIT_MAX_CENTS": int(os.environ.get("CREDIT_LIMIT_MAX_CENTS", "100000000")),
         # How pages show numbers, dates and money (Flask-Babel); the API keeps "1250.00" strings.
+        # LOCALE is the language when neither a choice nor the browser's Accept-Language names one of LANGUAGES.
         "BABEL_DEFAULT_LOCALE": os.environ.get("LOCALE", "en"),
         "BABEL_DEFAULT_TIMEZONE": os.environ.get("TIMEZONE", "UTC"),
         "CURRENCY": os.environ.get("CURRENCY", "USD"),

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import marshmallow as ma
 from flask import Flask, current_app, g, jsonify, render_template, request
+from flask_babel import lazy_gettext as _l
 from flask_smorest import Api
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from portal.ledger.errors import LedgerError
+from portal.refusals import said
 
-TITLES = {400: "Bad request", 401: "Please log in", 403: "Not allowed", 404: "Page not found",
-          405: "Not allowed", 409: "Conflict", 413: "Too large", 422: "Cannot do that",
-          429: "Too many attempts", 500: "Something went wrong", 503: "Not available"}
-HINTS = {403: "Your login cannot open this page.",
-         404: "The page does not exist, or it is not yours to see.",
-         500: "The error was logged. Please try again in a moment."}
+TITLES = {400: _l("Bad request"), 401: _l("Please log in"), 403: _l("Not allowed"), 404: _l("Page not found"),
+          405: _l("Not allowed"), 409: _l("Conflict"), 413: _l("Too large"), 422: _l("Cannot do that"),
+          429: _l("Too many attempts"), 500: _l("Something went wrong"), 503: _l("Not available")}
+HINTS = {403: _l("Your login cannot open this page."),
+         404: _l("The page does not exist, or it is not yours to see."),
+         500: _l("The error was logged. Please try again in a moment.")}
 
 
 class ErrorSchema(ma.Schema):
@@ -44,7 +46,9 @@ def error_response(message: str, status: int, field: str | None = None, headers:
 
 def render_error(code: int, message: str | None = None, headers: dict | None = None):
     """Render an error page in the site's style."""
-    title = TITLES.get(code, "Error")
+    title = TITLES.get(code, _l("Error"))
+    # A page's text is a gettext string already; a refusal's English is translated here (portal.refusals).
+    message = said(message) if isinstance(message, str) else message
     body = render_template("errors.html", code=code, title=title, message=message or HINTS.get(code, ""))
     return body, code, headers or {}
 
@@ -115,8 +119,8 @@ def handle_csrf_error(error: CSRFError):
     """Answer a missing or bad CSRF token."""
     if is_api_request():
         return error_response(error.description, 400, "csrf_token")
-    return render_error(400, "The form has expired or did not come from this site. "
-                             "Please go back, reload the page and try again.")
+    return render_error(400, _l("The form has expired or did not come from this site. "
+                                "Please go back, reload the page and try again."))
 
 
 def handle_database_down(error: OperationalError):
@@ -128,7 +132,7 @@ def handle_database_down(error: OperationalError):
     current_app.logger.warning("database unavailable: %s", str(error).splitlines()[0][:200])
     if is_api_request():
         return error_response("the database is unavailable; retry shortly", 503, headers={"Retry-After": "2"})
-    return render_error(503, "The service is briefly unavailable. Please try again in a moment.",
+    return render_error(503, _l("The service is briefly unavailable. Please try again in a moment."),
                         {"Retry-After": "2"})
 
 

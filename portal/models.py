@@ -98,7 +98,7 @@ class Customer(PersonMixin, Base):
     bank_credit_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     # Bank credit imported with the customer (held before this ledger existed).
     opening_bank_credit_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    # The language the customer's emails (and, later, pages) are written in: a BCP 47 tag.
+    # The language of the customer's emails and pages (portal.extensions.LANGUAGES); the switcher sets it.
     language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
     __table_args__ = (
         CheckConstraint("total_due_cents >= 0", name="due_nonneg"),
@@ -111,6 +111,8 @@ class Customer(PersonMixin, Base):
 
 class Manager(PersonMixin, Base):
     __tablename__ = "managers"
+    # The pages' language the manager chose (portal.extensions.LANGUAGES); NULL: the browser's Accept-Language.
+    language: Mapped[str | None] = mapped_column(String(16))
 
 
 class Due(Base):

@@ -30,6 +30,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 812}
 THIS = date.today().year
+LANGUAGE_CUSTOMERS = {"desktop": 130, "phone": 131}
 LAST = THIS - 1
 
 if not os.path.exists(CHROMIUM):
@@ -55,6 +56,8 @@ def seed(db: Database) -> int:
     add_customer(db, 103, year, name="Carla Mendes", password="customer123")
     for i in range(104, 130):  # enough customers for a second portfolio page
         add_customer(db, i, year, paid={(LAST, m): 10_000 for m in range(1, 1 + i % 12)}, name=f"Customer {i}")
+    for i in LANGUAGE_CUSTOMERS.values():  # their own: the language journey stores a language on them
+        add_customer(db, i, year, paid={(LAST, 1): 10_000}, name=f"Dana {i}", password="customer123")
     with db.sessions() as s:
         # Two decisions for the log from the start (its layout is checked whatever ran before).
         request_credit(s, 102, THIS + 1, 2, 40_000, "percentage", SETTINGS)
@@ -407,3 +410,59 @@ def test_admin_pages_at_phone_width(browser, server):
         expect(page.get_by_role("button", name="Log out")).to_be_visible()
         no_sideways_scroll(page)
     page.context.close()
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_language_switcher_journey(browser, server, size):
+    """Switch to German before login: the words change, stay after a reload and a login, and on a new browser."""
+    viewport = DESKTOP if size == "desktop" else PHONE
+    customer = LANGUAGE_CUSTOMERS[size]
+    page = new_page(browser, server, viewport)
+    page.goto("/")
+    expect(page.get_by_role("heading", name="Your credit account, in one place")).to_be_visible()
+    expect(page.get_by_role("button", name="English")).to_be_disabled()  # the language in use
+    page.get_by_role("button", name="Deutsch").click()
+    expect(page.get_by_role("heading", name="Ihr Kreditkonto an einem Ort")).to_be_visible()
+    assert page.locator("html").get_attribute("lang") == "de"
+    no_sideways_scroll(page)
+    page.reload()
+    expect(page.get_by_role("heading", name="Ihr Kreditkonto an einem Ort")).to_be_visible()
+
+    page.get_by_role("link", name="Kunde Ihre Fälligkeiten, Zahlungen und Kreditanträge").click()
+    expect(page.get_by_role("heading", name="Kundenanmeldung")).to_be_visible()
+    page.get_by_label("ID", exact=True).fill(str(customer))
+    page.get_by_label("Passwort", exact=True).fill("customer123")
+    page.get_by_role("button", name="Anmelden").click()
+    expect(page.get_by_role("heading", name="Monatliche Fälligkeiten", exact=False)).to_be_visible()
+    expect(page.locator("#months tfoot")).to_contain_text("1.200,00 $")  # German numbers, the same dollars
+    no_sideways_scroll(page)
+    page.reload()
+    nav = page.get_by_role("navigation", name="Hauptnavigation")
+    expect(nav.get_by_role("link", name="Kredit beantragen", exact=True)).to_be_visible()
+    nav.get_by_role("link", name="Zahlen", exact=True).click()
+    expect(page.get_by_role("heading", name="Zahlung leisten")).to_be_visible()
+    expect(page.get_by_label("Monat", exact=True)).to_contain_text("Dezember")
+    no_sideways_scroll(page)
+    page.get_by_role("button", name="Abmelden").click()
+    expect(page.get_by_text("Sie haben sich abgemeldet.")).to_be_visible()
+
+    # A new browser (English by default) gets the language the customer chose, at login.
+    fresh = new_page(browser, server, viewport)
+    fresh.goto("/customer/login")
+    expect(fresh.get_by_role("heading", name="Customer login")).to_be_visible()
+    fresh.get_by_label("ID", exact=True).fill(str(customer))
+    fresh.get_by_label("Password", exact=True).fill("customer123")
+    fresh.get_by_role("button", name="Log in").click()
+    expect(fresh.get_by_role("button", name="Abmelden")).to_be_visible()
+    fresh.get_by_role("button", name="English").click()
+    expect(fresh.get_by_role("button", name="Log out")).to_be_visible()
+    expect(fresh.get_by_role("heading", name="Monthly dues", exact=False)).to_be_visible()
+
+
+def test_the_browsers_language_is_the_default(browser, server):
+    context = browser.new_context(viewport=PHONE, base_url=server["base"], locale="de-DE")
+    page = context.new_page()
+    page.goto("/")
+    expect(page.get_by_role("heading", name="Ihr Kreditkonto an einem Ort")).to_be_visible()
+    expect(page.get_by_role("button", name="Deutsch")).to_be_disabled()
+    context.close()

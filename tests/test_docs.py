@@ -9,7 +9,7 @@ LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 
 
 @pytest.mark.parametrize("doc", ["README.md", "docs/pages.md", "docs/architecture.md", "docs/serving.md",
-                                 "docs/pipeline.md"])
+                                 "docs/pipeline.md", "docs/languages.md"])
 def test_every_link_resolves_inside_the_repository(doc):
     path = ROOT / doc
     missing = []

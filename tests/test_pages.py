@@ -535,7 +535,7 @@ def test_pages_are_csp_safe_and_every_field_has_a_label(client, auth, ledger, ro
 def test_static_files(client):
     assert client.get("/static/site.css").status_code == 200
     js = client.get("/static/site.js")
-    assert js.status_code == 200 and "Show password" in js.text and "data-busy" in js.text
+    assert js.status_code == 200 and "dataset.show" in js.text and "data-busy" in js.text
 
 
 def test_statement_pdf_draws_names_beyond_latin_1(app):

@@ -104,7 +104,8 @@ def record_decision(session: Session, customer_id: int, year: int, month: int, a
         if decision.approved:  # a new due: bank credit the customer holds pays it at once
             session.flush()
             bank_credit.settle(session, customer, credit_decision_id=row.id)
-        outbox.enqueue(session, customer, outbox.decision_kind(row), outbox.decision_context(row))
+        outbox.enqueue(session, customer, outbox.decision_kind(row),
+                       outbox.decision_context(row, headroom.available_cents))
         if once is not None:
             idempotency.remember(session, "credit", customer_id, *once, {"request_id": row.request_id})
     return row

@@ -5,7 +5,9 @@ The kinds and the context each one's templates read (amounts in minor units):
 * ``payment_received`` - payment_id, year, month, amount_cents, allocations [{year, month,
   amount_cents}], to_bank_credit_cents, balance_cents, bank_credit_cents
 * ``credit_approved`` / ``credit_rejected`` - request_id, year, month, amount_cents, method,
-  score, threshold, reasons [text]
+  score, threshold, reasons [the decision's reason objects: code, text, ...], and
+  decision {approved, score, threshold, amount, credit_limit, exposure, available_credit}: what
+  the ``reason`` filter needs to say each reason in the customer's language
 * ``password_reset`` - (nothing: the email says a manager set a new password)
 * ``bank_credit_refunded`` - amount_cents, bank_credit_cents (what is left), reason
 """
@@ -57,11 +59,15 @@ def payment_context(payment, customer: Customer) -> dict:
             "bank_credit_cents": customer.bank_credit_cents}
 
 
-def decision_context(decision) -> dict:
-    """Return a credit_approved or credit_rejected email's context from a stored decision."""
+def decision_context(decision, available_cents: int | None = None) -> dict:
+    """Return a credit_approved or credit_rejected email's context from a stored decision and its headroom."""
     return {"request_id": decision.request_id, "year": decision.year, "month": decision.month,
             "amount_cents": decision.amount_cents, "method": decision.method, "score": decision.score,
-            "threshold": decision.threshold, "reasons": [r.get("text", "") for r in decision.reasons or []]}
+            "threshold": decision.threshold, "reasons": list(decision.reasons or []),
+            "decision": {"approved": decision.approved, "score": decision.score, "threshold": decision.threshold,
+                         "amount": decision.amount_cents,
+                         "credit_limit": decision.limit_cents, "exposure": decision.exposure_cents,
+                         "available_credit": available_cents}}
 
 
 def refund_context(amount_cents: int, customer: Customer, reason: str | None = None) -> dict:

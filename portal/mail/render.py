@@ -1,16 +1,19 @@
 """An outbox row's subject, plain text and HTML, from the Jinja templates ``templates/mail/<kind>.txt|.html``.
 
-Each template sets ``subject`` and writes plain sentences that can be wrapped in gettext
-when the portal gets a second language; the row's ``language`` is given to the templates
-(the HTML's ``lang``), and this is the one place that will choose the locale to render in.
-The app's own filters (``money``, ``month_name``, ``when``) format the values.
+Each template sets ``subject`` and writes its sentences through gettext; the row's
+``language`` (the customer's, when the event happened) is the locale they are rendered in
+(``force_locale``: words, dates, numbers and amounts) and the HTML's ``lang``. A language
+the portal does not have falls back to the default one. The app's own filters (``money``,
+``month_year``, ``when``, ``reason``) format the values.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from flask import current_app
+from flask_babel import force_locale
 
+from portal.languages import LANGUAGES
 from portal.models import OutboxMessage
 
 
@@ -29,6 +32,8 @@ def render(message: OutboxMessage) -> Rendered:
     values = {**message.context, "kind": message.kind, "name": message.recipient_name,
               "customer_id": message.customer_id, "language": message.language, "created_at": message.created_at,
               "portal_url": current_app.config["PORTAL_URL"].rstrip("/")}
-    text = env.get_template(f"mail/{message.kind}.txt").make_module(values)
-    html = env.get_template(f"mail/{message.kind}.html").make_module(values)
-    return Rendered(subject=" ".join(str(text.subject).split()), text=str(text).strip() + "\n", html=str(html))
+    language = message.language if message.language in LANGUAGES else current_app.config["BABEL_DEFAULT_LOCALE"]
+    with force_locale(language):
+        text = env.get_template(f"mail/{message.kind}.txt").make_module(values)
+        html = env.get_template(f"mail/{message.kind}.html").make_module(values)
+        return Rendered(subject=" ".join(str(text.subject).split()), text=str(text).strip() + "\n", html=str(html))

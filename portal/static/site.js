@@ -11,7 +11,8 @@
       var show = input.type === "password";
       input.type = show ? "text" : "password";
       button.setAttribute("aria-pressed", String(show));
-      button.setAttribute("aria-label", show ? "Hide password" : "Show password");
+      // The words come from the page (data-show / data-hide), in the page's language.
+      button.setAttribute("aria-label", show ? button.dataset.hide : button.dataset.show);
     });
   }
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -22,14 +24,23 @@ from portal.ledger import statements
 from portal.ledger.errors import LedgerError
 from portal.mail import outbox
 from portal.models import Customer, Manager
+from portal.refusals import sentence
 from portal.web.auth import login_required
 from portal.web.formdata import load_form, optional, query_args
-from portal.web.forms import ActionForm, ContactForm, ManagerForm
+from portal.web.forms import FORM_EXPIRED, ActionForm, ContactForm, ManagerForm
 from portal.web.manager import PER_PAGE
 
 bp = Blueprint("web_admin", __name__, url_prefix="/manager/admin")
 
 ROLES = {"manager": Manager, "customer": Customer}
+# One sentence per role: the role is a word of the sentence, and languages inflect around it.
+DEACTIVATED = {"manager": _l("Manager %(id)s (%(name)s) deactivated: their logins have ended."),
+               "customer": _l("Customer %(id)s (%(name)s) deactivated: their logins have ended.")}
+ALREADY_DEACTIVATED = {"manager": _l("Manager %(id)s (%(name)s) was already deactivated."),
+                       "customer": _l("Customer %(id)s (%(name)s) was already deactivated.")}
+REACTIVATED = {"manager": _l("Manager %(id)s (%(name)s) is active again and can log in."),
+               "customer": _l("Customer %(id)s (%(name)s) is active again and can log in.")}
+CONTACT_LABELS = {"name": _l("name"), "email": _l("email"), "phone": _l("phone")}
 
 
 @bp.before_request
@@ -40,13 +51,13 @@ def managers_only():
 
 
 def _message(error: LedgerError) -> str:
-    return error.message[:1].upper() + error.message[1:] + "."
+    return sentence(error.message, ".")
 
 
 def _posted_action() -> None:
     """Check the CSRF token of a button that writes; 400 when it is missing or stale."""
     if not ActionForm().validate_on_submit():
-        abort(400, description="The form has expired. Please reload the page and try again.")
+        abort(400, description=FORM_EXPIRED)
 
 
 def _person(role: str, person_id: int):
@@ -93,7 +104,8 @@ def new_manager():
             except LedgerError as exc:
                 getattr(form, exc.field or "", form.name).errors.append(_message(exc))
             else:
-                flash(f"Manager {m.id} ({m.name}) created. They can log in with the password you set.", "success")
+                flash(_("Manager %(id)s (%(name)s) created. They can log in with the password you set.",
+                        id=m.id, name=m.name), "success")
                 return redirect(url_for(".managers"))
     return render_template("manager/admin/new_manager.html", form=form), 422 if form.is_submitted() else 200
 
@@ -111,8 +123,8 @@ def deactivate(role, person_id):
         except LedgerError as exc:
             error, status = _message(exc), exc.status
         else:
-            flash(f"{role.capitalize()} {person_id} ({person.name}) "
-                  + ("deactivated: their logins have ended." if changed else "was already deactivated."), "success")
+            said = DEACTIVATED[role] if changed else ALREADY_DEACTIVATED[role]
+            flash(said % {"id": person_id, "name": person.name}, "success")
             return _back(role, person_id)
     return render_template("manager/admin/deactivate.html", role=role, person=person, form=form,
                            error=error), status
@@ -124,7 +136,7 @@ def reactivate(role, person_id):
     person = _person(role, person_id)
     _posted_action()
     accounts.set_active(get_session(), role, person_id, True, by=current_user.user_id)
-    flash(f"{role.capitalize()} {person_id} ({person.name}) is active again and can log in.", "success")
+    flash(REACTIVATED[role] % {"id": person_id, "name": person.name}, "success")
     return _back(role, person_id)
 
 
@@ -144,7 +156,8 @@ def customer(customer_id):
         body = load_form(ContactIn(), data, form)
         if body is not None:
             changed = accounts.update_contact(db, customer_id, body, by=current_user.user_id)
-            flash(f"Saved: {', '.join(changed)} changed." if changed else "Nothing changed.", "success")
+            flash(_("Saved: %(fields)s changed.", fields=", ".join(str(CONTACT_LABELS.get(f, f)) for f in changed))
+                  if changed else _("Nothing changed."), "success")
             return redirect(url_for(".customer", customer_id=customer_id))
     if form.is_submitted():
         status = 422
@@ -185,5 +198,5 @@ def retry_mail(message_id):
     _posted_action()
     if not outbox.retry(get_session(), message_id, by=current_user.user_id):
         abort(404)
-    flash(f"Email #{message_id} is queued again.", "success")
+    flash(_("Email #%(id)s is queued again.", id=message_id), "success")
     return redirect(url_for(".mail"))

@@ -6,20 +6,24 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask import session as cookie_session
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
 
+from portal import languages
 from portal.auth.sessions import authenticate, end_login, start_login
 from portal.auth.throttle import throttled
 from portal.db import get_session
 from portal.errors import error_response
 from portal.extensions import login_manager
-from portal.web.forms import ActionForm, LoginForm
+from portal.web.forms import FORM_EXPIRED, ActionForm, LoginForm
 
 bp = Blueprint("web_auth", __name__)
 
 LOGIN_ENDPOINTS = {"web_auth.customer_login": "customer", "web_auth.manager_login": "manager"}
 HOME = {"customer": "web_customer.home", "manager": "web_manager.home"}
-THROTTLED = "Too many failed logins for this ID. Please wait a few minutes and try again."
+THROTTLED = _l("Too many failed logins for this ID. Please wait a few minutes and try again.")
+ONLY_FOR = {"customer": _l("This page is for customers only."), "manager": _l("This page is for managers only.")}
 
 
 def login_required(role: str | None = None):
@@ -30,7 +34,7 @@ def login_required(role: str | None = None):
             if not current_user.is_authenticated:
                 return login_manager.unauthorized()
             if role is not None and current_user.role != role:
-                abort(403, description=f"This page is for {role}s only.")
+                abort(403, description=ONLY_FOR[role])
             return view(*args, **kwargs)
         return guarded
     return decorate
@@ -43,7 +47,7 @@ def unauthorized():
     login_view = login_manager.blueprint_login_views.get(request.blueprint) or login_manager.login_view
     if "_user_id" in cookie_session:  # there was a login, and it has ended
         cookie_session.pop("_user_id")
-        flash("Your session has ended. Please log in again.", "info")
+        flash(_("Your session has ended. Please log in again."), "info")
     target = request.full_path if request.method == "GET" else request.path
     return redirect(url_for(login_view, next=safe_next(target.rstrip("?"))))
 
@@ -68,11 +72,15 @@ def _login(role: str):
     if user is None:
         # 401 is what the login throttle counts (portal.auth.throttle).
         return render_template("login.html", form=form, role=role,
-                               error="Wrong ID or password. Please check both and try again."), 401
+                               error=_("Wrong ID or password. Please check both and try again.")), 401
     principal, _token, _expires = start_login(db, role, user)
+    chosen = cookie_session.get("language")
     cookie_session.clear()  # a new session on every login
     login_user(principal)
     cookie_session.permanent = True
+    language = languages.at_login(db, role, user, chosen)
+    if language:
+        cookie_session["language"] = language
     return redirect(safe_next(request.args.get("next")) or url_for(HOME[role]))
 
 
@@ -103,10 +111,13 @@ def logout():
     """End this login (its cookie session and bearer token) and go to the landing page."""
     form = ActionForm()
     if not form.validate_on_submit():
-        abort(400, description="The form has expired. Please reload the page and try again.")
+        abort(400, description=FORM_EXPIRED)
     if current_user.is_authenticated:
         end_login(get_session(), current_user.jti)
         logout_user()
+    language = cookie_session.get("language")
     cookie_session.clear()
-    flash("You have logged out.", "info")
+    if language:  # the pages stay in the language they were in
+        cookie_session["language"] = language
+    flash(_("You have logged out."), "info")
     return redirect(url_for("pages.index"))

@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from portal.web.formats import money, month_name
+from flask_babel import gettext as _
+
+from portal.web.formats import money, month_name, number
 
 WIDTH, HEIGHT = 720, 250
 LEFT, RIGHT, TOP, BOTTOM = 72, 12, 14, 34
@@ -83,7 +85,7 @@ def due_vs_paid(rows, year: int | None) -> Chart | None:
         return None
     if year is not None:
         groups = [(month_name(r.month, True), [r.amount_to_pay_cents, r.amount_paid_cents]) for r in rows]
-        title = f"Due and paid per month in {year}"
+        title = _("Due and paid per month in %(year)s", year=year)
     else:
         sums: dict[int, list[int]] = {}
         for r in rows:
@@ -91,9 +93,9 @@ def due_vs_paid(rows, year: int | None) -> Chart | None:
             due_paid[0] += r.amount_to_pay_cents
             due_paid[1] += r.amount_paid_cents
         groups = [(str(y), d_p) for y, d_p in sorted(sums.items())]
-        title = "Due and paid per year"
-    return grouped_bars(groups, [("due", "due"), ("paid", "paid")], title,
-                        "Bars compare the amount due with the amount paid; the table below has the same numbers.",
+        title = _("Due and paid per year")
+    return grouped_bars(groups, [("due", _("Due")), ("paid", _("Paid"))], title,
+                        _("Bars compare the amount due with the amount paid; the table below has the same numbers."),
                         money)
 
 
@@ -102,6 +104,6 @@ def score_histograms(champion: list[dict], challenger: list[dict], title: str) -
     if not any(b["count"] for b in champion + challenger):
         return None
     groups = [(f"{a['from']:.1f}", [a["count"], b["count"]]) for a, b in zip(champion, challenger)]
-    return grouped_bars(groups, [("champion", "champion"), ("challenger", "challenger")], title,
-                        "Bars compare how many decisions each model scored in each tenth of the score range; "
-                        "the table below has the same numbers.", lambda n: f"{n:,}", _count_top)
+    return grouped_bars(groups, [("champion", _("Champion")), ("challenger", _("Challenger"))], title,
+                        _("Bars compare how many decisions each model scored in each tenth of the score range; "
+                          "the table below has the same numbers."), number, _count_top)

@@ -7,6 +7,7 @@ import uuid
 from datetime import date
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -22,6 +23,7 @@ from portal.ledger.errors import Conflict, InvalidRequest, LedgerError
 from portal.ledger.percentage import percentage_paid
 from portal.models import Allocation, BankCreditEntry, CreditDecision, Payment, PaymentReversal
 from portal.money import MoneyError, parse_amount
+from portal.refusals import said, sentence
 from portal.web import chart, exports
 from portal.web.auth import login_required
 from portal.web.formats import money, pct
@@ -47,7 +49,7 @@ def chosen_year(db, customer_id: int) -> tuple[int | None, list[int]]:
         return None, years
     if is_digits(raw) and int(raw) in years:
         return int(raw), years
-    abort(404, description="There are no dues in that year.")
+    abort(404, description=_("There are no dues in that year."))
 
 
 @bp.route("/customers/<id:customer_id>")
@@ -100,7 +102,7 @@ def _field_error(form, error: LedgerError) -> bool:
     field = getattr(form, error.field or "", None)
     if field is None or not hasattr(field, "errors"):
         return False
-    field.errors = [*field.errors, error.message[:1].upper() + error.message[1:]]
+    field.errors = [*field.errors, sentence(error.message)]
     return True
 
 
@@ -108,7 +110,7 @@ def _amount(form) -> int | None:
     try:
         return parse_amount((form.amount.data or "").strip())  # a person's stray spaces are forgiven
     except MoneyError as exc:
-        form.amount.errors = [*form.amount.errors, "Amount " + str(exc)]
+        form.amount.errors = [*form.amount.errors, _("Amount %(problem)s", problem=said(str(exc)))]
         return None
 
 
@@ -134,19 +136,19 @@ def pay():
                                       idempotency_key=form.idempotency_key.data, source="web",
                                       max_cents=current_app.config["MAX_PAYMENT_CENTS"])
             except Conflict:
-                error = "This form was already used for a different payment. Check the details and pay again."
+                error = _("This form was already used for a different payment. Check the details and pay again.")
                 form.idempotency_key.data = None
             except LedgerError as exc:
                 if not _field_error(form, exc):
-                    error = exc.message
+                    error = said(exc.message)
             else:
                 if result.replayed:
-                    flash("This payment was already recorded. It was not taken twice.", "info")
+                    flash(_("This payment was already recorded. It was not taken twice."), "info")
                 return redirect(url_for(".receipt", payment_id=result.payment_id))
         status = 422
     elif form.is_submitted():
         if form.idempotency_key.errors:  # missing or tampered: a fresh one below
-            error = "The form has expired. Please check the details and pay again."
+            error = _("The form has expired. Please check the details and pay again.")
             form.idempotency_key.data = None
         status = 422
     else:
@@ -233,16 +235,17 @@ def credit():
                                      CreditSettings.from_app(current_app),
                                      idempotency_key=form.idempotency_key.data)
             except Conflict:
-                error = "This form was already used for a different request. Check the details and ask again."
+                error = _("This form was already used for a different request. Check the details and ask again.")
                 form.idempotency_key.data = None
                 status = 409
             except ServiceUnavailable as exc:  # never a made-up score: say so, approve nothing
                 detail = re.sub(r"\s*\([^)]*\)$", "", exc.message.removeprefix("ML method unavailable: "))
-                detail = f"{detail[:1].upper()}{detail[1:]}. Please use the percentage method for now."
-                error, status = "ML method unavailable right now", 503
+                detail = _("%(problem)s. Please use the percentage method for now.",
+                           problem=said(detail[:1].upper() + detail[1:]))
+                error, status = _("ML method unavailable right now"), 503
             except LedgerError as exc:
                 if not _field_error(form, exc):
-                    error = exc.message
+                    error = said(exc.message)
                 status = exc.status
             else:
                 return redirect(url_for(".decision", request_id=row.request_id))
@@ -250,7 +253,7 @@ def credit():
             status = 422
     else:
         if form.idempotency_key.errors:  # missing or tampered: a fresh one below
-            error = "The form has expired. Please check the details and ask again."
+            error = _("The form has expired. Please check the details and ask again.")
             form.idempotency_key.data = None
         status = 422
     if not form.idempotency_key.data:
@@ -266,7 +269,7 @@ def model_preview(db, customer_id: int) -> tuple[list[dict] | None, str | None]:
     try:
         return ml.model_inputs(db, customer_id)["yearly_percentages"], None
     except InvalidRequest as exc:
-        return None, exc.message[:1].upper() + exc.message[1:]
+        return None, sentence(exc.message)
 
 
 def advice(d: dict, customer_id: int, db) -> list[str]:
@@ -274,24 +277,29 @@ def advice(d: dict, customer_id: int, db) -> list[str]:
     failed, now = d["failed_checks"], statements.summary(db, customer_id)
     tips = []
     if "eligibility" in failed:
-        tips.append("Nothing has been due on your account yet, so there is no repayment record to judge. "
-                    "Ask again once you have paid some dues.")
+        tips.append(_("Nothing has been due on your account yet, so there is no repayment record to judge. "
+                      "Ask again once you have paid some dues."))
     if "score" in failed and d["method"] == "percentage":
         needed = math.ceil(d["threshold"] / 100 * now.total_credit_cents) - now.total_paid_cents
         if needed > 0:
-            tips.append(f"You have paid {pct(percentage_paid(now.total_paid_cents, now.total_credit_cents))} of "
-                        f"everything due; {pct(d['threshold'])} is needed. Paying {money(needed)} more towards "
-                        "the months you still owe would get you there.")
+            tips.append(_("You have paid %(paid)s of everything due; %(needed)s is needed. Paying %(more)s more "
+                          "towards the months you still owe would get you there.",
+                          paid=pct(percentage_paid(now.total_paid_cents, now.total_credit_cents)),
+                          needed=pct(d["threshold"]), more=money(needed)))
     if "score" in failed and d["method"] == "ml":
         low = sorted({str(r["year"]) for r in d["reasons"] if r.get("year") and r.get("code") != "raised_score"})
-        years = f" ({', '.join(low)} counted against you)" if low else ""
-        tips.append(f"The model weighs whole years of payments{years}. What you pay this year counts from "
-                    f"{date.today().year + 1}; until then the percentage method may suit you better.")
+        next_year = date.today().year + 1
+        tips.append(_("The model weighs whole years of payments (%(years)s counted against you). What you pay this "
+                      "year counts from %(next)s; until then the percentage method may suit you better.",
+                      years=", ".join(low), next=next_year) if low else
+                    _("The model weighs whole years of payments. What you pay this year counts from %(next)s; "
+                      "until then the percentage method may suit you better.", next=next_year))
     if "limit" in failed:
         h = present.summary(db, customer_id)
-        tips.append(f"You can borrow up to {money(h['available_credit'])} now (limit {money(h['credit_limit'])}, "
-                    f"of which {money(h['exposure'])} is still owed). Ask for that much or less, "
-                    "or pay what you owe to free up more.")
+        tips.append(_("You can borrow up to %(available)s now (limit %(limit)s, of which %(owed)s is still owed). "
+                      "Ask for that much or less, or pay what you owe to free up more.",
+                      available=money(h["available_credit"]), limit=money(h["credit_limit"]),
+                      owed=money(h["exposure"])))
     return tips
 
 

@@ -6,6 +6,8 @@ import io
 from datetime import date
 from pathlib import Path
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
@@ -52,8 +54,10 @@ def history_csv(lines) -> str:
     return out.getvalue()
 
 
-PDF_KINDS = {"payment": "Payment", "imported": "Imported", "applied": "Bank credit applied",
-             "unapplied": "Bank credit application undone", "refund": "Bank credit refunded"}
+PDF_KINDS = {"payment": _l("Payment"), "imported": _l("Imported"), "applied": _l("Bank credit applied"),
+             "unapplied": _l("Bank credit application undone"), "refund": _l("Bank credit refunded")}
+# Columns of words (left-aligned); the others hold amounts and percentages (right-aligned).
+TEXT_COLUMNS = {"month", "year", "date", "where", "status"}
 
 
 def _words(line) -> str:
@@ -62,7 +66,7 @@ def _words(line) -> str:
     if line.kind == "imported":
         parts = [month_year(line.year, line.month, True)]
     if line.payment is not None and line.payment.to_bank_credit_cents:
-        parts.append(f"bank credit: {money(line.payment.to_bank_credit_cents)}")
+        parts.append(_("bank credit: %(amount)s", amount=money(line.payment.to_bank_credit_cents)))
     return ", ".join(parts)
 
 
@@ -90,14 +94,14 @@ class Statement(FPDF):
     def footer(self):
         self.set_y(-12)
         self.set_font(FONT, size=8)
-        self.cell(0, 8, f"Page {self.page_no()}/{{nb}}", align="C")
+        self.cell(0, 8, _("Page %(page)s/%(pages)s", page=self.page_no(), pages="{nb}"), align="C")
 
 
-def _table(pdf: FPDF, headings: list[str], rows: list[list[str]], widths: tuple[int, ...]) -> None:
-    right = [h not in ("Month", "Year", "Date", "Where it went", "Status") for h in headings]
-    with pdf.table(col_widths=widths, text_align=["RIGHT" if r else "LEFT" for r in right],
-                   line_height=6, first_row_as_headings=True) as table:
-        table.row([_text(h) for h in headings])
+def _table(pdf: FPDF, headings: list[tuple[str, str]], rows: list[list[str]], widths: tuple[int, ...]) -> None:
+    """Draw a table; `headings` are (column, words) pairs, the column naming how it aligns."""
+    align = ["LEFT" if column in TEXT_COLUMNS else "RIGHT" for column, _words in headings]
+    with pdf.table(col_widths=widths, text_align=align, line_height=6, first_row_as_headings=True) as table:
+        table.row([_text(words) for _column, words in headings])
         for row in rows:
             table.row([_text(v) for v in row])
 
@@ -107,40 +111,45 @@ def statement_pdf(info: dict, year: int | None, months: list[dict], totals: dict
     """Build the statement: the customer's details and totals, the months, and the payments."""
     c = info["customer"]
     pdf = Statement(format="A4")
-    pdf.set_title(_text(f"Statement for customer {c['id']}"))
-    pdf.set_author("Credit decision service")
+    pdf.set_title(_text(_("Statement for customer %(id)s", id=c["id"])))
+    pdf.set_author(_("Credit decision service"))
     pdf.add_page()
     pdf.set_font(FONT, "B", 16)
-    pdf.cell(0, 10, "Account statement", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.cell(0, 10, _("Account statement"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(FONT, size=10)
-    period = "all years" if year is None else str(year)
-    for line in (f"Customer {c['id']}: {c['name']}", f"Email: {c['email'] or '-'}   Phone: {c['phone'] or '-'}",
-                 f"Period: {period}   Issued: {day(today)}"):
+    period = _("all years") if year is None else str(year)
+    for line in (_("Customer %(id)s: %(name)s", id=c["id"], name=c["name"]),
+                 _("Email: %(email)s   Phone: %(phone)s", email=c["email"] or "-", phone=c["phone"] or "-"),
+                 _("Period: %(period)s   Issued: %(day)s", period=period, day=day(today))):
         pdf.cell(0, 6, _text(line), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(3)
     pdf.set_font(FONT, "B", 12)
-    pdf.cell(0, 8, "Totals (whole account)", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.cell(0, 8, _("Totals (whole account)"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(FONT, size=10)
-    _table(pdf, ["Total credit", "Total paid", "Balance", "Bank credit", "Paid %"],
+    _table(pdf, [("credit", _("Total credit")), ("paid", _("Total paid")), ("balance", _("Balance")),
+                 ("bank_credit", _("Bank credit")), ("share", _("Paid %"))],
            [[money(info["total_credit"]), money(info["total_paid"]), money(info["balance"]),
              money(info["bank_credit"]), pct(info["percentage_paid"])]], (1, 1, 1, 1, 1))
     pdf.ln(4)
     pdf.set_font(FONT, "B", 12)
-    pdf.cell(0, 8, f"Months ({period})", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.cell(0, 8, _("Months (%(period)s)", period=period), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(FONT, size=9)
     rows = [[month_year(m["year"], m["month"]), money(m["amount_to_pay"]), money(m["amount_paid"]),
              money(m["needtopay"])] for m in months]
-    rows.append(["Total", money(totals["amount_to_pay"]), money(totals["amount_paid"]), money(totals["needtopay"])])
-    _table(pdf, ["Month", "Amount to pay", "Paid", "Need to pay"], rows, (2, 2, 2, 2))
+    rows.append([_("Total"), money(totals["amount_to_pay"]), money(totals["amount_paid"]),
+                 money(totals["needtopay"])])
+    _table(pdf, [("month", _("Month")), ("due", _("Amount to pay")), ("paid", _("Paid")),
+                 ("owed", _("Need to pay"))], rows, (2, 2, 2, 2))
     pdf.ln(4)
     pdf.set_font(FONT, "B", 12)
-    pdf.cell(0, 8, "History", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.cell(0, 8, _("History"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(FONT, size=9)
     if entries:
         rows = [[month_year(e.year, e.month) if e.kind == "imported" else when(e.when), PDF_KINDS[e.kind],
                  money(e.amount_cents), _words(e) or "-",
-                 "reversed" if e.reversal else ""] for e in entries]
-        _table(pdf, ["Date", "What", "Amount", "Where it went", "Status"], rows, (3, 3, 2, 5, 2))
+                 _("reversed") if e.reversal else ""] for e in entries]
+        _table(pdf, [("date", _("Date")), ("what", _("What")), ("amount", _("Amount")),
+                     ("where", _("Where it went")), ("status", _("Status"))], rows, (3, 3, 2, 5, 2))
     else:
-        pdf.cell(0, 6, "Nothing paid yet.", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.cell(0, 6, _("Nothing paid yet."), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     return bytes(pdf.output())

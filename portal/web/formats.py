@@ -1,10 +1,12 @@
 """Numbers, dates and names for people: the pages' template filters, all through Babel (Flask-Babel).
 
-The locale comes from Flask-Babel's locale selector (``BABEL_DEFAULT_LOCALE`` for
-now; a language switcher can choose per request later), the time zone from
-``BABEL_DEFAULT_TIMEZONE`` and the currency from ``CURRENCY``. The JSON API and
-the CSV keep plain "1250.00" strings; only pages (and the PDF) are formatted.
-Labels are lazy gettext strings, so that a translation can be added later.
+The locale comes from Flask-Babel's locale selector (``portal.languages.select_locale``:
+the switcher's choice, else the browser's ``Accept-Language``; an email forces the
+customer's language), the time zone from ``BABEL_DEFAULT_TIMEZONE`` and the currency
+from ``CURRENCY`` (the same currency in every language; only its writing changes:
+"$1,234.56" in English, "1.234,56 $" in German). The JSON API and the CSV keep plain
+"1250.00" strings; only pages, emails and the PDF are formatted. Labels are lazy
+gettext strings, translated when they are drawn.
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ SHARE_METRICS = {"test_approval_rate", "test_bad_rate_approved"}
 # Drift bands as serving names them; "too few (< 100)" and "no data" say nothing about a shift.
 BANDS = {"stable": _l("Stable"), "watch": _l("Watch"), "shifted": _l("Shifted"), "no data": _l("No data")}
 TOO_FEW = _l("Too few decisions to tell")
+NOT_AVAILABLE = _l("n/a")
 KINDS = {"logreg": _l("Logistic regression"), "hgb": _l("Gradient-boosted trees")}
 SCORERS = {"compiled, exact": _l("Compiled, exact (scikit-learn's numbers)"),
            "scikit-learn predict_proba": _l("scikit-learn")}
@@ -102,21 +105,21 @@ def month_name(month: int, short: bool = False) -> str:
 def pct(value: float | None) -> str:
     """Show a percentage (0..100) with at most two decimals."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
+        return str(NOT_AVAILABLE)
     return format_percent(Decimal(str(value)) / 100, "#,##0.##%", locale=_locale())
 
 
 @bp.app_template_filter("score")
 def score(value: float | None) -> str:
     """Show a model score or threshold with three decimals, everywhere the same."""
-    return "n/a" if value is None else format_decimal(value, "0.000", locale=_locale())
+    return str(NOT_AVAILABLE) if value is None else format_decimal(value, "0.000", locale=_locale())
 
 
 @bp.app_template_filter("number")
 def number(value: float | int | None, digits: int = 0) -> str:
     """Show a plain number with the locale's separators and up to `digits` decimals."""
     if value is None:
-        return "n/a"
+        return str(NOT_AVAILABLE)
     return format_decimal(value, "#,##0" + ("." + "#" * digits if digits else ""), locale=_locale())
 
 
@@ -124,7 +127,7 @@ def number(value: float | int | None, digits: int = 0) -> str:
 def metric(value: float | None, name: str) -> str:
     """Show a model metric: shares as percentages, scores with three decimals."""
     if value is None:
-        return "n/a"
+        return str(NOT_AVAILABLE)
     return pct(100 * value) if name in SHARE_METRICS else score(value)
 
 
@@ -142,7 +145,7 @@ def label(name: str | None, kind: str) -> str:
         return str(TOO_FEW)
     table = {"method": METHODS, "check": CHECKS, "metric": METRICS, "band": BANDS, "kind": KINDS,
              "scorer": SCORERS}[kind]
-    return str(table.get(name, name or "n/a"))
+    return str(table.get(name, name or NOT_AVAILABLE))
 
 
 @bp.app_template_filter("feature_label")

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import marshmallow as ma
 from flask import abort, request
+from flask_babel import gettext as _
 
 from portal.inputs import is_digits
+from portal.refusals import said
 
 
 def query_args(schema: ma.Schema) -> dict:
@@ -14,7 +16,8 @@ def query_args(schema: ma.Schema) -> dict:
         return schema.load(args)
     except ma.ValidationError as exc:
         name, messages = next(iter(exc.messages.items()))
-        abort(400, description=f"{name}: {messages[0] if isinstance(messages, list) else messages}")
+        problem = messages[0] if isinstance(messages, list) else messages
+        abort(400, description=_("%(field)s: %(problem)s", field=name, problem=said(str(problem))))
 
 
 def load_form(schema: ma.Schema, data: dict, form) -> dict | None:
@@ -24,7 +27,7 @@ def load_form(schema: ma.Schema, data: dict, form) -> dict | None:
     except ma.ValidationError as exc:
         for name, messages in exc.messages.items():
             field = getattr(form, name, None)
-            text = messages[0] if isinstance(messages, list) else str(messages)
+            text = said(messages[0] if isinstance(messages, list) else str(messages))
             if field is not None:
                 field.errors = [*field.errors, text]
         return None

@@ -5,6 +5,7 @@ import math
 from datetime import date
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal import present
@@ -17,6 +18,7 @@ from portal.ledger.percentage import percentage_paid
 from portal.model_overview import overview
 from portal.models import Manager
 from portal.money import format_cents
+from portal.refusals import sentence
 from portal.replay import replay
 from portal.web.auth import login_required
 from portal.web.customer import load_payment
@@ -75,9 +77,10 @@ def new_customer():
                                              body["email"], body["age"], body["phone"], by=current_user.user_id)
             except LedgerError as exc:
                 field = getattr(form, exc.field or "", None) or form.name
-                field.errors = [*field.errors, exc.message[:1].upper() + exc.message[1:]]
+                field.errors = [*field.errors, sentence(exc.message)]
             else:
-                flash(f"Customer {c.id} ({c.name}) created. They can log in with the password you set.", "success")
+                flash(_("Customer %(id)s (%(name)s) created. They can log in with the password you set.", id=c.id,
+                        name=c.name), "success")
                 return redirect(url_for("web_customer.dashboard", customer_id=c.id))
     if form.is_submitted():
         status = 422
@@ -93,7 +96,8 @@ def reset_password(customer_id):
     form = PasswordForm()
     if form.validate_on_submit() and load_form(PasswordIn(), {"password": form.password.data or ""}, form):
         ended = accounts.reset_password(db, customer_id, form.password.data, by=current_user.user_id)
-        flash(f"Password changed for customer {customer_id}; {ended} open session(s) ended.", "success")
+        flash(_("Password changed for customer %(id)s; %(ended)s open session(s) ended.", id=customer_id, ended=ended),
+              "success")
         return redirect(url_for("web_customer.dashboard", customer_id=customer_id))
     status = 422 if form.is_submitted() else 200
     return render_template("manager/reset_password.html", form=form, customer=customer), status
@@ -111,9 +115,9 @@ def reverse(payment_id):
         try:
             payments.reverse_payment(db, payment_id, current_user.user_id, form.reason.data)
         except LedgerError as exc:
-            error, status = exc.message[:1].upper() + exc.message[1:] + ".", exc.status
+            error, status = sentence(exc.message, "."), exc.status
         else:
-            flash(f"Payment #{payment_id} reversed. The months it paid are owed again.", "success")
+            flash(_("Payment #%(id)s reversed. The months it paid are owed again.", id=payment_id), "success")
             return redirect(url_for("web_customer.dashboard", customer_id=payment.customer_id))
     payment, allocations, reversal = load_payment(db, payment_id)  # as they are now
     if form.is_submitted() and status == 200:
@@ -142,12 +146,13 @@ def refund(customer_id):
             except LedgerError as exc:
                 field = getattr(form, exc.field or "", None)
                 if field is None:
-                    error = exc.message[:1].upper() + exc.message[1:] + "."
+                    error = sentence(exc.message, ".")
                 else:
-                    field.errors = [*field.errors, exc.message[:1].upper() + exc.message[1:]]
+                    field.errors = [*field.errors, sentence(exc.message)]
                 status = exc.status
             else:
-                flash(f"{money(entry.amount_cents)} of bank credit refunded to customer {customer_id}.", "success")
+                flash(_("%(amount)s of bank credit refunded to customer %(id)s.", amount=money(entry.amount_cents),
+                        id=customer_id), "success")
                 return redirect(url_for("web_customer.dashboard", customer_id=customer_id))
     if form.is_submitted() and status == 200:
         status = 422
@@ -170,6 +175,6 @@ def replay_decision(request_id):
     """Replay a stored decision with the rule or model version that made it, and show the comparison."""
     form = ActionForm()
     if not form.validate_on_submit():
-        abort(400, description="The form has expired; go back and try again.")
+        abort(400, description=_("The form has expired; go back and try again."))
     result = replay(get_session(), request_id, current_app.extensions["decision_service"])
     return render_template("manager/replay.html", result=result)

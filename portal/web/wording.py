@@ -2,11 +2,17 @@
 
 The stored texts (the API's ``detail`` and ``text``) keep plain "1250.00"
 amounts; a page says the same from the stored numbers, formatted for people.
-Reasons from the decision service (the ML method) are shown as serving wrote them.
+Reasons from the decision service (the ML method) about a yearly paid share are said
+from their numbers too; any other feature's reason (a table of one's own, issue 11) is
+shown as serving wrote it.
 """
 from __future__ import annotations
 
+from decimal import Decimal
+
+from babel.numbers import format_percent
 from flask import Blueprint
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from portal.web.formats import money, pct, score
@@ -35,6 +41,12 @@ def check_detail(check: dict, d: dict) -> str:
     return check.get("detail", "")
 
 
+def share(value: float, other: float | None) -> str:
+    """Show a paid share as serving words it: whole percents, one decimal where whole ones would look equal."""
+    digits = 1 if other is not None and round(value) == round(other) else 0
+    return format_percent(Decimal(str(value)) / 100, "#,##0.0%" if digits else "#,##0%", locale=get_locale())
+
+
 @bp.app_template_filter("reason")
 def reason(r: dict, d: dict) -> str:
     """Say one reason of the decision `d` in words a customer can act on."""
@@ -48,4 +60,12 @@ def reason(r: dict, d: dict) -> str:
             return _("You have paid %(paid)s of everything that was due.", paid=pct(d["score"]))
         return _("You have paid %(paid)s of everything that was due; %(needed)s is needed.",
                  paid=pct(d["score"]), needed=pct(d["threshold"]))
+    if code == "no_history":
+        return _("Nothing has been due yet, so there is no payment record to judge")
+    if r.get("year") is not None and isinstance(r.get("value"), (int, float)):  # a yearly paid share (ML)
+        value, typical = r["value"], r.get("reference")
+        if not isinstance(typical, (int, float)):
+            return _("You paid %(paid)s of what was due in %(year)s.", paid=share(value, None), year=r["year"])
+        return _("You paid %(paid)s of what was due in %(year)s; approved customers typically paid %(typical)s "
+                 "or more.", paid=share(value, typical), year=r["year"], typical=share(typical, value))
     return r.get("text", "")
