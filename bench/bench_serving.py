@@ -2,8 +2,9 @@
 
 Both servers load the same registered model (`models:/credit-approval@champion`),
 with the same number of workers, and get the same one-row request from the same
-load generator (wrk, 8 connections). In-process: one decision (score and
-reasons) per row, and one batch of 1,000,000 rows.
+load generator (wrk, 8 connections). So does the ceiling: a Flask app on the same
+gunicorn workers that parses the body and answers a constant (bench/flask_ceiling.py).
+In-process: one decision (score and reasons) per row, and one batch of 1,000,000 rows.
 
     python -m bench.bench_serving [--tracking-uri URI] [--seconds 10] [--workers 2]
 
@@ -34,7 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ROW = {"paid_pct_5y_ago": 81.3, "paid_pct_4y_ago": 79.4, "paid_pct_3y_ago": 92.7, "paid_pct_2y_ago": 92.6,
        "paid_pct_1y_ago": 97.8}
 BODY = json.dumps({"dataframe_records": [ROW]})
-GOALS = {"throughput_ratio": 10.0, "p99_ms": 5.0, "decision_us": 25.0, "batch_1m_s": 1.0}
+GOALS = {"throughput_ratio": 10.0, "p99_ms": 5.0, "decision_us": 25.0, "batch_1m_s": 1.0, "ceiling_ratio": 0.8}
+# Flask on the same gunicorn workers, parsing the body and answering a constant: what serving could reach at most.
+CEILING_APP = "bench.flask_ceiling:create_app()"
 
 
 
@@ -108,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
                   workers=args.workers, ready_path="/ready") as ours:
         wrk(ours.url + "/invocations", BODY, 2)  # warm up
         results["ours"] = wrk(ours.url + "/invocations", BODY, args.seconds)
+    print("ceiling: Flask answering a constant on the same gunicorn workers ...", flush=True)
+    with Gunicorn(CEILING_APP, workers=args.workers, ready_path="/ready") as ceiling:
+        wrk(ceiling.url + "/invocations", BODY, 2)
+        results["flask_ceiling"] = wrk(ceiling.url + "/invocations", BODY, args.seconds)
     print("baseline: mlflow models serve ...", flush=True)
     with MlflowServe(registry.champion_uri(), {"MLFLOW_TRACKING_URI": uri}, workers=args.workers) as theirs:
         wrk(theirs.url + "/invocations", BODY, 2)
@@ -115,15 +122,19 @@ def main(argv: list[str] | None = None) -> int:
 
     ours, base, ip = results["ours"], results["mlflow"], results["in_process"]
     results["throughput_ratio"] = ours["rps"] / base["rps"]
+    results["ceiling_ratio"] = ours["rps"] / results["flask_ceiling"]["rps"]
     results["goals"] = GOALS
     results["met"] = {
         "throughput_ratio": results["throughput_ratio"] >= GOALS["throughput_ratio"],
         "p99_ms": ours["p99_ms"] <= GOALS["p99_ms"],
         "decision_us": ip["decision_us"] <= GOALS["decision_us"],
         "batch_1m_s": ip["batch_1m_s"] <= GOALS["batch_1m_s"],
+        "ceiling_ratio": results["ceiling_ratio"] >= GOALS["ceiling_ratio"],
     }
     print(f"\n{'':28}{'ours':>12}{'mlflow serve':>14}{'ratio':>9}")
     print(f"{'requests/s (8 connections)':28}{ours['rps']:12.0f}{base['rps']:14.0f}{results['throughput_ratio']:8.1f}x")
+    print(f"{'Flask ceiling, requests/s':28}{results['flask_ceiling']['rps']:12.0f}{'':14}"
+          f"{results['ceiling_ratio']:8.2f}x (ours / ceiling; goal >= {GOALS['ceiling_ratio']}x)")
     print(f"{'p50 latency, ms':28}{ours['p50_ms']:12.2f}{base['p50_ms']:14.2f}{base['p50_ms'] / ours['p50_ms']:8.1f}x")
     print(f"{'p99 latency, ms':28}{ours['p99_ms']:12.2f}{base['p99_ms']:14.2f}{base['p99_ms'] / ours['p99_ms']:8.1f}x")
     print(f"\nin-process ({ip['model_kind']}, compiled scorer: {ip['compiled']}):")

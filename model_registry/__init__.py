@@ -18,6 +18,7 @@ from model_registry.registry import (
     MODEL_NAME,
     LoadedModel,
     RegistryError,
+    alias_version,
     challenge,
     champion_uri,
     champion_version,
@@ -33,8 +34,8 @@ from model_registry.registry import (
 from model_registry.store import configure, tracking_uri
 
 __all__ = [
-    "CHALLENGER", "CHAMPION", "MODEL_NAME", "LoadedModel", "RegistryError", "challenge", "champion_uri",
-    "champion_version",
+    "CHALLENGER", "CHAMPION", "MODEL_NAME", "LoadedModel", "RegistryError", "alias_version", "challenge",
+    "champion_uri", "champion_version",
     "configure", "describe", "find_version", "load_champion", "load_version", "mark_challenger", "promote", "register",
     "rollback", "tracking_uri",
 ]

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-from model_registry import registry, store
+from model_registry import registry, servable, store
 
 METRIC_COLUMNS = [("test_auc", "AUC"), ("test_ece", "ECE"), ("test_brier", "Brier"), ("baseline_auc", "rule AUC"),
                   ("test_approval_rate", "approve"), ("test_bad_rate_approved", "bad|appr")]
@@ -112,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
             info = registry.describe(args.name, uri)
             print(json.dumps(info, indent=2) if args.json else format_description(info))
         elif args.command == "promote":
+            problem = servable.problem(args.version, args.name, uri)  # the gate's check: never alias what cannot serve
+            if problem is not None:
+                print(f"error: {args.name} version {args.version} cannot be served: {problem}", file=sys.stderr)
+                return 1
             out = registry.promote(args.version, who=args.who, why=args.why, name=args.name, tracking_uri=uri)
             print(f"{args.name}@champion -> version {out['champion']}" if out["changed"]
                   else f"version {out['champion']} is already the champion")

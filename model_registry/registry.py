@@ -135,11 +135,19 @@ def find_version(*, training_key: str, name: str = MODEL_NAME, tracking_uri: str
     return str(min(int(v.version) for v in found)) if found else None
 
 
-def champion_version(name: str = MODEL_NAME, tracking_uri: str | None = None, alias: str = CHAMPION) -> str | None:
-    """Return the version holding the alias (champion by default), or None (cheap: poll it to notice a move)."""
+def alias_version(name: str = MODEL_NAME, tracking_uri: str | None = None, alias: str = CHAMPION) -> str:
+    """Return the version holding the alias, or raise RegistryError saying why it does not resolve (cheap: poll it)."""
     try:
         return str(client(tracking_uri).get_model_version_by_alias(name, alias).version)
-    except Exception:  # noqa: BLE001 - no model or no alias
+    except Exception as exc:  # noqa: BLE001 - no model, no alias (its version deleted), or no registry
+        raise RegistryError(f"{name}@{alias} does not resolve: {type(exc).__name__}: {exc}"[:500]) from exc
+
+
+def champion_version(name: str = MODEL_NAME, tracking_uri: str | None = None, alias: str = CHAMPION) -> str | None:
+    """Return the version holding the alias (champion by default), or None when it does not resolve."""
+    try:
+        return alias_version(name, tracking_uri, alias)
+    except RegistryError:
         return None
 
 

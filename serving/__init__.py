@@ -10,10 +10,12 @@ decision with `<name>@challenger`, in the shadow (`serving.shadow`).
 """
 from __future__ import annotations
 
-from flask import Flask
+import time
+
+from flask import Flask, request
 
 from model_registry import registry
-from serving import auth, shadow
+from serving import auth, metrics, shadow
 from serving.config import load_config, model_ref
 from serving.errors import register_errorhandlers
 from serving.holder import ModelHolder
@@ -21,10 +23,40 @@ from serving.routes import bp
 from serving.versions import VersionCache
 
 
+class ServingApp(Flask):
+    """Flask, counting and timing each request around its dispatch, and checking each function for ``async`` once.
+
+    Both replace per-request hooks: on a one-row ``/invocations`` every hook Flask
+    calls costs a few microseconds, and Flask itself is most of the request.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._sync: dict = {}
+
+    def ensure_sync(self, func):
+        """Return Flask's answer for this function, remembered (inspect's check costs ~3 us a hook, 5 a request)."""
+        found = self._sync.get(func)
+        if found is None:
+            found = self._sync[func] = super().ensure_sync(func)
+        return found
+
+    def full_dispatch_request(self):
+        """Dispatch the request (hooks, view, error handlers) and count it with its latency."""
+        start = time.perf_counter()
+        try:
+            response = super().full_dispatch_request()
+        except Exception:  # an error no handler answers: Flask makes it a 500 after this
+            metrics.answered(request.endpoint or "unknown", 500, time.perf_counter() - start)
+            raise
+        metrics.answered(request.endpoint or "unknown", response.status_code, time.perf_counter() - start)
+        return response
+
+
 def create_app(test_config: dict | None = None, holder: ModelHolder | None = None,
                shadow_holder: ModelHolder | None = None) -> Flask:
     """Create the decision service app (loads the champion and challenger unless holders are given)."""
-    app = Flask(__name__)
+    app = ServingApp(__name__)
     app.config.update(load_config())
     app.config.update(test_config or {})
     app.config["MODEL_NAME"], app.config["MODEL_ALIAS"] = model_ref(app.config["SERVING_MODEL"])
@@ -40,7 +72,7 @@ def register_models(app: Flask, holder: ModelHolder | None = None, shadow_holder
     uri, name, alias = app.config["MLFLOW_TRACKING_URI"], app.config["MODEL_NAME"], app.config["MODEL_ALIAS"]
     if holder is None:
         holder = ModelHolder(load=lambda: registry.load_champion(name, uri, alias),
-                             current_version=lambda: registry.champion_version(name, uri, alias),
+                             current_version=lambda: registry.alias_version(name, uri, alias),
                              interval=app.config["MODEL_POLL_SECONDS"], label=f"{name}@{alias}")
         holder.refresh()
     if shadow_holder is None and shadow.enabled(app.config["SERVING_SHADOW"], alias, registry.CHALLENGER):

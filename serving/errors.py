@@ -8,14 +8,18 @@ is a 415 in plain text, as MLflow answers it.
 """
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from mlflow.error_classification import ErrorClass, SqlState
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from serving import metrics
 from serving.bodies import UnsupportedMediaType
 from serving.holder import NoModel
-from serving.protocol import BadInput, NotJson
+from serving.protocol import BadInput, NotJson, TooManyRows
 from serving.versions import UnknownVersion
+
+# MLflow's own code for a request above a limit (its servers answer it with 429; a body too big is a 413 here).
+TOO_BIG = "REQUEST_LIMIT_EXCEEDED"
 
 
 def mlflow_error(message: str, status: int = 400, code: str = "BAD_REQUEST"):
@@ -39,15 +43,25 @@ def no_model(_error: NoModel):
 
 def bad_input(error: BadInput):
     """Answer 400 (415 for a body that is not JSON) naming what is wrong."""
-    metrics.ERRORS.labels(request.endpoint or "unknown", "bad_input").inc()
+    metrics.child(metrics.ERRORS, request.endpoint or "unknown", "bad_input").inc()
     if isinstance(error, NotJson):
         return mlflow_error(str(error), 415, "UNSUPPORTED_MEDIA_TYPE")
+    if isinstance(error, TooManyRows):
+        return mlflow_error(str(error), 413, TOO_BIG)
     return mlflow_error(str(error))
+
+
+def too_large(_error: RequestEntityTooLarge):
+    """Answer 413 in JSON for a body above MAX_CONTENT_LENGTH (it could not hold only the rows allowed)."""
+    metrics.child(metrics.ERRORS, request.endpoint or "unknown", "bad_input").inc()
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    return mlflow_error(f"the body is larger than {limit} bytes; send at most {current_app.config['MAX_ROWS']} "
+                        "rows per request", 413, TOO_BIG)
 
 
 def unsupported_media_type(error: UnsupportedMediaType):
     """Answer 415 in plain text, as MLflow's scoring server does for a content type it does not read."""
-    metrics.ERRORS.labels(request.endpoint or "unknown", "bad_input").inc()
+    metrics.child(metrics.ERRORS, request.endpoint or "unknown", "bad_input").inc()
     return Response(str(error), status=415, mimetype="text/plain")
 
 
@@ -62,3 +76,4 @@ def register_errorhandlers(app: Flask) -> None:
     app.register_error_handler(BadInput, bad_input)
     app.register_error_handler(UnsupportedMediaType, unsupported_media_type)
     app.register_error_handler(UnknownVersion, unknown_version)
+    app.register_error_handler(RequestEntityTooLarge, too_large)

@@ -3,10 +3,13 @@
 A version must pass `model_registry.servable.check` (the same check the
 pipeline's gate runs) before it serves. A failed load (missing or corrupt
 artifact, a signature that does not match, an input example it cannot score)
-keeps the last good model and is logged; `/ready` stays true as long as some
-model is loaded. The shadow's holder (`keep_last_good=False`, see
-`serving.shadow`) instead drops its model when the alias goes away or its new
-version fails to load: a stale challenger must not pass for the current one.
+keeps the last good model and is logged; so does an alias that no longer
+resolves (its version deleted, the registry unreachable). `/ready` stays true
+as long as some model is loaded, and `/ready` and `/version` name the last
+problem (`last_reload_error`) until the alias points at a version that loads.
+The shadow's holder (`keep_last_good=False`, see `serving.shadow`) instead
+drops its model when the alias goes away or its new version fails to load: a
+stale challenger must not pass for the current one.
 """
 from __future__ import annotations
 
@@ -139,11 +142,14 @@ class ModelHolder:
         """Load the version the alias points to if it is another one; return whether the model changed."""
         with self._lock:
             try:
-                version = self._current_version()
+                version = self._current_version()  # the champion's raises when its alias does not resolve
                 if version is None and not self.keep_last_good:  # the alias was taken away
                     self.last_error = None
                     return self._drop(None) if self._live is not None else False
-                if version is None or (self._live is not None and version == self._live.version):
+                if version is None:
+                    return False
+                if self._live is not None and version == self._live.version:
+                    self.last_error = None  # the alias is on the live version (again): nothing to report
                     return False
                 model = self._load()
                 if model is None:
@@ -151,10 +157,12 @@ class ModelHolder:
                 live = _check(model)
             except Exception as exc:  # noqa: BLE001 - any failure keeps the last good model
                 self._on_failure()
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.error("%s: model reload failed, %s version %s: %s", self.label,
-                          "keeping" if self.keep_last_good else "dropping",
-                          self._live.version if self._live else None, self.last_error)
+                error = f"{type(exc).__name__}: {exc}"
+                if error != self.last_error:  # once per new problem, not once per poll
+                    log.error("%s: model reload failed, %s version %s: %s", self.label,
+                              "keeping" if self.keep_last_good else "dropping",
+                              self._live.version if self._live else None, error)
+                self.last_error = error
                 if not self.keep_last_good and self._live is not None:
                     self._drop(self.last_error)
                 return False

@@ -36,6 +36,26 @@ SHADOW_ERRORS = Counter("serving_shadow_errors_total", "Shadow scoring skipped: 
                         ["kind"])
 
 
+# `Counter.labels(...)` looks its child up under a lock and with string checks each time (about 10 us, a tenth
+# of a one-row request): each child is looked up once per process and kept.
+_children: dict[tuple, object] = {}
+
+
+def child(metric, *labels: str):
+    """Return the metric's child for these label values (cached: the lookup costs more than the increment)."""
+    key = (metric, labels)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*labels)
+    return found
+
+
+def answered(endpoint: str, status: int, seconds: float) -> None:
+    """Count one answered request and its latency."""
+    child(REQUESTS, endpoint, str(status)).inc()
+    child(LATENCY, endpoint).observe(seconds)
+
+
 def render() -> tuple[bytes, str]:
     """Return the metrics page and its content type (all workers when multiprocess)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -15,11 +15,15 @@ from model_registry.inputs import BadInput, encode
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 SPLIT_KEYS = {"columns", "data", "index"}
 
-__all__ = ["FORMATS", "BadInput", "NotJson", "rows_from_mlflow", "to_matrix"]
+__all__ = ["FORMATS", "BadInput", "NotJson", "TooManyRows", "rows_from_mlflow", "to_matrix"]
 
 
 class NotJson(BadInput):
     """A body that is not JSON at all (415)."""
+
+
+class TooManyRows(BadInput):
+    """More rows than one request may score (413)."""
 
 
 def _split(value: object) -> list[dict]:
@@ -73,10 +77,10 @@ def rows_from_mlflow(body: object, features: tuple[str, ...]) -> list:
 
 
 def to_matrix(rows: list, features: tuple[str, ...], bounds: dict[str, tuple[float, float]],
-              max_rows: int = 100_000, categorical: tuple[str, ...] = ()) -> np.ndarray:
+              max_rows: int, categorical: tuple[str, ...] = ()) -> np.ndarray:
     """Check the rows against the signature (names, types, no NaN, in range) and stack them."""
     if not rows:
         raise BadInput("no rows to score")
     if len(rows) > max_rows:
-        raise BadInput(f"at most {max_rows} rows per request")
+        raise TooManyRows(f"at most {max_rows} rows per request (SERVING_MAX_ROWS); send more in several requests")
     return encode(rows, features, bounds, categorical)

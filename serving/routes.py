@@ -1,7 +1,6 @@
 """The decision service's endpoints: MLflow's scoring protocol, decisions, the model, replays and drift."""
 from __future__ import annotations
 
-import time
 from datetime import date
 
 import pandas as pd
@@ -61,19 +60,6 @@ def decision_year(body: dict) -> int:
     return year
 
 
-@bp.before_app_request
-def start_timer():
-    request.environ["serving.start"] = time.perf_counter()
-
-
-@bp.after_app_request
-def count(response):
-    endpoint = request.endpoint or "unknown"
-    metrics.REQUESTS.labels(endpoint, str(response.status_code)).inc()
-    metrics.LATENCY.labels(endpoint).observe(time.perf_counter() - request.environ["serving.start"])
-    return response
-
-
 @bp.get("/health")
 def health():
     """Answer while the process lives."""
@@ -88,11 +74,11 @@ def ping():
 
 @bp.get("/ready")
 def ready():
-    """Answer 200 once a model is loaded, else 503 with the reason."""
+    """Answer 200 once a model is loaded, else 503 with the reason; either way name the last reload problem."""
     h = holder()
     if not h.ready:
-        return {"ready": False, "reason": h.last_error or "no champion loaded"}, 503
-    body = {"ready": True, "version": h.live.version}
+        return {"ready": False, "reason": h.last_error or "no champion loaded", "last_reload_error": h.last_error}, 503
+    body = {"ready": True, "version": h.live.version, "last_reload_error": h.last_error}
     described = shadow.describe(shadow_holder(), registry.CHALLENGER)
     if described["version"] or described["error"]:  # informative: a broken challenger never makes serving unready
         body.update(shadow_version=described["version"], shadow_error=described["error"])
@@ -137,7 +123,7 @@ def invocations():
         rows = bodies.frame_rows(request.get_data(), mime, live.features, live.categorical)
     x = to_matrix(rows, live.features, live.bounds, current_app.config["MAX_ROWS"], live.categorical)
     scores = live.score(x)
-    metrics.ROWS.labels("invocations").inc(len(scores))
+    metrics.child(metrics.ROWS, "invocations").inc(len(scores))
     return {"predictions": scores.tolist()}
 
 
@@ -149,7 +135,7 @@ def decisions():
     year = decision_year(body)
     x = to_matrix(rows, live.features, live.bounds, current_app.config["MAX_ROWS"], live.categorical)
     answers = decide(live, x, year)
-    metrics.ROWS.labels("decisions").inc(len(answers))
+    metrics.child(metrics.ROWS, "decisions").inc(len(answers))
     answer = {"model_version": live.version, "threshold": live.threshold, "decision_year": year,
               "decisions": answers}
     if shadow_holder() is not None:  # after the champion's answer is made: the shadow cannot change it

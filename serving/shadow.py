@@ -56,11 +56,11 @@ def score(holder: ModelHolder, champion: Live, rows: list, x: np.ndarray,
         out = [{"version": shadow.version, "score": float(s), "approved": bool(s >= shadow.threshold)}
                for s in scores]
     except Exception as exc:  # noqa: BLE001 - the shadow never fails the answer
-        metrics.SHADOW_ERRORS.labels("score").inc()
+        metrics.child(metrics.SHADOW_ERRORS, "score").inc()
         error = f"version {shadow.version} failed to score: {type(exc).__name__}: {exc}"[:300]
         log.warning("shadow scoring skipped: %s", error)
         return None, error
-    metrics.ROWS.labels("shadow").inc(len(out))
+    metrics.child(metrics.ROWS, "shadow").inc(len(out))
     return out, None
 
 

@@ -10,8 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import mlflow
@@ -28,7 +26,7 @@ from pipeline import run as pipeline_run
 from pipeline import train as tr
 from pipeline.run import main as run_main
 from testing.datasets import german_credit_csv
-from testing.servers import free_port
+from testing.servers import Gunicorn, MlflowServe
 from tests.factories import synthetic_frame
 from tests.plugins.mlflow_stores import _dispose_mlflow_engines
 
@@ -142,7 +140,7 @@ def test_declared_markers_are_missing_and_nothing_else_is(german, tmp_path):
     assert data.frame["credit_amount"].isna().sum() == 20
 
 
-def _served_scores(url: str, frame: pd.DataFrame, **request) -> np.ndarray:
+def _served_scores(url: str, **request) -> np.ndarray:
     answer = requests.post(url + "/invocations", timeout=30, **request)
     assert answer.status_code == 200, answer.text
     return np.asarray(answer.json()["predictions"], dtype=float)
@@ -151,11 +149,10 @@ def _served_scores(url: str, frame: pd.DataFrame, **request) -> np.ndarray:
 @pytest.mark.slow
 def test_the_german_table_trains_registers_under_its_own_name_and_stock_mlflow_serves_it(
         trained_store, tmp_path, german):
-    """make train DATA= SPEC= -> german-credit@champion; credit-approval@champion untouched; stock MLflow scores it.
+    """make train DATA= SPEC= -> german-credit@champion; credit-approval@champion untouched throughout.
 
-    The last step of the issue's end-to-end test, our serving instance started with
-    SERVING_MODEL=german-credit@champion giving the same numbers over HTTP, needs the
-    serving half (SERVING_MODEL, categorical scoring): see the note at the end.
+    The issue's end-to-end test: stock `mlflow models serve` and our serving started with
+    SERVING_MODEL=german-credit@champion score the German table over HTTP with the same numbers.
     """
     source, credit = trained_store
     _dispose_mlflow_engines()
@@ -196,61 +193,27 @@ def test_the_german_table_trains_registers_under_its_own_name_and_stock_mlflow_s
     frame = ds.load(spec, data=german_credit_csv()).frame.head(40)
     expected = model.predict(ds.feature_matrix(frame, spec))
 
-    # Stock `mlflow models serve` on models:/german-credit@champion gives the same numbers (JSON and CSV).
+    # Stock `mlflow models serve` on models:/german-credit@champion and our serving started with
+    # SERVING_MODEL=german-credit@champion on the same store give the same numbers (JSON and CSV).
     columns = model.features
     rows = frame[columns].astype(object).where(frame[columns].notna(), None)
-    with _mlflow_serve(f"models:/{NAME}@champion", uri) as url:
-        by_json = _served_scores(url, frame, json={"dataframe_split": {"columns": columns,
-                                                                       "data": rows.to_numpy().tolist()}})
-        by_csv = _served_scores(url, frame, data=frame[columns].to_csv(index=False),
-                                headers={"Content-Type": "text/csv"})
-    np.testing.assert_allclose(by_json, expected, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(by_csv, expected, rtol=0, atol=1e-12)
-    # Left for the merge with the serving half (SERVING_MODEL=name@alias, categorical scoring):
-    #   with testing.servers.serving(uri, env={"SERVING_MODEL": f"{NAME}@champion"}) as ours:
-    #       POST the same JSON and CSV bodies to ours.url + "/invocations" and assert the same numbers.
-
-
-class _mlflow_serve:
-    """Stock ``mlflow models serve --env-manager local`` on a free loopback port (as bench/bench_serving.py).
-
-    The serving half brings ``testing.servers.MlflowServe`` for the same; at the merge this can use it.
-    """
-
-    def __init__(self, model_uri: str, tracking_uri: str):
-        self.model_uri, self.tracking_uri, self.port = model_uri, tracking_uri, free_port()
-
-    def __enter__(self) -> str:
-        bin_dir = Path(sys.executable).parent
-        env = {**os.environ, "MLFLOW_TRACKING_URI": self.tracking_uri,
-               "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-        self.log = open(Path(os.environ.get("VAR_DIR", "/tmp")) / f"mlflow-serve-{self.port}.log", "w")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [str(bin_dir / "mlflow"), "models", "serve", "-m", self.model_uri, "--env-manager", "local", "-w", "1",
-             "-h", "127.0.0.1", "-p", str(self.port)], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True)
-        url = f"http://127.0.0.1:{self.port}"
-        for _ in range(400):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mlflow models serve exited: {Path(self.log.name).read_text()[-2000:]}")
-            try:
-                if requests.get(url + "/ping", timeout=2).status_code == 200:
-                    return url
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
-        self.__exit__()
-        raise TimeoutError("mlflow models serve did not start")
-
-    def __exit__(self, *exc) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, 15)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait(timeout=10)
-        self.log.close()
+    bodies = {"json": {"json": {"dataframe_split": {"columns": columns, "data": rows.to_numpy().tolist()}}},
+              "csv": {"data": frame[columns].to_csv(index=False), "headers": {"Content-Type": "text/csv"}}}
+    with MlflowServe(f"models:/{NAME}@champion", {"MLFLOW_TRACKING_URI": uri}) as stock:
+        theirs = {kind: _served_scores(stock.url, **body) for kind, body in bodies.items()}
+    with Gunicorn("serving:create_app()", {"MLFLOW_TRACKING_URI": uri, "SERVING_MODEL": f"{NAME}@champion",
+                                           "SERVING_TOKEN": None, "MODEL_POLL_SECONDS": "3600"},
+                  workers=1, ready_path="/ready") as ours:
+        served = requests.get(ours.url + "/version", timeout=10).json()
+        assert (served["name"], served["alias"], served["version"]) == (NAME, "champion", "1")
+        assert served["categorical"] == model.categorical
+        mine = {kind: _served_scores(ours.url, **body) for kind, body in bodies.items()}
+    for kind in bodies:
+        np.testing.assert_allclose(theirs[kind], expected, rtol=0, atol=1e-12, err_msg=f"mlflow serve, {kind}")
+        np.testing.assert_allclose(mine[kind], theirs[kind], rtol=0, atol=1e-12, err_msg=f"our serving, {kind}")
+    # Throughout, the credit model kept its champion and its audit log.
+    assert model_registry.champion_version(tracking_uri=uri) == credit.version == "1"
+    assert model_registry.describe(tracking_uri=uri)["events"] == credit_events
 
 
 def test_json_spec_files_work_too(tmp_path):

@@ -1,15 +1,20 @@
 """Issue 13's attack review, one test per row of its table (the row number is in the name), on both engines."""
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
 
 import pytest
 
+from model_registry import registry
+from model_registry.__main__ import main as registry_cli
 from pipeline import simulate
+from pipeline.features import FEATURES
 from portal import create_app
 from portal.db import Database
 from portal.models import MAX_ID
+from serving import create_app as create_serving
 from testing.audit import snapshot
 from tests.factories import form_token
 
@@ -207,3 +212,78 @@ def test_row13_authenticated_pages_and_downloads_are_not_stored(client, auth, le
     auth.web_login("customer", 101, "customer123")
     r = client.get(path)
     assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
+
+
+ROW = dict.fromkeys(FEATURES, 90.0)
+
+
+def _serving(uri: str):
+    app = create_serving({"MLFLOW_TRACKING_URI": uri, "WATCH": False})
+    return app, app.test_client()
+
+
+@pytest.mark.slow
+def test_row15_an_alias_that_no_longer_resolves_is_named_by_a_running_and_a_fresh_service(store_copy):
+    app, running = _serving(store_copy)
+    c = registry.client(store_copy)
+    v2 = registry.register(c.get_model_version("credit-approval", "1").source, tracking_uri=store_copy)
+    registry.promote(v2, who="test", why="to lose it", tracking_uri=store_copy)
+    assert app.extensions["model_holder"].refresh() and running.get("/version").json["version"] == v2
+    c.delete_model_version("credit-approval", v2)  # the alias goes with it: it points at no version
+    assert app.extensions["model_holder"].refresh() is False
+    version, ready = running.get("/version").json, running.get("/ready")
+    assert version["version"] == v2 and "credit-approval@champion does not resolve" in version["last_reload_error"]
+    assert ready.status_code == 200 and ready.json["last_reload_error"] == version["last_reload_error"]
+    assert running.post("/invocations", json={"instances": [list(ROW.values())]}).status_code == 200
+    _, fresh = _serving(store_copy)
+    ready = fresh.get("/ready")
+    assert ready.status_code == 503 and ready.json["ready"] is False
+    assert "credit-approval@champion does not resolve" in ready.json["last_reload_error"]
+    assert ready.json["reason"] == ready.json["last_reload_error"] == fresh.get("/version").json["last_reload_error"]
+    registry.promote("1", who="test", why="back", tracking_uri=store_copy)  # a good version again: nothing to report
+    assert app.extensions["model_holder"].refresh() and running.get("/ready").json["last_reload_error"] is None
+
+
+@pytest.mark.slow
+def test_row15_a_fresh_service_names_an_artifact_that_does_not_load(store_copy):
+    broken = registry.client(store_copy).create_model_version("credit-approval", source="/nonexistent/model").version
+    registry.promote(broken, who="test", why="broken on purpose", tracking_uri=store_copy)
+    _, fresh = _serving(store_copy)
+    ready, version = fresh.get("/ready"), fresh.get("/version").json
+    assert ready.status_code == 503 and ready.json["ready"] is False and version["version"] is None
+    assert ready.json["last_reload_error"] == version["last_reload_error"] and version["last_reload_error"]
+
+
+@pytest.mark.slow
+def test_row15_promote_refuses_a_version_whose_artifact_does_not_load(store_copy, capsys):
+    c = registry.client(store_copy)
+    broken = str(c.create_model_version("credit-approval", source="/nonexistent/model").version)
+    assert registry_cli(["--tracking-uri", store_copy, "promote", broken, "--why", "try it"]) == 1
+    assert f"version {broken} cannot be served: cannot load" in capsys.readouterr().err
+    assert registry.champion_version(tracking_uri=store_copy) == "1"
+    assert registry_cli(["--tracking-uri", store_copy, "promote", "99", "--why", "no such version"]) == 1
+    good = registry.register(c.get_model_version("credit-approval", "1").source, tracking_uri=store_copy)
+    assert registry_cli(["--tracking-uri", store_copy, "promote", good, "--why", "it loads"]) == 0
+    assert registry.champion_version(tracking_uri=store_copy) == good
+
+
+@pytest.mark.slow
+def test_row17_more_rows_than_the_documented_limit_is_a_413_with_a_json_error(trained_store):
+    app, service = _serving(trained_store[0])
+    limit = app.config["MAX_ROWS"]
+    assert limit == 1000  # the default docs/serving.md and the README give
+    rows = [ROW] * limit
+    assert service.post("/v1/decisions", json={"rows": rows}).status_code == 200
+    assert service.post("/invocations", json={"dataframe_records": rows}).status_code == 200
+    csv = ",".join(FEATURES) + "\n" + "\n".join(",".join(str(v) for v in ROW.values()) for _ in range(limit + 1))
+    for path, body in (("/v1/decisions", {"rows": [*rows, ROW]}), ("/invocations", {"dataframe_records": [*rows, ROW]}),
+                       ("/invocations", {"instances": [list(ROW.values())] * (limit + 1)})):
+        r = service.post(path, json=body)
+        assert r.status_code == 413 and r.json["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+        assert r.json["message"].startswith(f"at most {limit} rows per request")
+    r = service.post("/invocations", data=csv, content_type="text/csv")
+    assert r.status_code == 413 and r.json["message"].startswith(f"at most {limit} rows per request")
+    huge = '{"rows": [' + ",".join([json.dumps(ROW)] * (app.config["MAX_CONTENT_LENGTH"] // 100)) + "]}"
+    r = service.post("/v1/decisions", data=huge, content_type="application/json")
+    assert r.status_code == 413 and r.json["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+    assert "larger than" in r.json["message"]

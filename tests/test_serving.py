@@ -1,7 +1,6 @@
 """The decision service: MLflow's protocol, decisions with reasons, alias moves and failed reloads."""
 import json
 import re
-import shutil
 
 import mlflow
 import numpy as np
@@ -39,7 +38,7 @@ def stock_predictions(uri: str, frame: pd.DataFrame) -> np.ndarray:
 
 def test_health_ready_version(service):
     assert service.get("/health").json == {"status": "ok"}
-    assert service.get("/ready").json == {"ready": True, "version": "1"}
+    assert service.get("/ready").json == {"ready": True, "version": "1", "last_reload_error": None}
     v = service.get("/version").json
     assert (v["name"], v["alias"], v["version"], v["threshold"]) == ("credit-approval", "champion", "1", 0.8)
     assert v["features"] == FEATURES
@@ -168,14 +167,6 @@ def test_metrics_page(service):
     for name in ("serving_requests_total", "serving_request_seconds_bucket", "serving_model_version",
                  "serving_errors_total"):
         assert name in text_
-
-
-@pytest.fixture
-def store_copy(trained_store, tmp_path):
-    uri, _ = trained_store
-    path = tmp_path / "mlflow.db"
-    shutil.copy(uri.removeprefix("sqlite:///"), path)
-    return f"sqlite:///{path}"
 
 
 def test_alias_move_is_picked_up_and_a_bad_reload_keeps_the_last_good_model(store_copy):

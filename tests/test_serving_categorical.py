@@ -72,7 +72,8 @@ def test_serving_encodes_rows_exactly_as_the_pipeline_trained():
 
 def test_ready_version_and_ping(byo):
     # The store's applicant-risk@challenger (version 2) is scored in the shadow: /ready names it.
-    assert byo.get("/ready").json == {"ready": True, "version": "1", "shadow_version": "2", "shadow_error": None}
+    assert byo.get("/ready").json == {"ready": True, "version": "1", "last_reload_error": None,
+                                      "shadow_version": "2", "shadow_error": None}
     ping = byo.get("/ping")
     assert (ping.status_code, ping.data, ping.mimetype) == (200, b"\n", "application/json")
     v = byo.get("/version").json

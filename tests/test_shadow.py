@@ -132,7 +132,8 @@ def test_serving_scores_the_challenger_in_the_shadow_without_changing_the_answer
     np.testing.assert_allclose([s["score"] for s in shadows], expected, rtol=0, atol=1e-12)
     assert all(s["version"] == "2" and s["approved"] == (s["score"] >= challenger.threshold) for s in shadows)
     assert sum(s["approved"] != d["approved"] for s, d in zip(shadows, after["decisions"])) > 0  # another model
-    assert client.get("/ready").json == {"ready": True, "version": "1", "shadow_version": "2", "shadow_error": None}
+    assert client.get("/ready").json == {"ready": True, "version": "1", "last_reload_error": None,
+                                         "shadow_version": "2", "shadow_error": None}
     v = client.get("/version").json["shadow"]
     assert (v["version"], v["threshold"], v["error"]) == ("2", challenger.threshold, None)
     # MLflow's protocol is the champion's alone.

@@ -7,7 +7,8 @@ made once per session (once per xdist worker) and copied per test:
 * ``mlflow_template``: an empty, migrated MLflow SQLite store (creating one costs
   seconds); ``mlflow_uri`` gives each test its own copy, artifacts next to it;
 * ``trained_store``: a store where one full run made version 1 the champion,
-  shared read-only by the tests that only look at it;
+  shared read-only by the tests that only look at it; ``store_copy`` is a copy
+  of it for a test that moves aliases or adds versions;
 * ``applicant_store``: a copy of it where another bank's table (numeric and
   categorical columns, a good/bad target) trained ``applicant-risk``: version 1
   (gradient boosting) is its champion, version 2 (logistic regression) holds the
@@ -95,6 +96,15 @@ def trained_store(tmp_path_factory, mlflow_template, demo_ledger_url):
     outcome = run(RunConfig(database_url=demo_ledger_url, tracking_uri=uri), out=lambda line: None)
     assert outcome.promoted and outcome.version == "1", outcome.decision
     return uri, outcome
+
+
+@pytest.fixture
+def store_copy(trained_store, tmp_path):
+    """Return a copy of the trained store that one test may change (its artifacts stay shared, read-only)."""
+    uri, _ = trained_store
+    path = tmp_path / "mlflow.db"
+    shutil.copy(uri.removeprefix("sqlite:///"), path)
+    return f"sqlite:///{path}"
 
 
 def applicant_frame() -> pd.DataFrame:
