@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
 import time
@@ -25,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.wrk import wrk
-from model_registry import registry, store
+from bench.wrk import champion_store, wrk
+from model_registry import registry
 from serving.decisions import decide
 from serving.holder import ModelHolder
 from testing.servers import Gunicorn, MlflowServe
@@ -94,12 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
-    uri = store.configure(args.tracking_uri)
-    if registry.champion_version(tracking_uri=uri) is None:
-        print("no champion in the store: run `make model` first", file=sys.stderr)
-        return 2
-    if shutil.which("wrk") is None:
-        print("wrk is missing: apt-get install wrk", file=sys.stderr)
+    uri = champion_store(args.tracking_uri)
+    if uri is None:
         return 2
     results: dict = {"machine": {"cpus": os.cpu_count()}, "workers": args.workers, "connections": 8,
                      "seconds": args.seconds}

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.bench_serving import ROW
-from bench.wrk import wrk
-from model_registry import registry, store
+from bench.wrk import champion_store, wrk
+from model_registry import registry
 from serving import shadow
 from serving.decisions import decide
 from serving.holder import ModelHolder
@@ -99,12 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
-    uri = store.configure(args.tracking_uri)
-    if registry.champion_version(tracking_uri=uri) is None:
-        print("no champion in the store: run `make model` first", file=sys.stderr)
-        return 2
-    if shutil.which("wrk") is None:
-        print("wrk is missing: apt-get install wrk", file=sys.stderr)
+    uri = champion_store(args.tracking_uri)
+    if uri is None:
         return 2
     with tempfile.TemporaryDirectory(prefix="bench-shadow-") as tmp:
         copy, challenger = store_with_challenger(uri, Path(tmp))

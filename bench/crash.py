@@ -45,7 +45,7 @@ from bench.results import machine, write_json  # noqa: E402
 from bench.storm import finish, prepare, print_storm  # noqa: E402
 from bench.storm_client import StormConfig  # noqa: E402
 from testing.databases import PG_ADMIN_URL, throwaway_database  # noqa: E402
-from testing.servers import free_port, portal  # noqa: E402
+from testing.servers import Started, free_port, portal  # noqa: E402
 
 DB_FAULTS = ("db-fast", "db-immediate")
 
@@ -87,7 +87,7 @@ def _as_postgres(*cmd: str, timeout: float = 120) -> str:
     return done.stdout
 
 
-class PrivateCluster:
+class PrivateCluster(Started):
     """A throwaway PostgreSQL server of our own (initdb in a temporary folder), to restart at will."""
 
     def __init__(self):
@@ -130,15 +130,7 @@ class PrivateCluster:
                 self.started = False
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> PrivateCluster:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    cleanup = stop
 
 
 def restart_shared_cluster(mode: str = "fast") -> None:

@@ -1,11 +1,15 @@
-"""Load a URL with wrk (Debian's package) from a second process, and read its figures."""
+"""Load a URL with wrk (Debian's package) from a second process, and read its figures; check a benchmark can run."""
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import subprocess
+import sys
 import tempfile
+
+from model_registry import registry, store
 
 
 def wrk(url: str, body: str, seconds: int, connections: int = 8, headers: dict[str, str] | None = None) -> dict:
@@ -28,3 +32,15 @@ def wrk(url: str, body: str, seconds: int, connections: int = 8, headers: dict[s
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": rps, "p50_ms": latency["50"], "p99_ms": latency["99"],
             "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def champion_store(tracking_uri: str | None) -> str | None:
+    """Return the configured store when it has a champion and wrk is installed; else say what is missing."""
+    uri = store.configure(tracking_uri)
+    if registry.champion_version(tracking_uri=uri) is None:
+        print("no champion in the store: run `make model` first", file=sys.stderr)
+        return None
+    if shutil.which("wrk") is None:
+        print("wrk is missing: apt-get install wrk", file=sys.stderr)
+        return None
+    return uri

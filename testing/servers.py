@@ -35,7 +35,27 @@ def _alive(pid: int) -> bool:
         return False
 
 
-class Gunicorn:
+class Started:
+    """A context manager over ``start()`` and ``cleanup()``: a start that fails cleans up before raising."""
+
+    def start(self):
+        raise NotImplementedError
+
+    def cleanup(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
+
+
+class Gunicorn(Started):
     """`gunicorn <app>` on a loopback port, in a process group of its own; started, killed and restarted by pid.
 
     The app sees the inherited environment updated with `env` (a value of None
@@ -167,18 +187,8 @@ class Gunicorn:
         except OSError:
             return ""
 
-    def __enter__(self) -> Gunicorn:
-        try:
-            return self.start()
-        except BaseException:
-            self.cleanup()
-            raise
 
-    def __exit__(self, *exc) -> None:
-        self.cleanup()
-
-
-class MlflowServe:
+class MlflowServe(Started):
     """Stock `mlflow models serve -m <model_uri> --env-manager local` on a loopback port (MLflow's scoring server).
 
     The process sees the inherited environment updated with `env` (MLFLOW_TRACKING_URI
@@ -246,16 +256,6 @@ class MlflowServe:
         self.stop()
         self.log.close()
         Path(self.log.name).unlink(missing_ok=True)
-
-    def __enter__(self) -> MlflowServe:
-        try:
-            return self.start()
-        except BaseException:
-            self.cleanup()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.cleanup()
 
 
 def portal(database_url: str, env: dict[str, str | None] | None = None, **options) -> Gunicorn:
