@@ -26,7 +26,7 @@ from pipeline.workbench.catalog import version_entry, with_interval
 
 COMPARED_METRICS = ("test_auc", "test_ks", "test_brier", "test_log_loss", "test_ece", "test_approval_rate",
                     "test_bad_rate_approved", "baseline_auc", "auc_lift_over_baseline", "auc_lift_over_champion",
-                    "test_bad_rate_at_rule_rate", "test_rows")
+                    "test_bad_rate_at_rule_rate")
 ROC_POINTS = 200
 BINS = 10
 COLOURS = ("#1f5fa8", "#c2571a")  # the two versions, told apart by line style as well
@@ -142,6 +142,7 @@ def compare(name: str, versions: list[dict], tracking_uri: str) -> dict:
     threshold = next((t for t in map(_threshold, entries) if t is not None), None)
     return {
         "name": name, "labels": labels, "versions": entries,
+        "test_rows": {label: ev["metrics"].get("test_rows") for label, ev in zip(labels, found)},
         "metrics": metrics,
         "rates": {label: {"threshold": _threshold(e), "approval_rate": e["metrics"]["test_approval_rate"],
                           "bad_rate_approved": e["metrics"]["test_bad_rate_approved"],
