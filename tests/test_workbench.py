@@ -17,13 +17,17 @@ from pathlib import Path
 
 import pytest
 import requests
+from playwright.sync_api import expect, sync_playwright
 
 import model_registry
 from pipeline import train as tr
 from pipeline.run import RunConfig, run
 from portal import create_app
+from portal.cli import migrate
+from portal.db import Database
 from testing.people import add_customer, add_manager
 from testing.servers import Gunicorn, free_port
+from testing.servers import portal as portal_server
 from tests.factories import token_of, web_login
 
 TOKEN = "workbench-test-token-0123456789abcdef"
@@ -317,3 +321,91 @@ def test_a_clear_page_when_the_workbench_is_down(sqlite_url):
     assert page.status_code == 503
     assert "The model workbench is not answering" in page.text and "make workbench" in page.text
     app.extensions["ledger_db"].dispose()
+
+
+# --------------------------------------------------------------------------- in a real browser
+
+CHROMIUM = "/usr/bin/chromium"
+DESKTOP, PHONE = {"width": 1280, "height": 800}, {"width": 375, "height": 812}
+
+
+def no_sideways_scroll(page) -> None:
+    page.wait_for_load_state("load")  # the job page reloads itself when its job ends
+    width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], f"{page.url} scrolls sideways at {width[1]} px: {width}"
+
+
+def images_drawn(page) -> int:
+    """Return how many of the page's plots the browser decoded (a data: image the CSP refused has no size)."""
+    return page.evaluate("[...document.querySelectorAll('.plots img')].filter(i => i.complete && i.naturalWidth > 0)"
+                         ".length")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not os.path.exists(CHROMIUM) and os.environ.get("TEST_BROWSER") != "1",
+                    reason=f"{CHROMIUM} is missing (set TEST_BROWSER=1 to make this a failure)")
+def test_the_workbench_journey_in_a_browser_at_1280_and_375_px(service, store, tmp_path):
+    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+    migrate(ledger)
+    db = Database(ledger)
+    add_manager(db, 1, password="manager123")
+    db.dispose()
+    env = {"SECRET_KEY": "browser-test-secret-32-bytes-long!!", "WORKBENCH_URL": service.url, "SERVING_TOKEN": TOKEN,
+           "SERVING_URL": f"http://127.0.0.1:{free_port()}"}
+    with portal_server(ledger, env, workers=1, threads=4, ready_path="/", workdir=tmp_path) as web, \
+            sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        for viewport in (DESKTOP, PHONE):
+            page = browser.new_context(viewport=viewport, base_url=web.url).new_page()
+            page.set_default_timeout(30_000)
+            page.goto("/manager/login")
+            page.get_by_label("ID", exact=True).fill("1")
+            page.get_by_label("Password", exact=True).fill("manager123")
+            page.get_by_role("button", name="Log in").click()
+            page.get_by_role("link", name="Workbench").click()
+            expect(page.get_by_role("heading", name="Model workbench")).to_be_visible()
+            expect(page.locator("#versions tbody tr")).to_have_count(2)
+            no_sideways_scroll(page)
+
+            page.get_by_role("button", name="Compare").click()
+            expect(page.get_by_role("heading", name="credit-approval: version 1 and version 2")).to_be_visible()
+            expect(page.locator(".plots img")).to_have_count(2)
+            page.wait_for_load_state("load")
+            assert images_drawn(page) == 2
+            no_sideways_scroll(page)
+            page.go_back()
+
+            champion = model_registry.champion_version(tracking_uri=store)
+            other = "2" if champion == "1" else "1"
+            page.locator(f"#version-{other}").get_by_role("link", name="Promote…").click()
+            expect(page.get_by_role("heading", name=f"Make version {other} the champion?")).to_be_visible()
+            no_sideways_scroll(page)
+            page.get_by_label("Reason", exact=True).fill(f"journey at {viewport['width']} px")
+            page.get_by_role("button", name=f"Yes, make version {other} the champion").click()
+            expect(page.get_by_text(f"version {other} is the champion now")).to_be_visible()
+            page.get_by_role("link", name=re.compile("^Roll back to version")).click()
+            no_sideways_scroll(page)
+            page.get_by_label("Reason", exact=True).fill("back again")
+            page.get_by_role("button", name=re.compile("^Yes, roll back")).click()
+            expect(page.get_by_text(f"rolled back to version {champion}")).to_be_visible()
+            assert model_registry.champion_version(tracking_uri=store) == champion
+            page.context.close()
+
+        # Retrain from the page: the job page follows the job by itself until its version appears.
+        page = browser.new_context(viewport=PHONE, base_url=web.url).new_page()
+        page.goto("/manager/login")
+        page.get_by_label("ID", exact=True).fill("1")
+        page.get_by_label("Password", exact=True).fill("manager123")
+        page.get_by_role("button", name="Log in").click()
+        page.goto("/manager/workbench")
+        page.get_by_label("Seed (optional)").fill("21")
+        page.get_by_role("button", name="Start retraining").click()
+        expect(page.locator("#job-state")).to_have_text("running")
+        no_sideways_scroll(page)
+        expect(page.locator("#job-state")).to_have_text("succeeded", timeout=JOB_WAIT * 1000)
+        expect(page.locator("#job-result")).to_contain_text("credit-approval version 3 registered")
+        no_sideways_scroll(page)
+        browser.close()
+    events_now = events(store)
+    assert [e[0] for e in events_now[1:5]] == ["promote", "rollback", "promote", "rollback"]
+    assert events_now[1][3] == "manager 1" and events_now[1][4] == "journey at 1280 px"
