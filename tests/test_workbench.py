@@ -384,6 +384,7 @@ def test_the_workbench_journey_in_a_browser_at_1280_and_375_px(service, store, t
             page.get_by_role("button", name=f"Yes, make version {other} the champion").click()
             expect(page.get_by_text(f"version {other} is the champion now")).to_be_visible()
             page.get_by_role("link", name=re.compile("^Roll back to version")).click()
+            expect(page.get_by_role("heading", name=re.compile("^Roll back from version"))).to_be_visible()
             no_sideways_scroll(page)
             page.get_by_label("Reason", exact=True).fill("back again")
             page.get_by_role("button", name=re.compile("^Yes, roll back")).click()
