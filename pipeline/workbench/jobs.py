@@ -186,7 +186,7 @@ class JobStore:
             job = {"id": job_id, "who": who, "created": _now(), "options": options,
                    "command": self.command(folder, options, who), "cwd": str(ROOT)}
             write_json(folder / JOB_FILE, job)
-            (folder / LOG_FILE).write_text(f"$ {shlex.join(job['command'][1:])}\n")
+            (folder / LOG_FILE).write_text(f"$ python {shlex.join(job['command'][1:])}\n")
             with open(folder / "runner.log", "ab") as runner_log:
                 child = subprocess.Popen([sys.executable, "-m", "pipeline.job_runner", str(folder)],
                                          cwd=ROOT, stdin=subprocess.DEVNULL, stdout=runner_log,
