@@ -8,9 +8,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | md5sum | cut -c1-12)
 PORTAL_PORT ?= 5000
 SERVING_PORT ?= 5001
+WORKBENCH_PORT ?= 5003
 CUSTOMERS ?= 1000
 FLASK := $(VENV)/bin/flask --app portal
 SERVING_URL ?= http://127.0.0.1:$(SERVING_PORT)
+WORKBENCH_URL ?= http://127.0.0.1:$(WORKBENCH_PORT)
 VAR_DIR ?= $(CURDIR)/var
 PROMETHEUS_MULTIPROC_DIR ?= $(VAR_DIR)/prometheus
 # The secret portal and serving share (serving demands it and signs its answers with it):
@@ -26,14 +28,17 @@ PORTAL_CMD = REDIS_URL=$(PORTAL_REDIS) $(WITH_TOKEN) $(VENV)/bin/gunicorn --work
 	--workers $(if $(PORTAL_REDIS),2,1) --threads $(if $(PORTAL_REDIS),8,16) --bind 127.0.0.1:$(PORTAL_PORT) --no-control-socket --access-logfile - 'portal:create_app()'
 SERVE_CMD = rm -rf $(PROMETHEUS_MULTIPROC_DIR) && mkdir -p $(PROMETHEUS_MULTIPROC_DIR) && \
 	$(WITH_TOKEN) PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) $(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(SERVING_PORT) --no-control-socket --access-logfile - 'serving:create_app()'
+# The model workbench: one worker (the retrain jobs it starts are its children), threads for the pages' calls.
+WORKBENCH_CMD = $(WITH_TOKEN) $(VENV)/bin/gunicorn --worker-class gthread --workers 1 --threads 4 --timeout 120 \
+	--bind 127.0.0.1:$(WORKBENCH_PORT) --no-control-socket --access-logfile - 'pipeline.workbench:create_app()'
 
 # The registered model of make models / promote / rollback / challenge: NAME=..., else credit-approval.
 REGISTRY_NAME = $(if $(NAME),--name "$(NAME)")
 
-export PORTAL_PORT SERVING_PORT SERVING_URL VAR_DIR
+export PORTAL_PORT SERVING_PORT SERVING_URL WORKBENCH_PORT WORKBENCH_URL VAR_DIR
 
 .PHONY: help install run portal serve migrate seed data model train promote rollback challenge models mlflow-ui monitor \
-	bench test test-fast lint clean-var browser-deps cluster cluster-deps screenshots mailer translations
+	bench test test-fast lint clean-var browser-deps cluster cluster-deps screenshots mailer translations workbench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -68,12 +73,13 @@ $(TOKEN_FILE): | $(STAMP)
 RUN_URLS = echo; \
 	echo "  Portal:   http://127.0.0.1:$(PORTAL_PORT)/   (API: /api/..., OpenAPI: /api/openapi.json)"; \
 	echo "  Serving:  $(SERVING_URL)/version   (decisions: POST /v1/decisions, MLflow protocol: POST /invocations)"; \
+	echo "  Workbench: http://127.0.0.1:$(PORTAL_PORT)/manager/workbench   (its service: $(WORKBENCH_URL))"; \
 	echo "  Logins:   manager 1 / manager123    customer 101 / customer123"; \
 	echo "  Emails:   $(if $(SMTP_URL),sent through SMTP_URL,written to $(VAR_DIR)/mail/*.eml (set SMTP_URL to send them))"; echo
 
-run: model $(TOKEN_FILE) ## start the whole system on SQLite: demo data, a trained model, serving, the mailer and the portal (Ctrl-C stops all)
-	@($(SERVE_CMD)) & SERVE_PID=$$!; $(FLASK) mailer & MAIL_PID=$$!; \
-	trap 'kill $$SERVE_PID $$MAIL_PID 2>/dev/null; wait $$SERVE_PID $$MAIL_PID 2>/dev/null' EXIT INT TERM; \
+run: model $(TOKEN_FILE) ## start the whole system on SQLite: demo data, a trained model, serving, the workbench, the mailer and the portal (Ctrl-C stops all)
+	@($(SERVE_CMD)) & SERVE_PID=$$!; $(FLASK) mailer & MAIL_PID=$$!; ($(WORKBENCH_CMD)) & BENCH_PID=$$!; \
+	trap 'kill $$SERVE_PID $$MAIL_PID $$BENCH_PID 2>/dev/null; wait $$SERVE_PID $$MAIL_PID $$BENCH_PID 2>/dev/null' EXIT INT TERM; \
 	($(PY) -m deploy.ready "$(SERVING_URL)/ready" "http://127.0.0.1:$(PORTAL_PORT)/" && { $(RUN_URLS); }) & \
 	$(PORTAL_CMD)
 
@@ -82,6 +88,9 @@ portal: data $(TOKEN_FILE) ## start only the portal (gunicorn on PORTAL_PORT)
 
 mailer: migrate ## only the email sender: delivers the outbox to SMTP_URL, or as .eml files under VAR_DIR/mail without it
 	@$(FLASK) mailer
+
+workbench: install $(TOKEN_FILE) ## start only the model workbench service (gunicorn on WORKBENCH_PORT): the portal's /manager/workbench calls it
+	@$(WORKBENCH_CMD)
 
 serve: install $(TOKEN_FILE) ## start only the decision service (gunicorn on SERVING_PORT, loads SERVING_MODEL, default credit-approval@champion)
 	@$(SERVE_CMD)

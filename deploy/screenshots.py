@@ -4,7 +4,8 @@
 demo data, a trained champion, the decision service and the portal) on free
 loopback ports in a temporary VAR_DIR, waits until serving has its model, then
 drives Debian's Chromium with Playwright through every page as the demo customer
-101, a customer the percentage rule rejects, and the demo manager, at desktop
+101, a customer the percentage rule rejects, and the demo manager (who also retrains
+a second version in the model workbench), at desktop
 (1280x800) and phone (375x812) size; last, the main pages again in German
 (``de-*.png``: the switcher chosen before login, so customer 101 and manager 1
 keep German in that throwaway demo). Every PNG in docs/screenshots/ is written
@@ -53,7 +54,7 @@ class Demo:
 
     def __init__(self, workdir: Path):
         self.workdir = workdir
-        self.portal_port, self.serving_port = free_port(), free_port()
+        self.portal_port, self.serving_port, self.workbench_port = free_port(), free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.portal_port}"
         self.serving_url = f"http://127.0.0.1:{self.serving_port}"
         self.log = workdir / "make-run.log"
@@ -63,6 +64,7 @@ class Demo:
         """Start `make run` and wait until serving has its model and the portal answers."""
         env = {**os.environ, "VAR_DIR": str(self.workdir / "var"), "PORTAL_PORT": str(self.portal_port),
                "SERVING_PORT": str(self.serving_port), "SERVING_URL": self.serving_url,
+               "WORKBENCH_PORT": str(self.workbench_port), "WORKBENCH_URL": f"http://127.0.0.1:{self.workbench_port}",
                "MLFLOW_TRACKING_URI": f"sqlite:///{self.workdir / 'var' / 'mlflow.db'}"}
         env.pop("DATABASE_URL", None)  # the demo's own SQLite ledger under VAR_DIR
         with open(self.log, "wb") as log:
@@ -280,6 +282,26 @@ def german_pages(page, shoot: Camera) -> None:
     log_out(page, "de")
 
 
+def workbench_pages(page, shoot: Camera) -> None:
+    """The model workbench: a retrain followed live, the new version beside the champion, a promotion's confirmation."""
+    log_in(page, "manager", 1, "manager123")
+    page.goto("/manager/workbench")
+    page.get_by_label("Seed (optional)").fill("7")  # the demo's champion used 42: another seed is a new version
+    page.get_by_role("button", name="Start retraining").click()
+    page.locator("#job-stages .stage-done").nth(1).wait_for()  # dataset and train done: a job under way
+    shoot.both(page, "manager-workbench-job")
+    page.locator("#job-state", has_text=re.compile("succeeded|failed")).wait_for(timeout=600_000)
+    page.goto("/manager/workbench")
+    shoot.both(page, "manager-workbench")
+    page.get_by_role("button", name="Compare").click()
+    page.locator(".plots img").first.wait_for()
+    shoot.both(page, "manager-workbench-compare", at="#curves-h")
+    page.goto("/manager/workbench/credit-approval/versions/2/promote")
+    page.get_by_label("Reason", exact=True).fill("Better on the last quarter's applicants")
+    shoot.both(page, "manager-workbench-promote")
+    log_out(page)
+
+
 def lowest_paid_customer(page) -> int:
     """Return the id of the customer with the lowest paid share (the portfolio sorted by it), as the manager."""
     log_in(page, "manager", 1, "manager123")
@@ -303,6 +325,7 @@ def take_all(base_url: str, out: Path, only: str | None = None) -> list[str]:
             rejected_pages(page, shoot, low)
             overpay(page, 102)
             manager_pages(page, shoot, refund_customer=102)
+            workbench_pages(page, shoot)
         german_pages(page, shoot)  # last: it leaves customer 101 and manager 1 with German chosen
         browser.close()
     return shoot.written

@@ -225,6 +225,14 @@ def mark_challenger(version: str | int, reasons: list[str], *, name: str = MODEL
     c.set_model_version_tag(name, str(version), "gate_decided_at", _now())
 
 
+def previous_champion(history: list[str], current: str | None) -> str | None:
+    """Return the version a rollback gives the alias to: the last champion in the lineage before ``current``."""
+    stack = list(history)
+    while stack and stack[-1] == current:
+        stack.pop()
+    return stack[-1] if stack and current is not None else None
+
+
 def rollback(*, who: str | None = None, why: str, name: str = MODEL_NAME, tracking_uri: str | None = None) -> dict:
     """Give the champion alias back to the champion before the current one (from the audit log); log the move."""
     why = _require_reason(why)
@@ -232,12 +240,9 @@ def rollback(*, who: str | None = None, why: str, name: str = MODEL_NAME, tracki
     current = champion_version(name, tracking_uri)
     if current is None:
         raise RegistryError(f"{name} has no champion to roll back")
-    stack = audit.lineage(audit.events(c, name))
-    while stack and stack[-1] == current:
-        stack.pop()
-    if not stack:
+    previous = previous_champion(audit.lineage(audit.events(c, name)), current)
+    if previous is None:
         raise RegistryError(f"{name}: version {current} is the first champion; there is nothing to roll back to")
-    previous = stack[-1]
     c.set_registered_model_alias(name, CHAMPION, previous)
     c.set_model_version_tag(name, current, "status", "rolled-back")
     c.set_model_version_tag(name, previous, "status", "champion")

@@ -16,7 +16,10 @@ A run records:
 * tags and ``data/fingerprint.json``: rows, content hash, decision years;
 * artifacts: ``model_card.md``, ``evaluation/*.png`` (ROC, calibration, score
   histogram), ``evaluation/intervals.csv``, ``evaluation/comparison.csv``,
-  ``evaluation/fairness_by_age.csv``, ``training/candidates.csv``,
+  ``evaluation/fairness_by_age.csv``, ``evaluation/holdout_scores.csv`` (each
+  held-out row's outcome, the model's score and the rule's: no feature, no id;
+  the workbench draws a version's ROC and calibration curves from it),
+  ``training/candidates.csv``,
   ``training/cv_folds.csv``, ``training/cv_comparisons.csv``,
   ``feature_reference.json``;
 * the model (see ``model_registry.package``): the pyfunc, the fitted pipeline
@@ -140,6 +143,7 @@ def log_run(*, dataset: Dataset, training: TrainResult, evaluation: Evaluation, 
     mlflow.log_text(evaluation.comparison.to_csv(), "evaluation/comparison.csv")
     mlflow.log_text(evaluation.interval_table().to_csv(index=False), "evaluation/intervals.csv")
     mlflow.log_text(evaluation.fairness.to_csv(index=False), "evaluation/fairness_by_age.csv")
+    mlflow.log_text(holdout_scores(evaluation).to_csv(index=False), HOLDOUT_SCORES)
     mlflow.log_text(pd.DataFrame(training.candidates).to_csv(index=False), "training/candidates.csv")
     mlflow.log_text(pd.DataFrame(training.comparisons).to_csv(index=False), "training/cv_comparisons.csv")
     if training.folds is not None:
@@ -150,6 +154,17 @@ def log_run(*, dataset: Dataset, training: TrainResult, evaluation: Evaluation, 
     metadata = model_metadata(spec, training, fingerprint, threshold, params)
     info = package.log_model(training.model, metadata, reference, input_example(dataset.frame, spec))
     return Logged(run_id=run.info.run_id, model_uri=info.model_uri, experiment_id=run.info.experiment_id)
+
+
+HOLDOUT_SCORES = "evaluation/holdout_scores.csv"
+
+
+def holdout_scores(evaluation: Evaluation) -> pd.DataFrame:
+    """Return each held-out row's outcome (1 good), the model's score and the rule's when there is one."""
+    frame = pd.DataFrame({"outcome": evaluation.y.astype(int), "score": np.round(evaluation.scores["model"], 6)})
+    if "baseline" in evaluation.scores:
+        frame["rule"] = np.round(np.clip(evaluation.scores["baseline"], 0.0, 1.0), 6)
+    return frame
 
 
 def training_input(dataset: Dataset, fingerprint: dict):

@@ -81,6 +81,7 @@ class RunConfig:
     if_no_champion: bool = False
     run_name: str | None = None
     who: str | None = None
+    result_file: str | None = None  # where main() writes the outcome as JSON (the workbench's jobs read it)
 
 
 @dataclass
@@ -294,6 +295,24 @@ def _apply_gate(config: RunConfig, outcome: RunOutcome, decision: gt.GateDecisio
     return False
 
 
+def outcome_record(outcome: RunOutcome) -> dict:
+    """Return what a run produced as JSON-able values: the version, the gate's verdict and checks, or the skip."""
+    decision = outcome.decision
+    return {"name": outcome.name, "version": outcome.version, "run_id": outcome.run_id, "promoted": outcome.promoted,
+            "champion_before": outcome.champion_before, "skipped": outcome.skipped, "kind": outcome.kind,
+            "gate": None if decision is None else {
+                "promote": decision.promote, "reasons": decision.reasons,
+                "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in decision.checks]}}
+
+
+def write_result(path: str, outcome: RunOutcome) -> None:
+    """Write the outcome record atomically (a reader never sees half a file)."""
+    target = Path(path)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(json.dumps(outcome_record(outcome), indent=2))
+    os.replace(partial, target)
+
+
 def summary(outcome: RunOutcome) -> str:
     """Return the end-of-run report: metrics with intervals, baselines, matched rates, OOT, CV, the gate, timings."""
     evaluation, m = outcome.evaluation, outcome.metrics
@@ -393,6 +412,8 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     reg.add_argument("--no-promote", action="store_true", help="register, but never move the champion alias")
     reg.add_argument("--if-no-champion", action="store_true", help="do nothing when a champion exists (make run)")
     reg.add_argument("--run-name", help="MLflow run name")
+    reg.add_argument("--who", help="who trains, for the audit log of a promotion (default pipeline.run)")
+    reg.add_argument("--result-file", help="write the outcome (version, gate verdict and checks) there as JSON")
     a = p.parse_args(argv)
 
     spec = ds.load_spec(a.spec)
@@ -405,7 +426,7 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     return RunConfig(data=a.data, database_url=a.database_url, spec=spec, tracking_uri=a.tracking_uri,
                      threshold=a.threshold, params=params, bars=bars, min_rows=a.min_rows, as_of_year=a.as_of_year,
                      register=not a.dry_run, promote=not a.no_promote, if_no_champion=a.if_no_champion,
-                     run_name=a.run_name)
+                     run_name=a.run_name, who=a.who, result_file=a.result_file)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -417,13 +438,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # keep the progress lines readable
     try:
-        run(config)
+        outcome = run(config)
     except ds.DataValidationError as exc:
         print(f"\nstopped before training: {exc}", file=sys.stderr)
         return 2
     except (FileNotFoundError, ds.DataSourceError) as exc:
         print(f"\nstopped: {exc}", file=sys.stderr)
         return 2
+    if config.result_file:
+        write_result(config.result_file, outcome)
     return 0
 
 

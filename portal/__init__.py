@@ -22,6 +22,8 @@ from portal.web import customer as web_customer
 from portal.web import formats, pages, wording
 from portal.web import manager as web_manager
 from portal.web import shadow as web_shadow
+from portal.web import workbench as web_workbench
+from portal.workbench_service import WorkbenchService
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -31,6 +33,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(load_config(test_config))
     register_database(app)
     app.extensions["decision_service"] = DecisionService.from_config(app.config)
+    app.extensions["workbench"] = WorkbenchService.from_config(app.config)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -88,11 +91,12 @@ def register_blueprints(app: Flask) -> None:
         api.register_blueprint(module.blp)
     # Pages: plain Flask blueprints, outside the OpenAPI document. Anonymous page
     # visitors are sent to the right login page; /api/... keeps answering 401 JSON.
-    for module in (pages, formats, wording, web_auth, web_customer, web_manager, web_shadow, web_admin):
+    for module in (pages, formats, wording, web_auth, web_customer, web_manager, web_shadow, web_admin, web_workbench):
         app.register_blueprint(module.bp)
     login_manager.login_view = "web_auth.customer_login"
     login_manager.blueprint_login_views = {"web_manager": "web_auth.manager_login",
                                            "web_shadow": "web_auth.manager_login",
+                                           "web_workbench": "web_auth.manager_login",
                                            "web_admin": "web_auth.manager_login"}
     login_manager.unauthorized_handler(web_auth.unauthorized)
 

@@ -59,6 +59,11 @@ def load_config(overrides: dict | None = None) -> dict:
         "SERVING_BREAKER_FAILURES": int(os.environ.get("SERVING_BREAKER_FAILURES", "3")),
         "SERVING_BREAKER_SECONDS": float(os.environ.get("SERVING_BREAKER_SECONDS", "30")),
         "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI"),
+        # The model workbench service (pipeline/workbench) the manager's workbench pages call, with SERVING_TOKEN.
+        "WORKBENCH_URL": os.environ.get("WORKBENCH_URL", "http://127.0.0.1:5003"),
+        "WORKBENCH_TIMEOUT": float(os.environ.get("WORKBENCH_TIMEOUT", "60")),
+        # MLflow's UI (make mlflow-ui), linked from the workbench when set.
+        "MLFLOW_UI_URL": os.environ.get("MLFLOW_UI_URL") or None,
         "REDIS_URL": os.environ.get("REDIS_URL"),
         "PERCENTAGE_THRESHOLD": float(os.environ.get("PERCENTAGE_THRESHOLD", "80")),
         # The ML method approves at score >= this; the portal decides, serving only scores.

@@ -1,5 +1,6 @@
 // The portal's only script: the password eye toggle, the wait state of forms that take a moment,
-// and the pay form's live preview (the server renders it: one allocation rule, one way to format money).
+// the pay form's live preview (the server renders it: one allocation rule, one way to format money)
+// and a running retrain job's progress (its page asks the portal every two seconds; same origin only).
 (function () {
   "use strict";
 
@@ -58,6 +59,34 @@
     if (amount && amount.value) { ask(); }
   }
 
+  // A running job: refresh its stages and log; once it has ended, load the page again for its outcome.
+  function setupJob(box) {
+    var url = box.getAttribute("data-job-status");
+    var log = document.getElementById("job-log");
+    function poll() {
+      fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (job) {
+          if (!job) { setTimeout(poll, 5000); return; }
+          if (job.state !== "running") { window.location.reload(); return; }
+          job.stages.forEach(function (stage) {
+            var item = box.querySelector('[data-stage="' + stage.name + '"]');
+            if (!item) { return; }
+            item.className = "stage-" + stage.state;
+            item.querySelector(".stage-state").textContent = stage.state;
+          });
+          if (log && log.textContent !== job.log) {
+            var atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+            log.textContent = job.log;
+            if (atEnd) { log.scrollTop = log.scrollHeight; }
+          }
+          setTimeout(poll, 2000);
+        })
+        .catch(function () { setTimeout(poll, 5000); });
+    }
+    setTimeout(poll, 2000);
+  }
+
   function reset() {  // a page restored by the Back button must be usable again
     document.querySelectorAll("form[data-busy]").forEach(function (form) {
       delete form.dataset.sent;
@@ -72,6 +101,7 @@
     document.querySelectorAll("[data-toggle-password]").forEach(setupEye);
     document.querySelectorAll("form[data-busy]").forEach(setupBusy);
     document.querySelectorAll("form[data-preview]").forEach(setupPreview);
+    document.querySelectorAll("[data-job-status]").forEach(setupJob);
   });
   window.addEventListener("pageshow", function (event) { if (event.persisted) { reset(); } });
 }());

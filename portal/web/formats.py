@@ -36,9 +36,13 @@ METRICS = {
     "auc_lift_over_baseline": _l("AUC gained over the percentage rule"),
     "test_approval_rate": _l("Approval rate"),
     "test_bad_rate_approved": _l("Bad outcomes among the approved"),
+    "test_ks": _l("Separation of good and bad (KS)"),
+    "test_log_loss": _l("Log loss"),
+    "auc_lift_over_champion": _l("AUC gained over the champion of its day"),
+    "test_bad_rate_at_rule_rate": _l("Bad outcomes when approving as many as the rule"),
 }
 # Metrics that are shares, shown as percentages; the others are scores in 0..1.
-SHARE_METRICS = {"test_approval_rate", "test_bad_rate_approved"}
+SHARE_METRICS = {"test_approval_rate", "test_bad_rate_approved", "test_bad_rate_at_rule_rate"}
 # Drift bands as serving names them; "too few (< 100)" and "no data" say nothing about a shift.
 BANDS = {"stable": _l("Stable"), "watch": _l("Watch"), "shifted": _l("Shifted"), "no data": _l("No data")}
 TOO_FEW = _l("Too few decisions to tell")

@@ -4,7 +4,16 @@ from __future__ import annotations
 from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, RadioField, SelectField, StringField, SubmitField, TextAreaField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp
 
@@ -103,3 +112,19 @@ class ContactForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(_l("Enter a name"))])
     email = StringField(_l("Email"), description=_l("Where the customer's emails go; leave empty for none"))
     phone = StringField(_l("Phone (optional)"))
+
+
+class ReasonForm(FlaskForm):
+    """Promote or roll back the model: a required reason, and the champion the page showed (a move since refuses)."""
+
+    reason = TextAreaField("Reason", validators=[DataRequired("Enter a reason: it goes into the registry's audit log"),
+                                                 Length(max=1000)],
+                           description="Recorded in the registry's audit log with your name and the gate's evidence")
+    champion = HiddenField()
+
+
+class RetrainForm(FlaskForm):
+    seed = StringField("Seed (optional)", validators=[Optional(), Regexp(r"^[0-9]{1,9}$", message="A whole number")],
+                       description="Another seed splits and fits differently; the same data and seed are not "
+                                   "registered twice")
+    promote = BooleanField("Let the gate promote the new version when it passes (as make train does)", default=True)

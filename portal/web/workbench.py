@@ -1,0 +1,189 @@
+"""The model workbench pages (managers): versions, comparison, promotion history, promote, roll back, retrain.
+
+Everything comes from the workbench service through ``portal.workbench_service``;
+the portal holds no model code. Promote and roll back take a required reason
+and a confirmation step that shows the gate's evidence; the page remembers the
+champion it showed, so a move made meanwhile by someone else is refused rather
+than overridden. Retrain jobs run in the service; their page follows them with
+a small same-origin script (and a plain reload link without it).
+"""
+from __future__ import annotations
+
+import base64
+
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from portal.web.auth import login_required
+from portal.web.forms import ActionForm, ReasonForm, RetrainForm
+from portal.workbench_service import WorkbenchRefused, WorkbenchService, WorkbenchUnavailable
+
+bp = Blueprint("web_workbench", __name__, url_prefix="/manager/workbench")
+
+
+def _service() -> WorkbenchService:
+    return current_app.extensions["workbench"]
+
+
+def _who() -> str:
+    return f"manager {current_user.user_id}"
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:].rstrip(".") + "."
+
+
+def _refused(exc: WorkbenchRefused):
+    """Turn the service's 404 into the page's 404; other refusals are for the form to show."""
+    if exc.status == 404:
+        abort(404, description=_sentence(exc.message))
+
+
+def _or_abort(call, *args):
+    """Call the service; a refusal (an unknown version or job, a bad value) becomes the page's 404 or 400."""
+    try:
+        return call(*args)
+    except WorkbenchRefused as exc:
+        _refused(exc)
+        abort(400, description=_sentence(exc.message))
+
+
+@bp.errorhandler(WorkbenchUnavailable)
+def unavailable(exc: WorkbenchUnavailable):
+    """Say clearly that the workbench service is down, and how to start it."""
+    return render_template("manager/workbench/unavailable.html", message=exc.message,
+                           url=current_app.config["WORKBENCH_URL"]), 503
+
+
+def _svg_data(svg: str | None) -> str | None:
+    """Return an SVG document as a data: URL for an <img> (the CSP allows data: images, not inline styles)."""
+    return None if not svg else "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+
+
+@bp.route("")
+@login_required("manager")
+def index():
+    """Show a model's versions, the promotion history, the compare form and the retrain jobs."""
+    service = _service()
+    names = service.models()
+    name = request.args.get("model") or names["default"]
+    if name not in names["models"]:
+        abort(404, description=f"No registered model {name}.")
+    model = service.model(name)
+    versions = [v["version"] for v in model["versions"]]
+    challenger = next((v for v in versions if v != model["champion"]), None)
+    return render_template("manager/workbench/index.html", names=names["models"], model=model, jobs=service.jobs(),
+                           compare_a=model["champion"] or (versions[0] if versions else None),
+                           compare_b=challenger, retrain_form=RetrainForm(),
+                           mlflow_ui=current_app.config.get("MLFLOW_UI_URL"))
+
+
+@bp.route("/compare")
+@login_required("manager")
+def compare():
+    """Show two versions side by side: metrics, curves, rates at the threshold, the reasons profile."""
+    name, a, b = request.args.get("model", ""), request.args.get("a", ""), request.args.get("b", "")
+    found = _or_abort(_service().compare, name, a, b)
+    plots = {k: _svg_data(v) for k, v in found["plots"].items()}
+    return render_template("manager/workbench/compare.html", c=found, plots=plots, a=a, b=b)
+
+
+@bp.route("/<string:name>/versions/<string:version>/promote", methods=["GET", "POST"])
+@login_required("manager")
+def promote(name, version):
+    """Confirm, with a reason, that a version becomes the champion; show its gate evidence first."""
+    service = _service()
+    found = _or_abort(service.version, name, version)
+    form, error, status = ReasonForm(), None, 200
+    if request.method == "GET":
+        form.champion.data = found["model"]["champion"] or ""
+    elif form.validate_on_submit():
+        try:
+            moved = service.promote(name, version, reason=form.reason.data.strip(), who=_who(),
+                                    expected_champion=form.champion.data or None)
+        except WorkbenchRefused as exc:
+            _refused(exc)
+            error, status = _sentence(exc.message), exc.status
+        else:
+            flash(f"{name}: version {version} is the champion now (was {moved['previous'] or 'none'})."
+                  if moved["changed"] else f"{name}: version {version} was already the champion.", "success")
+            return redirect(url_for("web_workbench.index", model=name))
+    if form.is_submitted() and status == 200:
+        status = 422
+    return render_template("manager/workbench/promote.html", found=found, form=form, error=error), status
+
+
+@bp.route("/<string:name>/rollback", methods=["GET", "POST"])
+@login_required("manager")
+def rollback(name):
+    """Confirm, with a reason, that the champion alias goes back to the previous champion."""
+    service = _service()
+    model = _or_abort(service.model, name)
+    target = service.version(name, model["rollback_to"]) if model["rollback_to"] else None
+    form, error, status = ReasonForm(), None, 200
+    if request.method == "GET":
+        form.champion.data = model["champion"] or ""
+    elif form.validate_on_submit():
+        try:
+            moved = service.rollback(name, reason=form.reason.data.strip(), who=_who(),
+                                     expected_champion=form.champion.data or None)
+        except WorkbenchRefused as exc:
+            _refused(exc)
+            error, status = _sentence(exc.message), exc.status
+        else:
+            flash(f"{name}: rolled back to version {moved['champion']} (was {moved['previous']}).", "success")
+            return redirect(url_for("web_workbench.index", model=name))
+    if form.is_submitted() and status == 200:
+        status = 422
+    return render_template("manager/workbench/rollback.html", model=model, target=target, form=form,
+                           error=error), status
+
+
+@bp.route("/jobs", methods=["POST"])
+@login_required("manager")
+def start_job():
+    """Start a retrain job, then follow it on its page; one at a time."""
+    form = RetrainForm()
+    if not form.validate_on_submit():
+        flash("The retrain form was not valid: " + "; ".join(e for errors in form.errors.values() for e in errors),
+              "error")
+        return redirect(url_for("web_workbench.index"))
+    try:
+        job = _service().start_job(who=_who(), seed=int(form.seed.data) if form.seed.data else None,
+                                   promote=bool(form.promote.data))
+    except WorkbenchRefused as exc:
+        flash(_sentence(exc.message), "error")
+        return redirect(url_for("web_workbench.index"))
+    return redirect(url_for("web_workbench.job", job_id=job["id"]))
+
+
+@bp.route("/jobs/<string:job_id>")
+@login_required("manager")
+def job(job_id):
+    """Show a retrain job: its stages, its log, its new version and gate verdict, or its error."""
+    found = _or_abort(_service().job, job_id)
+    return render_template("manager/workbench/job.html", job=found, cancel_form=ActionForm())
+
+
+@bp.route("/jobs/<string:job_id>/status")
+@login_required("manager")
+def job_status(job_id):
+    """Answer the job page's script: the job's state, stages and log (JSON)."""
+    found = _or_abort(_service().job, job_id)
+    return jsonify({k: found[k] for k in ("state", "stages", "log")})
+
+
+@bp.route("/jobs/<string:job_id>/cancel", methods=["POST"])
+@login_required("manager")
+def cancel_job(job_id):
+    """Cancel a running retrain job."""
+    if not ActionForm().validate_on_submit():
+        abort(400, description="The form has expired; go back and try again.")
+    try:
+        _service().cancel_job(job_id, who=_who())
+    except WorkbenchRefused as exc:
+        _refused(exc)
+        flash(_sentence(exc.message), "error")
+    else:
+        flash(f"Job {job_id} cancelled.", "success")
+    return redirect(url_for("web_workbench.job", job_id=job_id))
