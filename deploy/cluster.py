@@ -3,6 +3,7 @@
     PostgreSQL (the machine's server; databases credit_cluster and credit_cluster_mlflow)
     Redis (the machine's, at REDIS_URL; started here when nothing answers there)
     MLflow tracking server (PostgreSQL backend store, artifacts served from var/cluster/mlartifacts)
+    the model workbench service (one; the portals' /manager/workbench pages call it)
     portal1, portal2 (gunicorn)  <- nginx :8000
     serving1, serving2 (gunicorn) <- nginx :8001
 
@@ -40,8 +41,10 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = Path(__file__).resolve().parent
 PORTS = {"PORTAL_LB_PORT": 8000, "SERVING_LB_PORT": 8001, "PORTAL1_PORT": 8010, "PORTAL2_PORT": 8011,
-         "SERVING1_PORT": 8012, "SERVING2_PORT": 8013, "MLFLOW_PORT": 8020}
+         "SERVING1_PORT": 8012, "SERVING2_PORT": 8013, "MLFLOW_PORT": 8020, "WORKBENCH_PORT": 8030}
 REPLICAS = ("portal1", "portal2", "serving1", "serving2")
+# One of each, like the tracking server: the workbench runs one retrain job at a time, its jobs on its own disk.
+SINGLES = ("mlflow", "workbench")
 
 
 def _env(name: str, default: str) -> str:
@@ -152,6 +155,7 @@ def replica_env(settings: Settings) -> dict[str, str]:
         "REDIS_URL": settings.redis_url,
         "SECRET_KEY": shared_secret(settings, "SECRET_KEY"),
         "SERVING_URL": settings.url("SERVING_LB_PORT"),
+        "WORKBENCH_URL": settings.url("WORKBENCH_PORT"),
         # portals and serving: serving demands it on scoring calls and signs its answers with it
         "SERVING_TOKEN": shared_secret(settings, "SERVING_TOKEN"),
         "TRUSTED_PROXIES": "1",  # nginx: the portals read the client's address from X-Forwarded-For
@@ -172,7 +176,7 @@ def replica_env(settings: Settings) -> dict[str, str]:
 def write_files(settings: Settings, env: dict[str, str]) -> Path:
     """Write cluster.env and nginx.conf under var/cluster/; return the env file."""
     d = settings.cluster_dir
-    for sub in ("run", "logs", "nginx/tmp", "mlartifacts", *REPLICAS):
+    for sub in ("run", "logs", "nginx/tmp", "mlartifacts", "workbench", *REPLICAS):
         (d / sub).mkdir(parents=True, exist_ok=True)
     env_file = d / "cluster.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
@@ -244,7 +248,8 @@ def describe(settings: Settings, env_file: Path, processes: list[str]) -> dict:
         "database_url": settings.database_url(settings.ledger_db),
         "mlflow_backend_store_uri": settings.database_url(settings.mlflow_db),
         "redis_url": settings.redis_url, "env_file": str(env_file), "processes": processes,
-        "pidfiles": {name: str(d / "run" / f"{name}.pid") for name in ("mlflow", *REPLICAS)},
+        "workbench_url": settings.url("WORKBENCH_PORT"),
+        "pidfiles": {name: str(d / "run" / f"{name}.pid") for name in (*SINGLES, *REPLICAS)},
         "launcher_pid": os.getpid(), "settings": {k: str(v) for k, v in asdict(settings).items()},
     }
 
@@ -257,6 +262,8 @@ def banner(info: dict) -> str:
         f"  Serving (nginx -> 2 replicas):  {info['serving_url']}/version",
         f"  Replicas: portals {', '.join(info['portals'])}; serving {', '.join(info['servings'])}",
         f"  MLflow tracking server:         {info['mlflow_url']}/",
+        f"  Model workbench:                {info['portal_url']}/manager/workbench   (its service: "
+        f"{info['workbench_url']})",
         f"  Ledger: {info['database_url']}   Redis: {info['redis_url']}",
         "  Ctrl-C stops everything.",
         "",
@@ -271,7 +278,7 @@ def start(settings: Settings) -> int:
         return 2
     settings.cluster_dir.mkdir(parents=True, exist_ok=True)
     (settings.cluster_dir / "cluster.json").unlink(missing_ok=True)
-    processes = ["mlflow", *REPLICAS, "nginx"]
+    processes = [*SINGLES, *REPLICAS, "nginx"]
     if not redis_answers(settings.redis_url):
         host = urlsplit(settings.redis_url).hostname
         if host not in ("127.0.0.1", "localhost") or shutil.which("redis-server") is None:
@@ -309,6 +316,7 @@ def start(settings: Settings) -> int:
             wait_for(name, settings.url(name) + "/api/openapi.json", deadline, honcho)
         for name in ("SERVING1_PORT", "SERVING2_PORT", "SERVING_LB_PORT"):
             wait_for(name, settings.url(name) + "/ready", deadline, honcho)
+        wait_for("the workbench", settings.url("WORKBENCH_PORT") + "/health", deadline, honcho)
         info = describe(settings, env_file, processes)
         path = settings.cluster_dir / "cluster.json"
         path.write_text(json.dumps(info, indent=2) + "\n")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from deploy.cluster import PORTS
 from testing.databases import PG_ADMIN_URL
 from testing.servers import free_port
 
@@ -47,9 +48,7 @@ class Cluster:
         self.var_dir = var_dir
         self.start_timeout = start_timeout
         self.prefix = f"cluster_{uuid.uuid4().hex[:8]}"
-        self.ports = {name: free_port() for name in ("PORTAL_LB_PORT", "SERVING_LB_PORT", "PORTAL1_PORT",
-                                                      "PORTAL2_PORT", "SERVING1_PORT", "SERVING2_PORT",
-                                                      "MLFLOW_PORT")}
+        self.ports = {name: free_port() for name in PORTS}
         self.env = {
             **os.environ, **{k: str(v) for k, v in self.ports.items()},
             "VAR_DIR": str(var_dir), "CLUSTER_PG_ADMIN_URL": PG_ADMIN_URL,

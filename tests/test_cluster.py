@@ -20,6 +20,7 @@ instead of skipping them.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 import time
@@ -341,3 +342,19 @@ def _answers(url: str, path: str = "/health") -> bool:
         return requests.get(url + path, timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def test_the_workbench_reads_the_tracking_server_and_answers_the_portals(cluster):
+    # The service itself: the shared token, the registry of the tracking server (not a local store).
+    url = cluster.info["workbench_url"]
+    assert requests.get(url + "/v1/models/credit-approval", timeout=30).status_code == 401
+    listed = requests.get(url + "/v1/models/credit-approval", headers=cluster.serving_headers, timeout=60).json()
+    assert "1" in [v["version"] for v in listed["versions"]]
+    # A manager's page through nginx and either portal replica.
+    session = requests.Session()
+    login_page = session.get(cluster.info["portal_url"] + "/manager/login", timeout=10).text
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', login_page).group(1)
+    assert session.post(cluster.info["portal_url"] + "/manager/login", timeout=10, allow_redirects=False,
+                        data={"csrf_token": token, "id": "1", "password": "manager123"}).status_code == 302
+    page = session.get(cluster.info["portal_url"] + "/manager/workbench", timeout=60)
+    assert page.status_code == 200 and "credit-approval" in page.text
