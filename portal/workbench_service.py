@@ -105,6 +105,10 @@ class WorkbenchService:
         return self._call("POST", f"{self._model(name)}/rollback", {
             "reason": reason, "who": who, "expected_champion": expected_champion})
 
+    def challenge(self, name: str, version: str | None, *, reason: str, who: str) -> dict:
+        """Give a version the challenger alias, scored in the shadow of the champion (None clears it)."""
+        return self._call("POST", f"{self._model(name)}/challenge", {"version": version, "reason": reason, "who": who})
+
     def jobs(self) -> dict:
         """Return the retrain jobs, newest first, and the running one's id."""
         return self._call("GET", "/v1/jobs")

@@ -238,6 +238,29 @@ def test_promote_and_roll_back_from_the_page(manager, portal, store):
     assert "Nothing to roll back to" in manager.get("/manager/workbench/credit-approval/rollback").text
 
 
+def test_a_version_goes_into_the_shadow_from_the_page(manager, portal, store):
+    url = "/manager/workbench/credit-approval/versions/2/challenge"
+    confirm = manager.get(url)
+    assert confirm.status_code == 200 and "Watch version 2 in the shadow?" in confirm.text
+    token = token_of(confirm.text)
+    customer = portal.test_client()
+    assert web_login(customer, "customer", 101, "customer123").status_code == 302
+    assert customer.get(url).status_code == 403
+    assert customer.post(url, data={"csrf_token": token_of(customer.get("/customers/101").text),
+                                    "reason": "x"}).status_code == 403
+    assert manager.post(url, data={"reason": "no token"}).status_code == 400  # CSRF
+    assert manager.post(url, data={"csrf_token": token, "reason": "  "}).status_code == 422
+    champion = manager.post("/manager/workbench/credit-approval/versions/1/challenge",
+                            data={"csrf_token": token, "reason": "the champion itself"})
+    assert champion.status_code == 409 and "a challenger must be another version" in champion.text
+    assert model_registry.describe(tracking_uri=store)["challenger"] is None
+
+    done = manager.post(url, data={"csrf_token": token, "reason": "watch it on live requests"})
+    assert done.status_code == 302 and done.headers["Location"].endswith("/manager/model/shadow")
+    assert model_registry.describe(tracking_uri=store)["challenger"] == "2"
+    assert events(store)[-1] == ("challenge", None, "2", "manager 1", "watch it on live requests")
+
+
 def test_a_retrain_job_completes_survives_a_restart_and_its_version_appears(store, demo_ledger_url, sqlite_url,
                                                                             tmp_path):
     service = workbench_service(store, demo_ledger_url, tmp_path / "workbench")

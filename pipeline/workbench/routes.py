@@ -1,4 +1,4 @@
-"""The workbench's JSON endpoints: models and versions, comparison, promotion history, promote, roll back, jobs.
+"""The workbench's JSON endpoints: models and versions, comparison, history, promote, roll back, challenge, jobs.
 
 Every endpoint but ``/health`` demands the shared ``SERVING_TOKEN`` as a bearer
 token and signs its answer with it (``contracts.signing``), as serving does:
@@ -188,6 +188,19 @@ def rollback(name):
         moved = model_registry.rollback(who=who, why=why, name=name, tracking_uri=_uri())
     except model_registry.RegistryError as exc:
         raise BadRequest(str(exc), "model", 409) from exc
+    return jsonify(moved)
+
+
+@bp.route("/v1/models/<name>/challenge", methods=["POST"])
+def challenge(name):
+    """Give a version the challenger alias (serving scores it in the shadow), or clear it with version null."""
+    name, body = _name(name), _body()
+    number = None if body.get("version") is None else _version(body.get("version"))
+    why, who = _text(body, "reason", MAX_REASON), _text(body, "who", MAX_WHO)
+    try:
+        moved = model_registry.challenge(number, who=who, why=why, name=name, tracking_uri=_uri())
+    except model_registry.RegistryError as exc:
+        raise BadRequest(str(exc), "version", 404 if "has no version" in str(exc) else 409) from exc
     return jsonify(moved)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.web.auth import login_required
@@ -137,6 +138,28 @@ def rollback(name):
         status = 422
     return render_template("manager/workbench/rollback.html", model=model, target=target, form=form,
                            error=error), status
+
+
+@bp.route("/<string:name>/versions/<string:version>/challenge", methods=["GET", "POST"])
+@login_required("manager")
+def challenge(name, version):
+    """Confirm, with a reason, that a version becomes the challenger: scored in the shadow of every live decision."""
+    service = _service()
+    found = _or_abort(service.version, name, version)
+    form, error, status = ReasonForm(), None, 200
+    if form.validate_on_submit():
+        try:
+            service.challenge(name, version, reason=form.reason.data.strip(), who=_who())
+        except WorkbenchRefused as exc:
+            _refused(exc)
+            error, status = _sentence(exc.message), exc.status
+        else:
+            flash(_("%(name)s: version %(version)s is the challenger now: serving scores it in the shadow of every "
+                    "ML decision.", name=name, version=version), "success")
+            return redirect(url_for("web_shadow.shadow"))
+    if form.is_submitted() and status == 200:
+        status = 422
+    return render_template("manager/workbench/challenge.html", found=found, form=form, error=error), status
 
 
 @bp.route("/jobs", methods=["POST"])
