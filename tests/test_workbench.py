@@ -369,6 +369,8 @@ def test_the_workbench_pages_speak_german(manager, store):
     blank = manager.post("/manager/workbench/credit-approval/versions/2/promote",
                          data={"csrf_token": token_of(confirm.text), "champion": "1", "reason": " "})
     assert blank.status_code == 422 and "Geben Sie einen Grund ein" in blank.text
+    shadow = manager.get("/manager/workbench/credit-approval/versions/2/challenge")
+    assert "Version 2 im Schatten beobachten?" in shadow.text
     assert model_registry.champion_version(tracking_uri=store) == "1"
 
 
