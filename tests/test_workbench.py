@@ -346,6 +346,45 @@ def test_a_clear_page_when_the_workbench_is_down(sqlite_url):
     app.extensions["ledger_db"].dispose()
 
 
+
+def in_german(client) -> None:
+    """Switch a client's pages to German with the header's language form."""
+    token = token_of(client.get("/manager").text)
+    assert client.post("/language", data={"csrf_token": token, "language": "de", "next": "/manager"}).status_code == 302
+
+
+def test_the_workbench_pages_speak_german(manager, store):
+    in_german(manager)
+    index = manager.get("/manager/workbench")
+    assert index.status_code == 200, index.text
+    for part in ("Modellwerkstatt", "credit-approval: alle Versionen", "Champion: <strong>Version 1</strong>.",
+                 "1.000 Zeilen", "Von der Freigabeprüfung zurückgehalten", "Zwei Versionen vergleichen",
+                 "Neues Training starten", "Beförderungsverlauf", 'data-label="Ausfallquote"'):
+        assert part in index.text, part
+    compare = manager.get("/manager/workbench/compare?model=credit-approval&a=1&b=2")
+    assert compare.status_code == 200 and "Kennzahlen auf zurückgehaltenen Daten, mit 95-%-Intervallen" in compare.text
+    assert "version 2: nahe der Schwelle" in compare.text and "Rangordnungsgüte (AUC)" in compare.text
+    confirm = manager.get("/manager/workbench/credit-approval/versions/2/promote")
+    assert "Version 2 zum Champion machen?" in confirm.text and "Nicht bestanden</span> beats champion" in confirm.text
+    blank = manager.post("/manager/workbench/credit-approval/versions/2/promote",
+                         data={"csrf_token": token_of(confirm.text), "champion": "1", "reason": " "})
+    assert blank.status_code == 422 and "Geben Sie einen Grund ein" in blank.text
+    shadow = manager.get("/manager/workbench/credit-approval/versions/2/challenge")
+    assert "Version 2 im Schatten beobachten?" in shadow.text
+    assert model_registry.champion_version(tracking_uri=store) == "1"
+
+
+def test_the_down_page_speaks_german(sqlite_url):
+    app = portal_for(f"http://127.0.0.1:{free_port()}", sqlite_url)
+    client = app.test_client()
+    assert web_login(client, "manager", 1, "manager123").status_code == 302
+    in_german(client)
+    page = client.get("/manager/workbench")
+    assert page.status_code == 503 and "Die Modellwerkstatt antwortet nicht" in page.text
+    assert "Starten Sie ihn mit <code>make workbench</code>" in page.text
+    app.extensions["ledger_db"].dispose()
+
+
 # --------------------------------------------------------------------------- in a real browser
 
 CHROMIUM = "/usr/bin/chromium"

@@ -117,14 +117,18 @@ class ContactForm(FlaskForm):
 class ReasonForm(FlaskForm):
     """Promote or roll back the model: a required reason, and the champion the page showed (a move since refuses)."""
 
-    reason = TextAreaField("Reason", validators=[DataRequired("Enter a reason: it goes into the registry's audit log"),
-                                                 Length(max=1000)],
-                           description="Recorded in the registry's audit log with your name and the gate's evidence")
+    reason = TextAreaField(_l("Reason"),
+                           validators=[DataRequired(_l("Enter a reason: it goes into the registry's audit log")),
+                                       Length(max=1000)],
+                           description=_l("Recorded in the registry's audit log with your name and the gate's "
+                                          "evidence"))
     champion = HiddenField()
 
 
 class RetrainForm(FlaskForm):
-    seed = StringField("Seed (optional)", validators=[Optional(), Regexp(r"^[0-9]{1,9}$", message="A whole number")],
-                       description="Another seed splits and fits differently; the same data and seed are not "
-                                   "registered twice")
-    promote = BooleanField("Let the gate promote the new version when it passes (as make train does)", default=True)
+    seed = StringField(_l("Seed (optional)"),
+                       validators=[Optional(), Regexp(r"^[0-9]{1,9}$", message=_l("A whole number"))],
+                       description=_l("Another seed splits and fits differently; the same data and seed are not "
+                                      "registered twice"))
+    promote = BooleanField(_l("Let the gate promote the new version when it passes (as make train does)"),
+                           default=True)

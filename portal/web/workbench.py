@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.web.auth import login_required
-from portal.web.forms import ActionForm, ReasonForm, RetrainForm
+from portal.web.forms import FORM_EXPIRED, ActionForm, ReasonForm, RetrainForm
 from portal.workbench_service import WorkbenchRefused, WorkbenchService, WorkbenchUnavailable
 
 bp = Blueprint("web_workbench", __name__, url_prefix="/manager/workbench")
@@ -69,7 +69,7 @@ def index():
     names = service.models()
     name = request.args.get("model") or names["default"]
     if name not in names["models"]:
-        abort(404, description=f"No registered model {name}.")
+        abort(404, description=_("No registered model %(model)s.", model=name))
     model = service.model(name)
     versions = [v["version"] for v in model["versions"]]
     challenger = next((v for v in versions if v != model["champion"]), None)
@@ -106,8 +106,10 @@ def promote(name, version):
             _refused(exc)
             error, status = _sentence(exc.message), exc.status
         else:
-            flash(f"{name}: version {version} is the champion now (was {moved['previous'] or 'none'})."
-                  if moved["changed"] else f"{name}: version {version} was already the champion.", "success")
+            flash(_("%(model)s: version %(version)s is the champion now (was %(previous)s).", model=name,
+                    version=version, previous=moved["previous"] or _("none"))
+                  if moved["changed"] else _("%(model)s: version %(version)s was already the champion.", model=name,
+                                             version=version), "success")
             return redirect(url_for("web_workbench.index", model=name))
     if form.is_submitted() and status == 200:
         status = 422
@@ -132,7 +134,8 @@ def rollback(name):
             _refused(exc)
             error, status = _sentence(exc.message), exc.status
         else:
-            flash(f"{name}: rolled back to version {moved['champion']} (was {moved['previous']}).", "success")
+            flash(_("%(model)s: rolled back to version %(version)s (was %(previous)s).", model=name,
+                    version=moved["champion"], previous=moved["previous"]), "success")
             return redirect(url_for("web_workbench.index", model=name))
     if form.is_submitted() and status == 200:
         status = 422
@@ -168,8 +171,8 @@ def start_job():
     """Start a retrain job, then follow it on its page; one at a time."""
     form = RetrainForm()
     if not form.validate_on_submit():
-        flash("The retrain form was not valid: " + "; ".join(e for errors in form.errors.values() for e in errors),
-              "error")
+        flash(_("The retrain form was not valid: %(errors)s",
+                errors="; ".join(str(e) for errors in form.errors.values() for e in errors)), "error")
         return redirect(url_for("web_workbench.index"))
     try:
         job = _service().start_job(who=_who(), seed=int(form.seed.data) if form.seed.data else None,
@@ -201,12 +204,12 @@ def job_status(job_id):
 def cancel_job(job_id):
     """Cancel a running retrain job."""
     if not ActionForm().validate_on_submit():
-        abort(400, description="The form has expired; go back and try again.")
+        abort(400, description=FORM_EXPIRED)
     try:
         _service().cancel_job(job_id, who=_who())
     except WorkbenchRefused as exc:
         _refused(exc)
         flash(_sentence(exc.message), "error")
     else:
-        flash(f"Job {job_id} cancelled.", "success")
+        flash(_("Job %(job)s cancelled.", job=job_id), "success")
     return redirect(url_for("web_workbench.job", job_id=job_id))
