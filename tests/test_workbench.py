@@ -240,6 +240,7 @@ def test_promote_and_roll_back_from_the_page(manager, portal, store):
 
 def test_a_version_goes_into_the_shadow_from_the_page(manager, portal, store):
     url = "/manager/workbench/credit-approval/versions/2/challenge"
+    assert url in manager.get("/manager/workbench").text  # the version's Shadow... button
     confirm = manager.get(url)
     assert confirm.status_code == 200 and "Watch version 2 in the shadow?" in confirm.text
     token = token_of(confirm.text)
@@ -259,6 +260,7 @@ def test_a_version_goes_into_the_shadow_from_the_page(manager, portal, store):
     assert done.status_code == 302 and done.headers["Location"].endswith("/manager/model/shadow")
     assert model_registry.describe(tracking_uri=store)["challenger"] == "2"
     assert events(store)[-1] == ("challenge", None, "2", "manager 1", "watch it on live requests")
+    assert url not in manager.get("/manager/workbench").text  # already the challenger
 
 
 def test_a_retrain_job_completes_survives_a_restart_and_its_version_appears(store, demo_ledger_url, sqlite_url,
