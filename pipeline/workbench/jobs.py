@@ -78,6 +78,19 @@ def _alive(pid: int | None, folder: Path) -> bool:
     return stat not in ("Z", "X") and str(folder).encode() in cmdline
 
 
+def _group_alive(pgid: int | None) -> bool:
+    """Tell whether any process of the job's process group is left (the pipeline may outlive its runner)."""
+    if not pgid:
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def stages(log: str) -> list[dict]:
     """Return each pipeline stage as done, running or waiting, with the detail its progress line gave."""
     started, done = set(), {}
@@ -132,8 +145,10 @@ class JobStore:
             log = ""
         ended, result, cancel = _read(folder / EXIT_FILE), _read(folder / RESULT_FILE), _read(folder / CANCEL_FILE)
         running = ended is None and _alive(job.get("pid"), folder)
+        # A cancelled job is still stopping while the pipeline its runner started has not exited.
+        stopping = bool(cancel) and not running and _group_alive(job.get("pid"))
         code = ended["returncode"] if ended else None
-        if running:
+        if running or stopping:
             state = "running"
         elif cancel:
             state = "cancelled"
