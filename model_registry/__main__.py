@@ -21,10 +21,10 @@ def _with_interval(metrics: dict, key: str) -> str:
 
 
 def format_history(info: dict) -> list[str]:
-    """Return the audit log of the champion alias as lines, oldest first."""
+    """Return the audit log (registrations, champion and challenger moves) as lines, oldest first."""
     if not info.get("events"):
         return ["history: no alias move recorded in the audit log (experiment registry-audit)"]
-    lines = ["history of the champion alias (and the challenger's; audit log, oldest first):"]
+    lines = ["history of the champion alias (and the challenger's, and each registration; audit log, oldest first):"]
     for e in info["events"]:
         to = "-" if e["to_version"] in ("", "-") else f"v{e['to_version']}"
         move = f"v{e['from_version']} -> {to}" if e["from_version"] else f"-> {to}"

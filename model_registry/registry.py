@@ -109,8 +109,12 @@ def champion_uri(name: str = MODEL_NAME, alias: str = CHAMPION) -> str:
 
 
 def register(model_uri: str, *, run_id: str | None = None, tags: dict | None = None, description: str = "",
-             name: str = MODEL_NAME, tracking_uri: str | None = None) -> str:
-    """Register a logged model (``models:/<model_id>``) as a new version of ``name``; return its number."""
+             name: str = MODEL_NAME, tracking_uri: str | None = None, who: str | None = None,
+             why: str | None = None) -> str:
+    """Register a logged model (``models:/<model_id>``) as a new version of ``name``; return its number.
+
+    With ``why`` (the pipeline gives it) the registration is appended to the audit log too, with who trained.
+    """
     c = client(tracking_uri)
     try:
         c.get_registered_model(name)
@@ -121,6 +125,9 @@ def register(model_uri: str, *, run_id: str | None = None, tags: dict | None = N
     model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
     mv = c.create_model_version(name, source=model_uri, run_id=run_id, tags=tags, model_id=model_id,
                                 description=description or None)
+    if why:
+        audit.record(c, event="register", model=name, from_version=None, to_version=str(mv.version), who=_who(who),
+                     when=_now(), why=why)
     return str(mv.version)
 
 

@@ -263,7 +263,9 @@ def description(dataset: Dataset, training: TrainResult, evaluation: Evaluation,
 
 
 def register_version(logged: Logged, tags: dict[str, str], description: str = "",
-                     tracking_uri: str | None = None, name: str = model_registry.MODEL_NAME) -> str:
-    """Register the logged model as a new version of ``name`` (credit-approval by default); return its number."""
+                     tracking_uri: str | None = None, name: str = model_registry.MODEL_NAME,
+                     who: str | None = None) -> str:
+    """Register the logged model as a new version of ``name`` and say so in the audit log; return its number."""
     return model_registry.register(logged.model_uri, run_id=logged.run_id, tags=tags, description=description,
-                                   name=name, tracking_uri=tracking_uri)
+                                   name=name, tracking_uri=tracking_uri, who=who,
+                                   why=f"trained: run {logged.run_id}")

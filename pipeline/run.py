@@ -278,7 +278,7 @@ def _log_and_register(config, data, splits, training, evaluation, fingerprint, d
                 "training_key": fingerprint["training_key"]}
         version = rg.register_version(logged, tags, description=rg.description(data, training, evaluation,
                                                                                fingerprint, decision),
-                                      tracking_uri=uri, name=data.spec.model_name)
+                                      tracking_uri=uri, name=data.spec.model_name, who=config.who or "pipeline.run")
     return version, active.info.run_id
 
 
@@ -412,7 +412,8 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     reg.add_argument("--no-promote", action="store_true", help="register, but never move the champion alias")
     reg.add_argument("--if-no-champion", action="store_true", help="do nothing when a champion exists (make run)")
     reg.add_argument("--run-name", help="MLflow run name")
-    reg.add_argument("--who", help="who trains, for the audit log of a promotion (default pipeline.run)")
+    reg.add_argument("--who", help="who trains, for the audit log of the registration and of a promotion "
+                                   "(default pipeline.run)")
     reg.add_argument("--result-file", help="write the outcome (version, gate verdict and checks) there as JSON")
     a = p.parse_args(argv)
 

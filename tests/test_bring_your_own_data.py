@@ -173,8 +173,10 @@ def test_the_german_table_trains_registers_under_its_own_name_and_stock_mlflow_s
     assert model_registry.champion_version(NAME, uri) == "1"
     assert model_registry.champion_version(tracking_uri=uri) == credit.version == "1"
     assert model_registry.describe(tracking_uri=uri)["events"] == credit_events
-    (event,) = model_registry.describe(NAME, uri)["events"]
-    assert event["model"] == NAME and event["to_version"] == "1" and "PASS  servable" in event["evidence"]
+    registered, event = model_registry.describe(NAME, uri)["events"]
+    assert (registered["event"], registered["model"], registered["to_version"]) == ("register", NAME, "1")
+    assert event["event"] == "promote" and event["model"] == NAME and event["to_version"] == "1"
+    assert "PASS  servable" in event["evidence"]
     listed = subprocess.run(["make", "-s", "models", f"NAME={NAME}"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=300)
     assert listed.returncode == 0 and f"{NAME} in {uri}" in listed.stdout and "champion: version 1" in listed.stdout

@@ -39,7 +39,10 @@ def test_a_run_leaves_a_champion_with_its_evidence(trained_store, tmp_path):
     assert len(mv.tags["data_sha256"]) == 64 and mv.tags["data_history_years"] == "2021-2025"
     assert mv.description.startswith(f"{outcome.kind} on 1,000 rows of customer_years")
     assert "gate: passed" in mv.description
-    (event,) = model_registry.describe(tracking_uri=uri)["events"]
+    registered, event = model_registry.describe(tracking_uri=uri)["events"]  # every step is in the audit log
+    assert (registered["event"], registered["from_version"], registered["to_version"], registered["who"]) == \
+        ("register", None, "1", "pipeline.run")
+    assert registered["why"] == f"trained: run {mv.run_id}"
     assert (event["event"], event["from_version"], event["to_version"], event["who"]) == \
         ("promote", None, "1", "pipeline.run")
     assert event["why"].startswith("first champion") and "PASS  beats percentage rule" in event["evidence"]
@@ -171,9 +174,10 @@ def test_a_worse_candidate_stays_a_challenger_and_rollback_restores_the_champion
     assert statuses == {"1": "champion", "2": "rolled-back"}
     # Version 1's original promotion is still on record, untouched by the rollback.
     moves = [(e["event"], e["from_version"], e["to_version"], e["who"]) for e in info["events"]]
-    assert moves == [("promote", None, "1", "pipeline.run"), ("promote", "1", "2", "tester"),
+    assert moves == [("register", None, "1", "pipeline.run"), ("promote", None, "1", "pipeline.run"),
+                     ("register", None, "2", "pipeline.run"), ("promote", "1", "2", "tester"),
                      ("rollback", "2", "1", "tester")]
-    assert info["events"][0]["why"].startswith("first champion") and info["events"][2]["why"] == "worse"
+    assert info["events"][1]["why"].startswith("first champion") and info["events"][4]["why"] == "worse"
 
     assert registry_cli(["--tracking-uri", mlflow_uri, "rollback", "--why", "again"]) == 1  # v1 was the first
     assert "nothing to roll back to" in capsys.readouterr().err
@@ -191,7 +195,8 @@ def test_the_audit_log_survives_any_sequence_of_moves(mlflow_uri, demo_ledger_ur
         run(RunConfig(tracking_uri=mlflow_uri, params=tr.TrainParams(seed=seed, cv_repeats=1), promote=False),
             frame=frame, **QUIET)
     rng = np.random.default_rng(5)
-    expected, snapshots = [], []
+    expected = [("register", None, v) for v in ("1", "2", "3")]  # each training is in the log first
+    snapshots = []
     for step in range(12):
         current = model_registry.champion_version(tracking_uri=mlflow_uri)
         lineage = model_registry.describe(tracking_uri=mlflow_uri)["history"]
@@ -209,7 +214,7 @@ def test_the_audit_log_survives_any_sequence_of_moves(mlflow_uri, demo_ledger_ur
             assert now[:len(before)] == before
     events = model_registry.describe(tracking_uri=mlflow_uri)["events"]
     assert [(e["event"], e["from_version"], e["to_version"]) for e in events] == expected
-    assert [e["why"] for e in events] == [f"step {i}" for i in range(12)]
+    assert [e["why"] for e in events[3:]] == [f"step {i}" for i in range(12)]
     info = model_registry.describe(tracking_uri=mlflow_uri)
     assert info["history"][-1] == info["champion"] and "unaudited_move" not in info
 

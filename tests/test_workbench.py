@@ -211,12 +211,14 @@ def test_promote_and_roll_back_from_the_page(manager, portal, store):
     assert blank.status_code == 422 and "Enter a reason" in blank.text
     stale = manager.post(url, data={"csrf_token": token, "reason": "try it", "champion": "7"})
     assert stale.status_code == 409 and "look at the page again" in stale.text
-    assert model_registry.champion_version(tracking_uri=store) == "1" and len(events(store)) == 1
+    assert model_registry.champion_version(tracking_uri=store) == "1"
+    assert [e[0] for e in events(store)] == ["register", "promote", "register"]  # versions 1 and 2 trained
 
     done = manager.post(url, data={"csrf_token": token, "reason": "better on last month's cases", "champion": "1"})
     assert done.status_code == 302, done.text
     assert model_registry.champion_version(tracking_uri=store) == "2"
-    (promoted,) = [e for e in model_registry.describe(tracking_uri=store)["events"] if e["to_version"] == "2"]
+    (promoted,) = [e for e in model_registry.describe(tracking_uri=store)["events"]
+                  if e["to_version"] == "2" and e["event"] == "promote"]
     assert (promoted["event"], promoted["from_version"], promoted["who"], promoted["why"]) == \
         ("promote", "1", "manager 1", "better on last month's cases")
     assert "FAIL  beats champion" in promoted["evidence"]  # the gate's evidence goes into the audit log
@@ -233,7 +235,7 @@ def test_promote_and_roll_back_from_the_page(manager, portal, store):
                         data={"csrf_token": token_of(back.text), "reason": "complaints", "champion": "2"})
     assert done.status_code == 302
     assert model_registry.champion_version(tracking_uri=store) == "1"
-    assert events(store)[1:] == [("promote", "1", "2", "manager 1", "better on last month's cases"),
+    assert events(store)[3:] == [("promote", "1", "2", "manager 1", "better on last month's cases"),
                                  ("rollback", "2", "1", "manager 1", "complaints")]
     assert "Nothing to roll back to" in manager.get("/manager/workbench/credit-approval/rollback").text
 
@@ -289,6 +291,7 @@ def test_a_retrain_job_completes_survives_a_restart_and_its_version_appears(stor
         assert "data-job-status=" not in page.text  # no more polling
         versions = model_registry.describe(tracking_uri=store)["versions"]
         assert versions[0]["version"] == "3" and versions[0]["tags"]["data_rows"] == "1000"
+        assert ("register", None, "3", "manager 1") in [e[:4] for e in events(store)]  # who retrained, audited
         assert 'id="version-3"' in client.get("/manager/workbench").text
         result = json.loads((tmp_path / "workbench" / "var" / "jobs" / job_id / "result.json").read_text())
         assert result["version"] == "3" and result["gate"]["checks"]
@@ -472,5 +475,6 @@ def test_the_workbench_journey_in_a_browser_at_1280_and_375_px(service, store, t
         no_sideways_scroll(page)
         browser.close()
     events_now = events(store)
-    assert [e[0] for e in events_now[1:5]] == ["promote", "rollback", "promote", "rollback"]
-    assert events_now[1][3] == "manager 1" and events_now[1][4] == "journey at 1280 px"
+    assert [e[0] for e in events_now[3:8]] == ["promote", "rollback", "promote", "rollback", "register"]
+    assert events_now[3][3] == "manager 1" and events_now[3][4] == "journey at 1280 px"
+    assert events_now[7][2:4] == ("3", "manager 1")  # the retrain started from the page, in the audit log
