@@ -10,8 +10,9 @@ a small same-origin script (and a plain reload link without it).
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 
-from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -47,6 +48,17 @@ def _or_abort(call, *args):
     except WorkbenchRefused as exc:
         _refused(exc)
         abort(400, description=_sentence(exc.message))
+
+
+def _confirmed(form: ReasonForm, move: Callable[[str], Response]) -> tuple[Response | None, str | None, int]:
+    """Make a registry move once its reason form validates: its redirect, or the refusal to show and the status."""
+    if form.validate_on_submit():
+        try:
+            return move(form.reason.data.strip()), None, 200
+        except WorkbenchRefused as exc:
+            _refused(exc)
+            return None, _sentence(exc.message), exc.status
+    return None, None, 422 if form.is_submitted() else 200
 
 
 @bp.errorhandler(WorkbenchUnavailable)
@@ -95,24 +107,21 @@ def promote(name, version):
     """Confirm, with a reason, that a version becomes the champion; show its gate evidence first."""
     service = _service()
     found = _or_abort(service.version, name, version)
-    form, error, status = ReasonForm(), None, 200
+    form = ReasonForm()
     if request.method == "GET":
         form.champion.data = found["model"]["champion"] or ""
-    elif form.validate_on_submit():
-        try:
-            moved = service.promote(name, version, reason=form.reason.data.strip(), who=_who(),
-                                    expected_champion=form.champion.data or None)
-        except WorkbenchRefused as exc:
-            _refused(exc)
-            error, status = _sentence(exc.message), exc.status
-        else:
-            flash(_("%(model)s: version %(version)s is the champion now (was %(previous)s).", model=name,
-                    version=version, previous=moved["previous"] or _("none"))
-                  if moved["changed"] else _("%(model)s: version %(version)s was already the champion.", model=name,
-                                             version=version), "success")
-            return redirect(url_for("web_workbench.index", model=name))
-    if form.is_submitted() and status == 200:
-        status = 422
+
+    def move(reason: str) -> Response:
+        moved = service.promote(name, version, reason=reason, who=_who(), expected_champion=form.champion.data or None)
+        flash(_("%(model)s: version %(version)s is the champion now (was %(previous)s).", model=name,
+                version=version, previous=moved["previous"] or _("none"))
+              if moved["changed"] else _("%(model)s: version %(version)s was already the champion.", model=name,
+                                         version=version), "success")
+        return redirect(url_for("web_workbench.index", model=name))
+
+    done, error, status = _confirmed(form, move)
+    if done:
+        return done
     return render_template("manager/workbench/promote.html", found=found, form=form, error=error), status
 
 
@@ -123,22 +132,19 @@ def rollback(name):
     service = _service()
     model = _or_abort(service.model, name)
     target = service.version(name, model["rollback_to"]) if model["rollback_to"] else None
-    form, error, status = ReasonForm(), None, 200
+    form = ReasonForm()
     if request.method == "GET":
         form.champion.data = model["champion"] or ""
-    elif form.validate_on_submit():
-        try:
-            moved = service.rollback(name, reason=form.reason.data.strip(), who=_who(),
-                                     expected_champion=form.champion.data or None)
-        except WorkbenchRefused as exc:
-            _refused(exc)
-            error, status = _sentence(exc.message), exc.status
-        else:
-            flash(_("%(model)s: rolled back to version %(version)s (was %(previous)s).", model=name,
-                    version=moved["champion"], previous=moved["previous"]), "success")
-            return redirect(url_for("web_workbench.index", model=name))
-    if form.is_submitted() and status == 200:
-        status = 422
+
+    def move(reason: str) -> Response:
+        moved = service.rollback(name, reason=reason, who=_who(), expected_champion=form.champion.data or None)
+        flash(_("%(model)s: rolled back to version %(version)s (was %(previous)s).", model=name,
+                version=moved["champion"], previous=moved["previous"]), "success")
+        return redirect(url_for("web_workbench.index", model=name))
+
+    done, error, status = _confirmed(form, move)
+    if done:
+        return done
     return render_template("manager/workbench/rollback.html", model=model, target=target, form=form,
                            error=error), status
 
@@ -149,19 +155,17 @@ def challenge(name, version):
     """Confirm, with a reason, that a version becomes the challenger: scored in the shadow of every live decision."""
     service = _service()
     found = _or_abort(service.version, name, version)
-    form, error, status = ReasonForm(), None, 200
-    if form.validate_on_submit():
-        try:
-            service.challenge(name, version, reason=form.reason.data.strip(), who=_who())
-        except WorkbenchRefused as exc:
-            _refused(exc)
-            error, status = _sentence(exc.message), exc.status
-        else:
-            flash(_("%(name)s: version %(version)s is the challenger now: serving scores it in the shadow of every "
-                    "ML decision.", name=name, version=version), "success")
-            return redirect(url_for("web_shadow.shadow"))
-    if form.is_submitted() and status == 200:
-        status = 422
+    form = ReasonForm()
+
+    def move(reason: str) -> Response:
+        service.challenge(name, version, reason=reason, who=_who())
+        flash(_("%(name)s: version %(version)s is the challenger now: serving scores it in the shadow of every "
+                "ML decision.", name=name, version=version), "success")
+        return redirect(url_for("web_shadow.shadow"))
+
+    done, error, status = _confirmed(form, move)
+    if done:
+        return done
     return render_template("manager/workbench/challenge.html", found=found, form=form, error=error), status
 
 
