@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.results import write_json  # noqa: E402
 from bench.wrk import wrk  # noqa: E402
 from testing.cluster import Cluster  # noqa: E402
 
@@ -81,9 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         r = best[key]
         print(f"{name:44}{r['rps']:12.0f}{r['p50_ms']:9.2f}{r['p99_ms']:9.2f}{r['non_2xx']:9d}")
     print(f"ratio two/one: {result['ratio']:.2f}x  ({os.cpu_count()} CPUs shared by wrk, nginx and both replicas)")
-    out = ROOT / "var" / "bench"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cluster.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json("cluster", result)
     return 0 if not leftovers else 1
 
 

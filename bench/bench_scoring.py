@@ -20,7 +20,6 @@ Writes var/bench/scoring.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -35,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.results import write_json  # noqa: E402
 from pipeline import train as tr  # noqa: E402
 from pipeline.dataset import from_export  # noqa: E402
 from pipeline.features import FEATURES  # noqa: E402
@@ -158,9 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     results["load_average_after"] = os.getloadavg()
     print(f"load average before / after: {results['load_average_before'][0]:.1f} / "
           f"{results['load_average_after'][0]:.1f} on {os.cpu_count()} CPUs (other work on the machine slows this)")
-    out = ROOT / "var" / "bench"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "scoring.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_json("scoring", results)
     return 0
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.results import write_json
 from bench.wrk import champion_store, wrk
 from model_registry import registry
 from serving.decisions import decide
@@ -139,9 +140,7 @@ def main(argv: list[str] | None = None) -> int:
           f"({ip['sklearn_predict_proba_us'] / ip['score_us']:.1f}x)")
     print(f"  1,000,000 rows: {ip['batch_1m_s']:.2f} s   (goal <= {GOALS['batch_1m_s']:.0f} s)")
     print("goals met: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in results["met"].items()))
-    out = ROOT / "var" / "bench"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "serving.json").write_text(json.dumps(results, indent=2))
+    write_json("serving", results)
     return 0
 
 

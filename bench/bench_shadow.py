@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.bench_serving import ROW
+from bench.results import write_json
 from bench.wrk import champion_store, wrk
 from model_registry import registry
 from serving import shadow
@@ -136,9 +137,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{off['p50_ms']:6.2f}/{off['p99_ms']:5.2f}")
     print(f"in-process: decision {ip['decision_us']:.1f} us, with the shadow score "
           f"{ip['decision_with_shadow_us']:.1f} us (+{ip['shadow_us']:.1f} us)")
-    out = ROOT / "var" / "bench"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "shadow.json").write_text(json.dumps(results, indent=2))
+    write_json("shadow", results)
     return 0
 
 

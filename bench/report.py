@@ -21,8 +21,10 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from bench.results import bench_dir
+
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "var" / "bench"
+RESULTS = bench_dir()  # where every benchmark writes its JSON (bench.results.write_json)
 DOC = ROOT / "docs" / "benchmarks.md"
 PLOT = ROOT / "docs" / "benchmarks" / "goals.png"
 
