@@ -17,11 +17,11 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from flask import current_app
 from flask_login import UserMixin
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from portal.auth.passwords import hash_password, needs_rehash, verify_password
-from portal.db import write_transaction
+from portal.db import core, write_transaction
 from portal.models import ApiToken, Customer, Manager, utcnow
 
 ROLES = {"customer": Customer, "manager": Manager}
@@ -80,17 +80,27 @@ def start_login(session: Session, role: str, user) -> tuple[Principal, str, date
     return principal, token, expires
 
 
+def _login_query():
+    """Build the query of a live login record with its user's name and active flag (once: every request runs it)."""
+    tokens = ApiToken.__table__.c
+    query = select(tokens.role, tokens.user_id, tokens.expires_at,
+                   *(c for role, user in ROLES.items()
+                     for c in (user.__table__.c.name.label(f"{role}_name"),
+                               user.__table__.c.active.label(f"{role}_active"))))
+    for role, user in ROLES.items():
+        query = query.outerjoin(user.__table__, and_(tokens.role == role, user.__table__.c.id == tokens.user_id))
+    return query.where(tokens.jti == bindparam("jti"), tokens.revoked_at.is_(None))
+
+
+_LOGIN = _login_query()
+
+
 def load_login(session: Session, jti: str) -> Principal | None:
     """Return the principal of a live login record, or None if revoked, expired, unknown or the user is inactive.
 
     One query per request: the live record joined to its user's name and active flag, nothing else.
     """
-    query = select(ApiToken.role, ApiToken.user_id, ApiToken.expires_at,
-                   *(c for role, user in ROLES.items()
-                     for c in (user.name.label(f"{role}_name"), user.active.label(f"{role}_active"))))
-    for role, user in ROLES.items():
-        query = query.outerjoin(user, and_(ApiToken.role == role, user.id == ApiToken.user_id))
-    row = session.execute(query.where(ApiToken.jti == jti, ApiToken.revoked_at.is_(None))).first()
+    row = core(session).execute(_LOGIN, {"jti": jti}).first()
     if row is None or row.role not in ROLES:
         return None
     expires = row.expires_at

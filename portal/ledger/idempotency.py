@@ -10,13 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
+from portal.db import core
 from portal.ledger.errors import Conflict
-from portal.models import IdempotencyRecord
+from portal.models import IdempotencyRecord, utcnow
 
 # Stored key = prefix + the client's key: a payment's key never meets a credit request's.
 SCOPES = {"payment": "payment:", "credit": "credit:"}
+_records = IdempotencyRecord.__table__.c
+_FIRST_ANSWER = select(_records.request_hash, _records.response).where(
+    _records.customer_id == bindparam("c"), _records.key == bindparam("k"))
+_REMEMBER = insert(IdempotencyRecord.__table__)
 
 
 def fingerprint(**fields) -> str:
@@ -26,7 +32,7 @@ def fingerprint(**fields) -> str:
 
 def first_answer(session: Session, scope: str, customer_id: int, key: str, request_hash: str) -> dict | None:
     """Return the stored answer for this key, None for a new key; 409 if the key was used for another request."""
-    record = session.get(IdempotencyRecord, (customer_id, SCOPES[scope] + key))
+    record = core(session).execute(_FIRST_ANSWER, {"c": customer_id, "k": SCOPES[scope] + key}).first()
     if record is None:
         return None
     if record.request_hash != request_hash:
@@ -36,5 +42,5 @@ def first_answer(session: Session, scope: str, customer_id: int, key: str, reque
 
 def remember(session: Session, scope: str, customer_id: int, key: str, request_hash: str, answer: dict) -> None:
     """Store the first answer for this key, in the caller's transaction."""
-    session.add(IdempotencyRecord(customer_id=customer_id, key=SCOPES[scope] + key, request_hash=request_hash,
-                                  response=answer))
+    core(session).execute(_REMEMBER, {"customer_id": customer_id, "key": SCOPES[scope] + key,
+                                      "request_hash": request_hash, "response": answer, "created_at": utcnow()})

@@ -11,13 +11,15 @@ from sqlalchemy.orm import Session
 
 from contracts import allocation as rule
 from portal import audit
-from portal.db import write_transaction
+from portal.db import core, write_transaction
 from portal.ledger import bank_credit, booking, idempotency
 from portal.ledger.errors import Conflict, InvalidRequest, NotFound
 from portal.ledger.locks import lock_customer
 from portal.mail import outbox
 from portal.models import Allocation, Due, Payment, PaymentReversal, utcnow
 from portal.money import format_cents
+
+_INSERT_PAYMENT = insert(Payment.__table__).returning(Payment.__table__.c.id)
 
 
 @dataclass
@@ -111,13 +113,13 @@ def pay(session: Session, customer_id: int, year: int, month: int, amount_cents:
 
         where = preview(session, customer_id, year, month, amount_cents)
         allocations, to_bank = where.allocations, where.to_bank_credit_cents
-        payment_id = session.execute(
-            insert(Payment).values(customer_id=customer_id, year=year, month=month, amount_cents=amount_cents,
-                                   to_bank_credit_cents=to_bank, source=source, idempotency_key=idempotency_key,
-                                   created_at=utcnow()).returning(Payment.id)
-        ).scalar_one()
+        payment_id = core(session).execute(_INSERT_PAYMENT, {
+            "customer_id": customer_id, "year": year, "month": month, "amount_cents": amount_cents,
+            "to_bank_credit_cents": to_bank, "source": source, "idempotency_key": idempotency_key,
+            "created_at": utcnow()}).scalar_one()
         booking.book(session, customer, allocations, payment_id=payment_id)
-        customer.bank_credit_cents += to_bank
+        if to_bank:
+            booking.add_to_totals(session, customer, bank_credit_cents=to_bank)
 
         result = PaymentResult(payment_id, customer_id, year, month, amount_cents, allocations, to_bank)
         outbox.enqueue(session, customer, "payment_received", outbox.payment_context(result, customer))

@@ -5,11 +5,17 @@ import calendar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from portal.db import core
 from portal.ledger.errors import NotFound
 from portal.models import Allocation, BankCreditEntry, Customer, Due, Payment, PaymentReversal
+
+_dues = Due.__table__.c
+# Built once: every payment's answer reads it (its summary).
+_PAID_BY_YEAR = (select(_dues.year, func.sum(_dues.paid_cents)).where(_dues.customer_id == bindparam("c"))
+                 .group_by(_dues.year).order_by(_dues.year))
 
 
 @dataclass
@@ -62,10 +68,7 @@ def years(session: Session, customer_id: int) -> list[int]:
 
 def paid_by_year(session: Session, customer_id: int) -> dict[int, int]:
     """Return what the customer paid towards each year of their schedule, oldest year first (one query)."""
-    rows = session.execute(
-        select(Due.year, func.sum(Due.paid_cents)).where(Due.customer_id == customer_id)
-        .group_by(Due.year).order_by(Due.year)
-    )
+    rows = core(session).execute(_PAID_BY_YEAR, {"c": customer_id})
     return {year: int(paid or 0) for year, paid in rows}
 
 

@@ -16,14 +16,15 @@ from __future__ import annotations
 import uuid
 from email.utils import parseaddr
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.config import mail_from
-from portal.db import write_transaction
+from portal.db import core, write_transaction
 from portal.models import Customer, OutboxMessage, utcnow
 
+_INSERT = insert(OutboxMessage.__table__)
 KINDS = ("payment_received", "credit_approved", "credit_rejected", "password_reset", "bank_credit_refunded")
 
 
@@ -33,20 +34,23 @@ def message_domain() -> str:
 
 
 def enqueue(session: Session, customer: Customer, kind: str, context: dict | None = None) -> OutboxMessage | None:
-    """Add an email about `kind` to `customer` to the caller's transaction; None when they have no address."""
+    """Write an email about `kind` to `customer` in the caller's transaction and return it; None without an address.
+
+    One prebuilt insert (every payment writes one); the message returned holds what was
+    written, outside the session.
+    """
     if kind not in KINDS:
         raise ValueError(f"unknown email kind {kind!r}")
     if not customer.email:
         return None
     now = utcnow()
     # Random and short: the email package folds a long Message-ID header onto a second line.
-    message = OutboxMessage(message_id=f"<{uuid.uuid4().hex}@{message_domain()}>",
-                            kind=kind, customer_id=customer.id, recipient=customer.email,
-                            recipient_name=customer.name, language=customer.language or "en",
-                            context=context or {}, status="pending", attempts=0, next_attempt_at=now,
-                            created_at=now)
-    session.add(message)
-    return message
+    values = {"message_id": f"<{uuid.uuid4().hex}@{message_domain()}>", "kind": kind, "customer_id": customer.id,
+              "recipient": customer.email, "recipient_name": customer.name, "language": customer.language or "en",
+              "context": context or {}, "status": "pending", "attempts": 0, "next_attempt_at": now,
+              "created_at": now}
+    core(session).execute(_INSERT, values)
+    return OutboxMessage(**values)
 
 
 def payment_context(payment, customer: Customer) -> dict:
