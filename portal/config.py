@@ -107,6 +107,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "SESSION_COOKIE_SECURE": is_production(),
         "REMEMBER_COOKIE_HTTPONLY": True,
         "PERMANENT_SESSION_LIFETIME": int(os.environ.get("SESSION_LIFETIME", str(8 * 3600))),
+        # A login ends SESSION_LIFETIME after it began (its record's expires_at), not after the last request:
+        # re-signing and re-sending the cookie on every answer would not extend it, only cost each request.
+        "SESSION_REFRESH_EACH_REQUEST": False,
         "PREFERRED_URL_SCHEME": "https" if is_production() else "http",
         "DEBUG": False,
         "TESTING": False,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -40,10 +40,11 @@ class PaymentResult:
 
     def to_record(self) -> dict:
         """Return a JSON-able form, as stored for idempotent replays."""
-        data = asdict(self)
-        for name in ("replayed", "reversed_at", "summary"):
-            data.pop(name)
-        return data
+        return {"payment_id": self.payment_id, "customer_id": self.customer_id, "year": self.year,
+                "month": self.month, "amount_cents": self.amount_cents,
+                "allocations": [{"year": a.year, "month": a.month, "amount_cents": a.amount_cents}
+                                for a in self.allocations],
+                "to_bank_credit_cents": self.to_bank_credit_cents}
 
     @classmethod
     def from_record(cls, data: dict, reversal: PaymentReversal | None = None) -> PaymentResult:
