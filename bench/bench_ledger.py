@@ -1,6 +1,6 @@
 """Ledger benchmarks, each against a baseline measured in the same run on the same machine.
 
-* payments per second over HTTP (gunicorn's gthread workers as ``make run`` runs
+* payments per second over HTTP, wrk as the client (``bench.pay_wrk``; gunicorn's gthread workers as ``make run`` runs
   them, 2 x 8 threads; 16 concurrent clients, one payment = one
   ``POST /api/customer/payment``) on PostgreSQL, against ``pgbench``'s
   TPC-B-like tps on the same server (``pgbench -c 8 -j 2 -T 10``, scale 1, a
@@ -43,10 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import payment_path  # noqa: E402
+from bench import pay_wrk, payment_path  # noqa: E402
 from bench.results import machine, percentile, write_json  # noqa: E402
-from bench.storm import run_storm  # noqa: E402
-from bench.storm_client import StormConfig  # noqa: E402
 from contracts import ledger_export  # noqa: E402
 from pipeline.simulate import simulate  # noqa: E402
 from portal.db import Database  # noqa: E402
@@ -161,13 +159,11 @@ def sqlite_tpcb_tps(clients: int = 8, seconds: float = 10.0) -> dict:
 
 # --------------------------------------------------------------------------- payments per second
 
-def payments_per_second(kind: str, admin_url: str, clients: int, payments: int, customers: int,
+def payments_per_second(kind: str, admin_url: str, clients: int, seconds: int, customers: int,
                         workers: int, threads: int | None) -> dict:
-    """Run a storm without replays on a fresh ledger; return its figures."""
-    cfg = StormConfig(clients=clients, payments=payments, customers=customers, dup_every=0, race_every=0,
-                      seed=7, first_customer_id=800_001)
+    """Pay with wrk for `seconds` on a fresh ledger, then audit it; return the figures."""
     with throwaway_database(kind, "bench", migrated=True, admin_url=admin_url) as url:
-        result = run_storm(url, cfg, workers=workers, threads=threads)
+        result = pay_wrk.payments_per_second(url, clients, customers, seconds, workers, threads)
     if not result["ok"]:
         raise RuntimeError(f"the {kind} payment run failed its audit: {result['problems']}")
     return result
@@ -186,11 +182,11 @@ def where_the_time_goes(path: dict, storm: dict, baseline_tps: float, workers: i
             f"{path['ms_per_payment']} ms in-process, one at a time), where pgbench's TPC-B transaction is 5 "
             f"statements from a client written in C. Over HTTP it took {total:.1f} ms of CPU per payment "
             f"({parts}), while 0.3x pgbench leaves {budget:.1f} ms of the {os.cpu_count()} CPUs per payment for "
-            f"everything: the {clients} Python client threads, {serving} and PostgreSQL share those cores "
+            f"everything: wrk's {clients} connections, {serving} and PostgreSQL share those cores "
             f"(load average {os.getloadavg()[0]:.1f} at the end, other work included)")
 
 
-def bench_payments(kinds: list[str], admin_url: str, clients: int, payments: int, customers: int,
+def bench_payments(kinds: list[str], admin_url: str, clients: int, seconds: int, customers: int,
                    workers: int, threads: int | None = None) -> list[dict]:
     """Payments per second over HTTP vs the database's own TPC-B-like tps, and what one payment costs."""
     results = []
@@ -202,7 +198,7 @@ def bench_payments(kinds: list[str], admin_url: str, clients: int, payments: int
         # load from elsewhere on the machine while measuring weighs on both sides alike.
         measure = (lambda: pgbench_tps(admin_url)) if kind == "postgres" else sqlite_tpcb_tps
         before = measure()
-        storm = payments_per_second(kind, admin_url, clients, payments, customers, workers, threads)
+        storm = payments_per_second(kind, admin_url, clients, seconds, customers, workers, threads)
         cpu = storm.get("cpu_ms_per_payment") or {}
         print(f"  ({kind}: CPU ms per payment over HTTP: "
               + ", ".join(f"{part} {ms:.2f}" for part, ms in cpu.items()) + ")", flush=True)
@@ -349,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["payments", "latency", "all"], default="all",
                         help="latency includes the seeding figures")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--payments", type=int, default=100, help="payments per client")
+    parser.add_argument("--seconds", type=int, default=20, help="how long wrk pays")
     parser.add_argument("--customers", type=int, default=100, help="customers paid in the payments run")
     # As `make run` serves the portal with Redis: gthread workers, whose threads keep connections alive.
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
@@ -368,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind in kinds:  # one failure is recorded and the others still run
         try:
             if args.only in ("payments", "all"):
-                results += bench_payments([kind], args.pg_admin_url, args.clients, args.payments, args.customers,
+                results += bench_payments([kind], args.pg_admin_url, args.clients, args.seconds, args.customers,
                                           args.workers, args.threads or None)
             if args.only in ("latency", "all"):
                 results += bench_latency_and_seeding([kind], args.pg_admin_url, args.small, args.large)

@@ -17,21 +17,26 @@ def wrk(url: str, body: str, seconds: int, connections: int = 8, headers: dict[s
     lines = [f"wrk.method = {json.dumps('POST')}", f"wrk.body = {json.dumps(body)}",
              'wrk.headers["Content-Type"] = "application/json"']
     lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in (headers or {}).items()]
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write("\n".join(lines) + "\n")
+    return run_script(url, "\n".join(lines) + "\n", seconds, connections)
+
+
+def run_script(url: str, script: str, seconds: int, connections: int = 8) -> dict:
+    """Run wrk (2 threads) with a Lua `script` for `seconds`; return requests, requests/s, p50/p99 (ms), non-2xx."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
+        file.write(script)
     try:
         out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s",
-                              script.name, url], capture_output=True, text=True, timeout=seconds + 60).stdout
+                              file.name, url], capture_output=True, text=True, timeout=seconds + 60).stdout
     finally:
-        os.unlink(script.name)
+        os.unlink(file.name)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     latency = {}
     for pct in ("50", "99"):
         value, unit = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", out).groups()
         latency[pct] = float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50_ms": latency["50"], "p99_ms": latency["99"],
-            "non_2xx": int(errors.group(1)) if errors else 0}
+    return {"requests": int(re.search(r"(\d+) requests in", out).group(1)), "rps": rps,
+            "p50_ms": latency["50"], "p99_ms": latency["99"], "non_2xx": int(errors.group(1)) if errors else 0}
 
 
 def champion_store(tracking_uri: str | None) -> str | None:

@@ -31,6 +31,15 @@ def test_successful_logins_are_not_counted(client, ledger):
         assert client.post("/api/customer/login", json={"id": 101, "password": "customer123"}).status_code == 200
 
 
+def test_the_session_cookie_is_set_at_login_and_not_resent_on_every_answer(client, ledger):
+    login = client.post("/api/customer/login", json={"id": 101, "password": "customer123"})
+    assert "session=" in login.headers.get("Set-Cookie", "")
+    answer = client.get("/api/customer/summary/101")  # the cookie's login, as a page's request
+    assert answer.status_code == 200 and "Set-Cookie" not in answer.headers
+    bearer = client.get("/api/customer/summary/101", headers={"Authorization": f"Bearer {login.json['token']}"})
+    assert bearer.status_code == 200 and "Set-Cookie" not in bearer.headers
+
+
 def test_new_session_on_login(client, ledger):
     with client.session_transaction() as s:
         s["planted"] = "by an attacker"

@@ -4,6 +4,7 @@ The full-size storm is `python -m bench.storm` (16 clients x 500 payments on 10 
 """
 import pytest
 
+from bench import pay_wrk
 from bench.storm import run_storm
 from bench.storm_client import StormConfig
 from portal.db import Database
@@ -31,3 +32,13 @@ def test_payment_storm_keeps_every_cent(db_url, tmp_path):
         check_invariants(db)
     finally:
         db.dispose()
+
+
+def test_the_wrk_payment_run_pays_and_audits(db_url):
+    """The payments/s benchmark's run (bench.pay_wrk): wrk's Lua client pays, and the audit finds the ledger whole."""
+    result = pay_wrk.payments_per_second(db_url, clients=4, customers=3, seconds=2, workers=1, threads=4)
+
+    assert result["ok"], "\n".join(result["problems"])
+    assert result["payments_accepted"] > 20
+    assert result["payments_accepted"] <= result["payments_in_ledger"] <= result["payments_accepted"] + 4
+    assert result["cpu_ms_per_payment"]["load generator"] >= 0 and result["cpu_ms_per_payment"]["portal"] > 0

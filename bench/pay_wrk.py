@@ -1,0 +1,98 @@
+"""Payments per second over HTTP with wrk as the client (C, as pgbench is), then the ledger audited.
+
+wrk (2 threads, `clients` connections) sends ``POST /api/customer/payment`` for
+`seconds`: each request a new Idempotency-Key, the customers in turn, a random
+month of their schedule and a random amount (the Lua script is written here).
+The portal runs under gunicorn as ``make run`` runs it. Afterwards the ledger
+must hold what wrk was answered: every sum to the cent, the allocations a serial
+replay of the allocation rule, and one payment per 2xx answer (plus at most one
+per connection still in flight when wrk stopped). ``bench.bench_ledger`` uses
+it for its payments/s figure; the storm (``bench.storm``), with replays, races
+and its per-answer audit, stays the correctness run.
+"""
+from __future__ import annotations
+
+import json
+import resource
+
+from sqlalchemy.engine import make_url
+
+from bench.cpu import CpuMeter
+from bench.storm import create_customers
+from bench.storm_client import StormConfig, login_all, plan_schedule
+from bench.wrk import run_script
+from portal.db import Database
+from testing.audit import allocations_replay_serially, ledger_problems, no_reversals, read_ledger
+from testing.servers import portal
+
+LUA = """
+local tokens = %(tokens)s
+local periods = %(periods)s
+local max_cents = %(max_cents)d
+local threads, counter = 0, 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+function init(args)
+  math.randomseed(7 + tid)
+end
+function request()
+  counter = counter + 1
+  local token = tokens[(counter * 2 + tid) %% #tokens + 1]
+  local period = periods[math.random(#periods)]
+  local cents = math.random(1, max_cents)
+  local body = string.format('{"year": %%d, "month": %%d, "amount": "%%d.%%02d"}',
+                             period[1], period[2], math.floor(cents / 100), cents %% 100)
+  return wrk.format("POST", "/api/customer/payment", {["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer " .. token, ["Idempotency-Key"] = "w" .. tid .. "-" .. counter}, body)
+end
+"""
+
+
+def lua_list(items) -> str:
+    """Write a Python list of strings or int pairs as a Lua table."""
+    return "{" + ", ".join(json.dumps(i) if isinstance(i, str) else f"{{{i[0]}, {i[1]}}}" for i in items) + "}"
+
+
+def children_seconds() -> float:
+    """Return the CPU seconds of this process's waited-for children (wrk, once it has exited)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def payments_per_second(database_url: str, clients: int = 16, customers: int = 100, seconds: int = 20,
+                        workers: int = 2, threads: int | None = 8) -> dict:
+    """Pay the customers of a migrated, empty ledger with wrk for `seconds`; return the figures and the audit."""
+    cfg = StormConfig(clients=clients, payments=40 * seconds, customers=customers, seed=7,
+                      first_customer_id=800_001)
+    schedule = plan_schedule(cfg)
+    create_customers(database_url, schedule)
+    postgres = make_url(database_url).get_backend_name() == "postgresql"
+    server = portal(database_url, workers=workers, threads=threads).start()
+    try:
+        tokens = login_all(server.url, schedule.customer_ids)
+        script = LUA % {"tokens": lua_list(tokens[c] for c in schedule.customer_ids),
+                        "periods": lua_list(schedule.periods()), "max_cents": cfg.max_amount_cents}
+        meter = CpuMeter(server.worker_pids(), make_url(database_url).database if postgres else None).start()
+        wrk_before = children_seconds()
+        figures = run_script(server.url, script, seconds, clients)
+        cpu = {**meter.stop(), "load generator": round(children_seconds() - wrk_before, 3)}
+    finally:
+        server.stop()
+    db = Database(database_url)
+    try:
+        rows = read_ledger(db, schedule.customer_ids)
+    finally:
+        db.dispose()
+    answered = figures["requests"] - figures["non_2xx"]
+    problems = [*no_reversals(rows), *ledger_problems(rows), *allocations_replay_serially(rows)]
+    if figures["non_2xx"]:
+        problems.append(f"{figures['non_2xx']} answers were not 2xx")
+    if not answered <= len(rows.payments) <= answered + clients:
+        problems.append(f"{len(rows.payments)} payments in the ledger for {answered} 2xx answers")
+    paid = answered or 1
+    return {"ok": not problems, "problems": problems, "payments_per_second": figures["rps"],
+            "payments_accepted": answered, "payments_in_ledger": len(rows.payments), "elapsed_seconds": seconds,
+            "latency_ms": {"p50": figures["p50_ms"], "p99": figures["p99_ms"]}, "client": "wrk",
+            "cpu_seconds": cpu, "cpu_ms_per_payment": {part: round(1000 * s / paid, 2) for part, s in cpu.items()}}
