@@ -12,6 +12,11 @@ machine the replicas, nginx and wrk all share the same two cores, so a second
 replica adds no CPU: the figure shows what nginx costs and that the pair holds
 the same rate, not the scaling of replicas on their own machines.
 
+Then payments/s through the portals' nginx (both portal replicas, the cluster's
+PostgreSQL ledger; ``bench.pay_wrk``: wrk's 16 connections, 100 new customers,
+the ledger audited afterwards) against pgbench's TPC-B-like tps on the same
+server, run before and after (their mean), as ``bench.bench_ledger`` does for ``make run``.
+
     python -m bench.bench_cluster [--seconds 10] [--connections 8]
 
 Needs nginx, wrk, redis-server (``make cluster-deps``) and PostgreSQL. Writes var/bench/cluster.json.
@@ -31,9 +36,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench import pay_wrk  # noqa: E402
+from bench.bench_ledger import pgbench_tps  # noqa: E402
 from bench.results import write_json  # noqa: E402
 from bench.wrk import wrk  # noqa: E402
-from testing.cluster import Cluster  # noqa: E402
+from testing.cluster import Cluster, group_pids  # noqa: E402
+from testing.databases import PG_ADMIN_URL  # noqa: E402
 
 ROW = {"paid_pct_5y_ago": 81.3, "paid_pct_4y_ago": 79.4, "paid_pct_3y_ago": 92.7, "paid_pct_2y_ago": 92.6,
        "paid_pct_1y_ago": 97.8}
@@ -68,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.rounds):  # alternate, so that other load on the machine hits both alike
                 runs["one"].append(wrk(one, BODY, args.seconds, args.connections, cluster.serving_headers))
                 runs["two"].append(wrk(two, BODY, args.seconds, args.connections, cluster.serving_headers))
+            print("payments through the portals' nginx, pgbench before and after ...", flush=True)
+            before = pgbench_tps(PG_ADMIN_URL)
+            portal_pids = [pid for name in ("portal1", "portal2") for pid in group_pids(cluster.pid(name))]
+            payments = pay_wrk.pay(cluster.info["portal_url"], cluster.info["database_url"], portal_pids,
+                                   seconds=2 * args.seconds)
+            after = pgbench_tps(PG_ADMIN_URL)
         finally:
             leftovers = cluster.stop()
             cluster.drop_databases()
@@ -76,14 +90,22 @@ def main(argv: list[str] | None = None) -> int:
               "cluster_start_seconds": round(start_seconds, 1), "cpus": os.cpu_count(), "runs": runs,
               "load_average_after": os.getloadavg(),
               "one_replica": best["one"], "two_replicas_nginx": best["two"],
-              "ratio": best["two"]["rps"] / best["one"]["rps"], "leftover_processes": leftovers}
+              "ratio": best["two"]["rps"] / best["one"]["rps"], "leftover_processes": leftovers,
+              "payments": {**payments, "pgbench_tps": (before["tps"] + after["tps"]) / 2,
+                           "pgbench_tps_before": before["tps"], "pgbench_tps_after": after["tps"]}}
+    result["payments"]["ratio"] = payments["payments_per_second"] / result["payments"]["pgbench_tps"]
     print(f"\n{'':44}{'decisions/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
     for name, key in (("one serving replica (direct)", "one"), ("two replicas behind nginx", "two")):
         r = best[key]
         print(f"{name:44}{r['rps']:12.0f}{r['p50_ms']:9.2f}{r['p99_ms']:9.2f}{r['non_2xx']:9d}")
     print(f"ratio two/one: {result['ratio']:.2f}x  ({os.cpu_count()} CPUs shared by wrk, nginx and both replicas)")
+    pay = result["payments"]
+    print(f"payments/s through nginx over 2 portals: {pay['payments_per_second']:.1f}; "
+          f"pgbench {pay['pgbench_tps']:.0f} tps; ratio {pay['ratio']:.3f}x (goal >= 0.3x); "
+          f"CPU ms per payment {pay['cpu_ms_per_payment']}; "
+          f"audit {'ok' if pay['ok'] else pay['problems']}")
     write_json("cluster", result)
-    return 0 if not leftovers else 1
+    return 0 if not leftovers and pay["ok"] else 1
 
 
 if __name__ == "__main__":

@@ -63,23 +63,32 @@ def children_seconds() -> float:
 
 def payments_per_second(database_url: str, clients: int = 16, customers: int = 100, seconds: int = 20,
                         workers: int = 2, threads: int | None = 8) -> dict:
-    """Pay the customers of a migrated, empty ledger with wrk for `seconds`; return the figures and the audit."""
-    cfg = StormConfig(clients=clients, payments=40 * seconds, customers=customers, seed=7,
-                      first_customer_id=800_001)
-    schedule = plan_schedule(cfg)
-    create_customers(database_url, schedule)
-    postgres = make_url(database_url).get_backend_name() == "postgresql"
+    """Start a portal on a migrated ledger and pay its new customers with wrk for `seconds`; return `pay`'s figures."""
     server = portal(database_url, workers=workers, threads=threads).start()
     try:
-        tokens = login_all(server.url, schedule.customer_ids)
-        script = LUA % {"tokens": lua_list(tokens[c] for c in schedule.customer_ids),
-                        "periods": lua_list(schedule.periods()), "max_cents": cfg.max_amount_cents}
-        meter = CpuMeter(server.worker_pids(), make_url(database_url).database if postgres else None).start()
-        wrk_before = children_seconds()
-        figures = run_script(server.url, script, seconds, clients)
-        cpu = {**meter.stop(), "load generator": round(children_seconds() - wrk_before, 3)}
+        return pay(server.url, database_url, server.worker_pids(), clients, customers, seconds)
     finally:
         server.stop()
+
+
+def pay(base_url: str, database_url: str, portal_pids: list[int], clients: int = 16, customers: int = 100,
+        seconds: int = 20, first_customer_id: int = 800_001) -> dict:
+    """Create customers in the ledger, pay them through the portal at `base_url` with wrk, audit; return the figures.
+
+    `portal_pids`: the processes whose CPU counts as the portal's (gunicorn's workers).
+    """
+    cfg = StormConfig(clients=clients, payments=40 * seconds, customers=customers, seed=7,
+                      first_customer_id=first_customer_id)
+    schedule = plan_schedule(cfg)
+    create_customers(database_url, schedule)
+    tokens = login_all(base_url, schedule.customer_ids)
+    script = LUA % {"tokens": lua_list(tokens[c] for c in schedule.customer_ids),
+                    "periods": lua_list(schedule.periods()), "max_cents": cfg.max_amount_cents}
+    postgres = make_url(database_url).get_backend_name() == "postgresql"
+    meter = CpuMeter(portal_pids, make_url(database_url).database if postgres else None).start()
+    wrk_before = children_seconds()
+    figures = run_script(base_url, script, seconds, clients)
+    cpu = {**meter.stop(), "load generator": round(children_seconds() - wrk_before, 3)}
     db = Database(database_url)
     try:
         rows = read_ledger(db, schedule.customer_ids)
