@@ -42,18 +42,17 @@ def _value(live: Live, name: str) -> dict:
     return schema
 
 
-def row_schemas(live: Live) -> dict:
+def row_schemas(live: Live, max_rows: int) -> dict:
     """Return the row schemas of a loaded version (they replace the generic ones of the YAML file)."""
     values = {name: _value(live, name) for name in live.features}
     n = len(live.features)
     numeric = list(live.model.reference.get("distributions", {}))
-    one_row = {name: {"anyOf": [value, {"type": "array", "minItems": 1, "maxItems": 1, "items": value}]}
+    columns = {name: {"anyOf": [value, {"type": "array", "minItems": 1, "maxItems": max_rows, "items": value}]}
                for name, value in values.items()}
     return {
         "Row": {"type": "object", "required": list(live.features), "properties": values},
         "RowValues": {"type": "array", "minItems": n, "maxItems": n, "prefixItems": list(values.values())},
-        "Columns": {"type": "object", "required": list(live.features), "properties": one_row,
-                    "additionalProperties": {"not": {"type": "array"}}},
+        "Columns": {"type": "object", "required": list(live.features), "properties": columns},
         "DriftRow": {"type": "object", "properties": {name: {"type": ["number", "null"]} for name in numeric}},
     }
 
@@ -65,7 +64,7 @@ def document(live: Live | None, max_rows: int) -> dict:
     for limited in (schemas["Rows"], schemas["Records"], schemas["DataframeSplit"]["properties"]["data"]):
         limited["maxItems"] = max_rows
     if live is not None:
-        for name, schema in row_schemas(live).items():
+        for name, schema in row_schemas(live, max_rows).items():
             schemas[name] = {"description": schemas[name]["description"], **schema}
         schemas["DataframeSplit"]["properties"]["columns"] = {"const": list(live.features)}
     return doc

@@ -37,6 +37,8 @@ def _split(value: object) -> list[dict]:
         raise BadInput("dataframe_split needs 'columns', a list of the feature names")
     if len(set(map(str, columns))) != len(columns):
         raise BadInput("dataframe_split 'columns' names a column twice")
+    if not isinstance(value.get("index", []), list):
+        raise BadInput("dataframe_split 'index', when given, must be a list")
     rows = []
     for row in value["data"]:
         if not isinstance(row, list) or len(row) != len(columns):

@@ -11,7 +11,7 @@ from schemathesis import GenerationMode
 
 from portal import create_app
 from testing.people import add_customer, add_manager
-from tests.fuzzing import config, fuzz
+from tests.fuzzing import Caller, config, fuzz
 
 OTHER_CUSTOMER_MARKERS = ("c102@example.com", "Customer 102")
 LOGINS = {"customer": ("customer", 101, "customer123"), "manager": ("manager", 1, "manager123")}
@@ -56,4 +56,4 @@ def test_operation(fuzz_app, label, mode):
         if role != "manager":
             assert not any(m in response.text for m in OTHER_CUSTOMER_MARKERS), response.text[:500]
 
-    fuzz(operation, mode, ["customer", "manager", "anonymous"], headers, answered=answered)
+    fuzz(operation, mode, Caller(["customer", "manager", "anonymous"], headers, answered=answered))

@@ -90,6 +90,8 @@ GOOD = dict.fromkeys(FEATURES, 90.0)
     (json.dumps({"instances": [list(GOOD.values())], "inputs": []}), "application/json", 400, "exactly one"),
     (json.dumps({"dataframe_split": {"columns": FEATURES, "data": [[1, 2]]}}), "application/json", 400, "values"),
     (json.dumps([1, 2]), "application/json", 400, "JSON object"),
+    (json.dumps({"dataframe_split": {"columns": FEATURES, "data": [list(GOOD.values())], "index": "0"}}),
+     "application/json", 400, "'index'"),
 ])
 def test_bad_input_is_a_400_in_mlflow_style(service, body, content_type, status, words):
     r = service.post("/invocations", data=body, content_type=content_type)
