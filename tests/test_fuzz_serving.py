@@ -21,6 +21,7 @@ from schemathesis.specs.openapi import checks as openapi_checks
 from model_registry import registry
 from serving import create_app, openapi
 from tests.fuzzing import ALL_CHECKS, Caller, config, cover, fuzz
+from tests.plugins.mlflow_stores import APPLICANT_MODEL
 
 TOKEN = "fuzz-serving-token"
 ROLES = {"authorised": {"Authorization": f"Bearer {TOKEN}"}, "anonymous": {}}
@@ -49,6 +50,8 @@ FUZZED = [label for label in _labels() if label != "GET /openapi.json"]
 # Invalid data needs something to be invalid in: a body, a parameter or the token.
 TAKES_INPUT = {label for label, op in _operations().items() if op.get("requestBody") or op.get("parameters")
                or op.get("security")}
+# The operations whose bodies hold rows of the served model.
+SCORING = [label for label in FUZZED if label.startswith("POST ")]
 CASES = [pytest.param(label, GenerationMode.POSITIVE, id=f"{label}-valid") for label in FUZZED] + [
     pytest.param(label, GenerationMode.NEGATIVE, id=f"{label}-invalid") for label in FUZZED if label in TAKES_INPUT]
 
@@ -65,6 +68,13 @@ def service(tmp_path_factory, trained_store):
     return create_app({"MLFLOW_TRACKING_URI": copy, "WATCH": False, "SERVING_TOKEN": TOKEN})
 
 
+@pytest.fixture(scope="module")
+def categorical(applicant_store):
+    """Return serving on another bank's model: numeric and categorical features, gradient boosting, a challenger."""
+    return create_app({"MLFLOW_TRACKING_URI": applicant_store, "WATCH": False, "SERVING_TOKEN": TOKEN,
+                       "SERVING_MODEL": f"{APPLICANT_MODEL}@champion"})
+
+
 @pytest.fixture
 def modelless(mlflow_uri):
     """Return serving on an empty store: no model loaded."""
@@ -78,12 +88,13 @@ def _checks(case) -> list:
 
 
 def _sendable(case) -> bool:
-    """Drop valid cases whose column-oriented rows have lists of several lengths (the document says it in words)."""
+    """Drop valid cases whose column-oriented features have lists of several lengths (the document says it in words)."""
     if case.meta is not None and case.meta.generation.mode is GenerationMode.NEGATIVE:
         return True
+    features = case.operation.schema.raw_schema["components"]["schemas"]["Row"].get("required", [])
     body = case.body if isinstance(case.body, dict) else {}
     columns = [body[key] for key in ("instances", "inputs") if isinstance(body.get(key), dict)]
-    return all(len({len(v) for v in c.values() if isinstance(v, list)}) <= 1 for c in columns)
+    return all(len({len(c[f]) for f in features if isinstance(c.get(f), list)}) <= 1 for c in columns)
 
 
 SERVING = Caller(list(ROLES), lambda role: dict(ROLES[role]), checks=_checks, sendable=_sendable)
@@ -106,6 +117,16 @@ def test_operation(service, label, mode):
 def test_operation_coverage(service, label):
     """Schemathesis' coverage phase: every boundary of the document and every violation of it."""
     assert cover(*_operation(service, label), SERVING) > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("label", SCORING)
+def test_categorical_rows(categorical, label):
+    """A model with categories: the document's rows take strings or null for them, and serving agrees."""
+    _, operation = _operation(categorical, label)
+    for mode in GenerationMode:
+        fuzz(operation, mode, SERVING, max_examples=MAX_EXAMPLES)
+    assert cover(*_operation(categorical, label), SERVING) > 0
 
 
 @pytest.mark.slow

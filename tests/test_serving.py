@@ -71,6 +71,13 @@ def test_columns_in_any_order(service, demo_rows):
 GOOD = dict.fromkeys(FEATURES, 90.0)
 
 
+def test_extra_columns_never_change_the_rows_of_column_oriented_input(service):
+    two = {k: [v, v] for k, v in GOOD.items()}
+    for extra in ([], [1, 2, 3], "x"):
+        r = service.post("/invocations", json={"inputs": {**two, "extra": extra}})
+        assert r.status_code == 200 and len(r.json["predictions"]) == 2, r.json
+
+
 @pytest.mark.parametrize("body,content_type,status,words", [
     ("a,b\n1,2", "text/csv", 400, "missing column"),
     ("a,b\n1,2", "text/plain", 415, "content types"),
@@ -90,6 +97,8 @@ GOOD = dict.fromkeys(FEATURES, 90.0)
     (json.dumps({"instances": [list(GOOD.values())], "inputs": []}), "application/json", 400, "exactly one"),
     (json.dumps({"dataframe_split": {"columns": FEATURES, "data": [[1, 2]]}}), "application/json", 400, "values"),
     (json.dumps([1, 2]), "application/json", 400, "JSON object"),
+    (json.dumps({"inputs": {**GOOD, FEATURES[0]: [90.0, 90.0], FEATURES[1]: [90.0]}}), "application/json", 400,
+     "lists of one length"),
     (json.dumps({"dataframe_split": {"columns": FEATURES, "data": [list(GOOD.values())], "index": "0"}}),
      "application/json", 400, "'index'"),
 ])
