@@ -2,8 +2,9 @@
 and anonymously: no 5xx, answers and refusals match the document, and nobody but a manager sees
 another customer's data. The few state-dependent ledger rules are declared in tests/schemathesis.toml.
 
-Each operation of the document is fuzzed with valid (positive) and invalid (negative) data
-(tests/fuzzing.py drives schemathesis through Hypothesis).
+Each operation of the document is fuzzed with valid (positive) and invalid (negative) data, and
+sent schemathesis' coverage phase (every boundary and every violation of the document; both in
+tests/fuzzing.py).
 """
 import pytest
 import schemathesis
@@ -11,7 +12,7 @@ from schemathesis import GenerationMode
 
 from portal import create_app
 from testing.people import add_customer, add_manager
-from tests.fuzzing import Caller, config, fuzz
+from tests.fuzzing import Caller, config, cover, fuzz
 
 OTHER_CUSTOMER_MARKERS = ("c102@example.com", "Customer 102")
 LOGINS = {"customer": ("customer", 101, "customer123"), "manager": ("manager", 1, "manager123")}
@@ -39,21 +40,36 @@ def _token(app, role: str, user_id: int, password: str) -> str:
     return response.json["token"]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
-@pytest.mark.parametrize("label", _operations())
-def test_operation(fuzz_app, label, mode):
-    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", fuzz_app, config=CONFIG)
-    operation = schema.find_operation_by_label(label)
-    tokens = {role: _token(fuzz_app, *login) for role, login in LOGINS.items()}
+def _caller(app, label: str) -> Caller:
+    """Send as a customer, a manager or anonymously; log in again after a logout; no other customer's data."""
+    tokens = {role: _token(app, *login) for role, login in LOGINS.items()}
 
     def headers(role):
         return {} if role == "anonymous" else {"Authorization": f"Bearer {tokens[role]}"}
 
     def answered(role, response):
         if response.status_code == 401 and label == "POST /api/logout" and role != "anonymous":
-            tokens[role] = _token(fuzz_app, *LOGINS[role])
+            tokens[role] = _token(app, *LOGINS[role])
         if role != "manager":
             assert not any(m in response.text for m in OTHER_CUSTOMER_MARKERS), response.text[:500]
 
-    fuzz(operation, mode, Caller(["customer", "manager", "anonymous"], headers, answered=answered))
+    return Caller(["customer", "manager", "anonymous"], headers, answered=answered)
+
+
+def _schema(app):
+    return schemathesis.openapi.from_wsgi("/api/openapi.json", app, config=CONFIG)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
+@pytest.mark.parametrize("label", _operations())
+def test_operation(fuzz_app, label, mode):
+    fuzz(_schema(fuzz_app).find_operation_by_label(label), mode, _caller(fuzz_app, label))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("label", _operations())
+def test_operation_coverage(fuzz_app, label):
+    """Schemathesis' coverage phase: every boundary of the document and every violation of it."""
+    schema = _schema(fuzz_app)
+    assert cover(schema, schema.find_operation_by_label(label), _caller(fuzz_app, label)) > 0
