@@ -55,7 +55,7 @@ def rows_body() -> tuple[dict, list]:
 
 
 # The decision years and version numbers the document states (serving/openapi.yaml).
-YEARS = openapi.source()["components"]["schemas"]["DecisionYear"]
+FIRST_YEAR, LAST_YEAR = (openapi.source()["components"]["schemas"]["DecisionYear"][k] for k in ("minimum", "maximum"))
 VERSION_NUMBER = re.compile(openapi.source()["components"]["schemas"]["VersionNumber"]["pattern"])
 
 
@@ -64,7 +64,7 @@ def decision_year(body: dict) -> int:
     year = body.get("decision_year", date.today().year)
     if isinstance(year, float) and year.is_integer():  # JSON has one kind of number: 2026.0 is the year 2026
         year = int(year)
-    if isinstance(year, bool) or not isinstance(year, int) or not YEARS["minimum"] <= year <= YEARS["maximum"]:
+    if isinstance(year, bool) or not isinstance(year, int) or not FIRST_YEAR <= year <= LAST_YEAR:
         raise BadInput("decision_year must be a year")
     return year
 
