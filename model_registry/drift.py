@@ -88,7 +88,8 @@ def _row(name: str, dist: dict, values: np.ndarray) -> dict:
     if len(values):
         fractions, missing = bin_fractions(values, dist["cuts"])
         value = psi(expected, fractions + [missing])
-        mean = float(np.nanmean(values)) if (~np.isnan(values)).any() else float("nan")
+        with np.errstate(over="ignore"):  # values near float's limit: their mean is no number, reported as null
+            mean = float(np.nanmean(values)) if (~np.isnan(values)).any() else float("nan")
         threshold = noise_threshold(expected, len(values))
     else:
         value, missing, mean, threshold = float("nan"), float("nan"), float("nan"), float("nan")
@@ -116,9 +117,9 @@ def score_drift(reference: dict, scores: np.ndarray) -> dict | None:
 
 
 def report(reference: dict, current: pd.DataFrame) -> list[dict]:
-    """Return the PSI table as JSON-able rows; below NOISY_BELOW inputs every band says "too few"."""
+    """Return the PSI table as JSON-able rows (no number: null); below NOISY_BELOW inputs every band says "too few"."""
     table = psi_table(reference, current)
     if len(current) < NOISY_BELOW:  # a handful of decisions says nothing about a population
         table["band"] = f"too few (< {NOISY_BELOW})"
-    return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+    return [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
             for row in table.to_dict("records")]

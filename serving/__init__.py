@@ -4,7 +4,8 @@ Stateless: it loads `models:/credit-approval@champion` (or the `name@alias` of
 `SERVING_MODEL`) through `model_registry`, follows the alias, and answers
 `POST /invocations` (MLflow's scoring protocol: JSON, CSV, Parquet; `GET /ping`),
 `POST /v1/decisions` (score, approval, threshold, reasons, model version),
-`GET /v1/model`, `POST /v1/replay` and `POST /v1/drift` (see `serving.routes`).
+`GET /v1/model`, `POST /v1/replay` and `POST /v1/drift` (see `serving.routes`), all of
+them described by `GET /openapi.json` (`serving/openapi.yaml`, `serving.openapi`).
 With `SERVING_SHADOW` on (default when the alias exists) it also scores every
 decision with `<name>@challenger`, in the shadow (`serving.shadow`).
 """

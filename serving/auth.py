@@ -4,7 +4,7 @@ When it is set, every scoring call (``/invocations`` and ``/v1/...``) must carry
 it as ``Authorization: Bearer <token>`` (else 401), and every answer to such a
 call is signed: ``X-Serving-Signature: sha256=<HMAC-SHA256 of the body>``, so
 the portal can tell the real decision service from anything else listening on
-its URL. Health, readiness, version and metrics stay open.
+its URL. Health, readiness, version, metrics and the OpenAPI document stay open.
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from flask import Blueprint, Response, current_app, request
 from contracts.signing import SIGNATURE_HEADER, signature
 from serving.errors import mlflow_error
 
-OPEN_ENDPOINTS = {"serving.health", "serving.ready", "serving.version", "serving.metrics_page", "serving.ping"}
+OPEN_ENDPOINTS = {"serving.health", "serving.ready", "serving.version", "serving.metrics_page", "serving.ping",
+                  "serving.openapi_document"}
 
 bp = Blueprint("serving_auth", __name__)
 

@@ -37,6 +37,8 @@ def _split(value: object) -> list[dict]:
         raise BadInput("dataframe_split needs 'columns', a list of the feature names")
     if len(set(map(str, columns))) != len(columns):
         raise BadInput("dataframe_split 'columns' names a column twice")
+    if not isinstance(value.get("index", []), list):
+        raise BadInput("dataframe_split 'index', when given, must be a list")
     rows = []
     for row in value["data"]:
         if not isinstance(row, list) or len(row) != len(columns):
@@ -45,13 +47,17 @@ def _split(value: object) -> list[dict]:
     return rows
 
 
-def _columns(value: dict) -> list[dict]:
-    """Return the rows of column-oriented input ``{feature: [values]}``; a single value stands for every row."""
-    lengths = {len(v) for v in value.values() if isinstance(v, list)}
+def _columns(value: dict, features: tuple[str, ...]) -> list[dict]:
+    """Return the rows of column-oriented input ``{feature: [values]}``; a single value stands for every row.
+
+    Other keys are ignored, as extra columns are in every format: they neither add nor remove rows.
+    """
+    columns = {k: v for k, v in value.items() if k in features}
+    lengths = {len(v) for v in columns.values() if isinstance(v, list)}
     if len(lengths) > 1:
         raise BadInput("column-oriented input needs lists of one length")
     n = lengths.pop() if lengths else 1
-    return [{k: v[i] if isinstance(v, list) else v for k, v in value.items()} for i in range(n)]
+    return [{k: v[i] if isinstance(v, list) else v for k, v in columns.items()} for i in range(n)]
 
 
 def rows_from_mlflow(body: object, features: tuple[str, ...]) -> list:
@@ -70,7 +76,7 @@ def rows_from_mlflow(body: object, features: tuple[str, ...]) -> list:
             raise BadInput("dataframe_records must be a list of objects {feature: value}")
         return value
     if isinstance(value, dict):  # instances or inputs, column-oriented
-        return _columns(value)
+        return _columns(value, features)
     if not isinstance(value, list):
         raise BadInput(f"{key} must be a list of rows")
     return value

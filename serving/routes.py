@@ -1,13 +1,15 @@
 """The decision service's endpoints: MLflow's scoring protocol, decisions, the model, replays and drift."""
 from __future__ import annotations
 
+import math
+import re
 from datetime import date
 
 import pandas as pd
 from flask import Blueprint, Response, current_app, request
 
 from model_registry import drift, registry
-from serving import bodies, metrics, shadow
+from serving import bodies, metrics, openapi, shadow
 from serving.decisions import decide
 from serving.holder import ModelHolder
 from serving.protocol import BadInput, NotJson, rows_from_mlflow, to_matrix
@@ -52,12 +54,40 @@ def rows_body() -> tuple[dict, list]:
     return body, body["rows"]
 
 
+# The decision years and version numbers the document states (serving/openapi.yaml).
+FIRST_YEAR, LAST_YEAR = (openapi.source()["components"]["schemas"]["DecisionYear"][k] for k in ("minimum", "maximum"))
+VERSION_NUMBER = re.compile(openapi.source()["components"]["schemas"]["VersionNumber"]["pattern"])
+
+
 def decision_year(body: dict) -> int:
     """Return the body's decision year (default: this year), or raise 400."""
     year = body.get("decision_year", date.today().year)
-    if isinstance(year, bool) or not isinstance(year, int) or not 1900 < year < 2200:
+    if isinstance(year, float) and year.is_integer():  # JSON has one kind of number: 2026.0 is the year 2026
+        year = int(year)
+    if isinstance(year, bool) or not isinstance(year, int) or not FIRST_YEAR <= year <= LAST_YEAR:
         raise BadInput("decision_year must be a year")
     return year
+
+
+def version_number(body: dict) -> str:
+    """Return the body's ``version``, a registered version's number as a string, or raise 400."""
+    name = body.get("version")
+    if not isinstance(name, str) or not VERSION_NUMBER.fullmatch(name):
+        raise BadInput("version must be a registered version number, as a string")
+    return name
+
+
+def numbers_or_null(rows: list, columns: list[str]) -> list[dict]:
+    """Return rows that are objects whose listed columns are finite numbers or null (absent: null), or raise 400."""
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise BadInput(f"row {i}: a row must be an object {{feature: value}}")
+        for name in columns:
+            value = row.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise BadInput(f"row {i}: {name} must be a finite number or null, got {value!r}"[:300])
+    return rows
 
 
 @bp.get("/health")
@@ -110,6 +140,12 @@ def metrics_page():
     """Prometheus metrics of every worker."""
     body, content_type = metrics.render()
     return Response(body, content_type=content_type)
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    """This service's OpenAPI document, with the live version's rows (serving/openapi.yaml)."""
+    return openapi.document(holder().current, current_app.config["MAX_ROWS"])
 
 
 @bp.post("/invocations")
@@ -166,9 +202,7 @@ def model():
 def replay():
     """Score rows with a named version (a past decision's), with no reasons: ``{"version", "scores"}``."""
     body, rows = rows_body()
-    name = body.get("version")
-    if not isinstance(name, str) or not name.isdigit():
-        raise BadInput("version must be a registered version number, as a string")
+    name = version_number(body)
     model = versions().get(name)
     x = to_matrix(rows, tuple(model.features), model.bounds, current_app.config["MAX_ROWS"], tuple(model.categorical))
     return {"version": name, "threshold": model.threshold, "scores": model.predict(x).tolist()}
@@ -178,7 +212,7 @@ def replay():
 def drift_table():
     """Compare rows of recent inputs with a version's training data (default: the live one), per feature."""
     body, rows = rows_body()
-    name = body.get("version")
-    model = versions().get(name) if isinstance(name, str) and name.isdigit() else holder().live.model
-    frame = pd.DataFrame([r for r in rows if isinstance(r, dict)], columns=list(model.reference["distributions"]))
+    model = versions().get(version_number(body)) if "version" in body else holder().live.model
+    columns = list(model.reference["distributions"])
+    frame = pd.DataFrame(numbers_or_null(rows, columns), columns=columns)
     return {"version": model.version, "rows": len(frame), "table": drift.report(model.reference, frame)}

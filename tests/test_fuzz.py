@@ -2,31 +2,21 @@
 and anonymously: no 5xx, answers and refusals match the document, and nobody but a manager sees
 another customer's data. The few state-dependent ledger rules are declared in tests/schemathesis.toml.
 
-Each operation of the document is fuzzed with valid (positive) and invalid (negative) data.
-(Schemathesis' own pytest plugin does not run under pytest 9, so the strategies are driven by
-Hypothesis directly.)
+Each operation of the document is fuzzed with valid (positive) and invalid (negative) data, and
+sent schemathesis' coverage phase (every boundary and every violation of the document; both in
+tests/fuzzing.py).
 """
-from pathlib import Path
-
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from schemathesis import GenerationMode
-from schemathesis.checks import CHECKS
-from schemathesis.config import SchemathesisConfig
-from schemathesis.specs.openapi import checks as openapi_checks
 
 from portal import create_app
 from testing.people import add_customer, add_manager
+from tests.fuzzing import Caller, config, cover, fuzz
 
 OTHER_CUSTOMER_MARKERS = ("c102@example.com", "Customer 102")
-# `--checks all`: every registered check (the OpenAPI ones register when their module is imported).
-ALL_CHECKS = [check for check in CHECKS.get_all() if check is not None]
-assert openapi_checks.positive_data_acceptance in ALL_CHECKS and len(ALL_CHECKS) >= 14
-
-
-CONFIG = SchemathesisConfig.from_path(Path(__file__).with_name("schemathesis.toml"))
+LOGINS = {"customer": ("customer", 101, "customer123"), "manager": ("manager", 1, "manager123")}
+CONFIG = config("schemathesis.toml")
 
 
 def _operations():
@@ -50,28 +40,36 @@ def _token(app, role: str, user_id: int, password: str) -> str:
     return response.json["token"]
 
 
+def _caller(app, label: str) -> Caller:
+    """Send as a customer, a manager or anonymously; log in again after a logout; no other customer's data."""
+    tokens = {role: _token(app, *login) for role, login in LOGINS.items()}
+
+    def headers(role):
+        return {} if role == "anonymous" else {"Authorization": f"Bearer {tokens[role]}"}
+
+    def answered(role, response):
+        if response.status_code == 401 and label == "POST /api/logout" and role != "anonymous":
+            tokens[role] = _token(app, *LOGINS[role])
+        if role != "manager":
+            assert not any(m in response.text for m in OTHER_CUSTOMER_MARKERS), response.text[:500]
+
+    return Caller(["customer", "manager", "anonymous"], headers, answered=answered)
+
+
+def _schema(app):
+    return schemathesis.openapi.from_wsgi("/api/openapi.json", app, config=CONFIG)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
 @pytest.mark.parametrize("label", _operations())
 def test_operation(fuzz_app, label, mode):
-    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", fuzz_app, config=CONFIG)
-    operation = schema.find_operation_by_label(label)
-    tokens = {role: _token(fuzz_app, role, uid, pw)
-              for role, uid, pw in (("customer", 101, "customer123"), ("manager", 1, "manager123"))}
+    fuzz(_schema(fuzz_app).find_operation_by_label(label), mode, _caller(fuzz_app, label))
 
-    @given(case=operation.as_strategy(generation_mode=mode),
-           role=st.sampled_from(["customer", "manager", "anonymous"]))
-    @settings(max_examples=15, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
-    def run(case, role):
-        headers = {} if role == "anonymous" else {"Authorization": f"Bearer {tokens[role]}"}
-        response = case.call(headers=headers)
-        if response.status_code == 401 and label == "POST /api/logout" and role != "anonymous":
-            tokens[role] = _token(fuzz_app, *{"customer": ("customer", 101, "customer123"),
-                                              "manager": ("manager", 1, "manager123")}[role])
-        assert response.status_code < 500, response.text[:500]
-        case.validate_response(response, checks=ALL_CHECKS, headers=headers)
-        if role != "manager":
-            assert not any(m in response.text for m in OTHER_CUSTOMER_MARKERS), response.text[:500]
 
-    run()
+@pytest.mark.slow
+@pytest.mark.parametrize("label", _operations())
+def test_operation_coverage(fuzz_app, label):
+    """Schemathesis' coverage phase: every boundary of the document and every violation of it."""
+    schema = _schema(fuzz_app)
+    assert cover(schema, schema.find_operation_by_label(label), _caller(fuzz_app, label)) > 0

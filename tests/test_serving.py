@@ -71,6 +71,13 @@ def test_columns_in_any_order(service, demo_rows):
 GOOD = dict.fromkeys(FEATURES, 90.0)
 
 
+def test_extra_columns_never_change_the_rows_of_column_oriented_input(service):
+    two = {k: [v, v] for k, v in GOOD.items()}
+    for extra in ([], [1, 2, 3], "x"):
+        r = service.post("/invocations", json={"inputs": {**two, "extra": extra}})
+        assert r.status_code == 200 and len(r.json["predictions"]) == 2, r.json
+
+
 @pytest.mark.parametrize("body,content_type,status,words", [
     ("a,b\n1,2", "text/csv", 400, "missing column"),
     ("a,b\n1,2", "text/plain", 415, "content types"),
@@ -90,6 +97,10 @@ GOOD = dict.fromkeys(FEATURES, 90.0)
     (json.dumps({"instances": [list(GOOD.values())], "inputs": []}), "application/json", 400, "exactly one"),
     (json.dumps({"dataframe_split": {"columns": FEATURES, "data": [[1, 2]]}}), "application/json", 400, "values"),
     (json.dumps([1, 2]), "application/json", 400, "JSON object"),
+    (json.dumps({"inputs": {**GOOD, FEATURES[0]: [90.0, 90.0], FEATURES[1]: [90.0]}}), "application/json", 400,
+     "lists of one length"),
+    (json.dumps({"dataframe_split": {"columns": FEATURES, "data": [list(GOOD.values())], "index": "0"}}),
+     "application/json", 400, "'index'"),
 ])
 def test_bad_input_is_a_400_in_mlflow_style(service, body, content_type, status, words):
     r = service.post("/invocations", data=body, content_type=content_type)
@@ -219,12 +230,40 @@ def test_replay_scores_with_the_named_version(service, demo_rows):
 @pytest.mark.parametrize("body,status,words", [
     ({"version": "99", "rows": [GOOD]}, 404, "no registered version 99"),
     ({"version": 1, "rows": [GOOD]}, 400, "version must be"),
+    ({"version": "\u0661", "rows": [GOOD]}, 400, "version must be"),  # a digit, but not an ASCII one
+    ({"version": "1\n", "rows": [GOOD]}, 400, "version must be"),
     ({"version": "1", "rows": [GOOD | {FEATURES[0]: 101}]}, 400, "outside"),
     ({"version": "1"}, 400, "rows"),
 ])
 def test_replay_refuses_what_it_cannot_score(service, body, status, words):
     r = service.post("/v1/replay", json=body)
     assert r.status_code == status and words in r.json["message"], r.json
+
+
+@pytest.mark.parametrize("year,status", [(2026.0, 200), (2026.5, 400), ("2026", 400), (2200, 400)])
+def test_decision_year_is_a_whole_number_in_range(service, year, status):
+    r = service.post("/v1/decisions", json={"rows": [GOOD], "decision_year": year})
+    assert r.status_code == status, r.json
+    assert status == 400 or r.json["decision_year"] == 2026
+
+
+@pytest.mark.parametrize("body", [
+    {"rows": [1]},
+    {"rows": [{FEATURES[0]: "90"}]},
+    {"rows": [{FEATURES[0]: True}]},
+    {"rows": [{FEATURES[0]: float("inf")}]},
+    {"rows": [GOOD], "version": 1},
+    {"rows": [GOOD], "version": None},
+])
+def test_drift_refuses_rows_and_versions_it_cannot_compare(service, body):
+    r = service.post("/v1/drift", json=body)
+    assert r.status_code == 400 and r.json["error_code"] == "BAD_REQUEST", r.json
+
+
+def test_drift_of_values_near_the_limit_of_floats_is_still_json(service):
+    r = service.post("/v1/drift", json={"rows": [{FEATURES[0]: 1e308}, {FEATURES[0]: 1e308}]})
+    assert r.status_code == 200 and "Infinity" not in r.text
+    assert r.json["table"][0]["feature"] == FEATURES[0] and r.json["table"][0]["current_mean"] is None
 
 
 def test_drift_of_recent_inputs_against_the_training_data(service, demo_rows):
