@@ -99,12 +99,18 @@ class LedgerRows:
 
 
 def read_ledger(db: Database, customer_ids: Collection[int] | None = None) -> LedgerRows:
-    """Read every customer's rows, or only those of customers with ids from min to max of `customer_ids`."""
+    """Read every customer's rows, or only those of customers with ids from min to max of `customer_ids`.
+
+    All from one snapshot, so that a ledger still being written (a request in flight when the
+    load stopped) reads as it stood at one moment: PostgreSQL's REPEATABLE READ; SQLite's
+    read transaction is one snapshot already.
+    """
 
     def mine(column):
         return column.between(min(customer_ids), max(customer_ids)) if customer_ids else true()
 
     with db.sessions() as s:
+        s.connection(execution_options={} if db.is_sqlite else {"isolation_level": "REPEATABLE READ"})
         return LedgerRows(
             payments=s.execute(select(Payment.id, Payment.customer_id, Payment.year, Payment.month,
                                       Payment.amount_cents, Payment.to_bank_credit_cents, Payment.idempotency_key)
