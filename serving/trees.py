@@ -41,7 +41,7 @@ import numpy as np
 
 log = logging.getLogger("serving.trees")
 
-# Rows per block of the compiled walk: a block of x stays in L1 while every tree is walked over it.
+# Rows per block of the compiled walk: a block's bins and sums stay in L1 while every tree is walked over it.
 BLOCK_ROWS = 64
 # Batches from this size up are split over the cores.
 PARALLEL_MIN_ROWS = 20_000
@@ -196,38 +196,44 @@ for _k in range(64):
 
 def _score_masks(x, out, start, stop, columns, cuts, cut_start, masks, mask_start, init, leaf_value, width,
                  baseline, debruijn, debruijn_index):
-    """Fill out[start:stop] with the raw scores of x[start:stop] (compiled by numba)."""
+    """Fill out[start:stop] with the raw scores of x[start:stop] (compiled by numba).
+
+    Rows go in blocks: first each row's bin of each feature, then tree after tree, the exit
+    leaf of every row of the block. The rows' sums are independent chains the CPU overlaps
+    (a decision's row and its substitutions are one block); each row still adds its trees in order.
+    """
     n_trees = init.shape[0]
     n_used = columns.shape[0]
-    where = np.empty(n_used, dtype=np.int64)
-    vec = np.empty(n_trees, dtype=init.dtype)
-    for i in range(start, stop):
-        for f in range(n_used):
-            v = x[i, columns[f]]
-            lo, hi = cut_start[f], cut_start[f + 1]
-            if v != v:
-                b = hi - lo + 1
-            else:  # how many cuts are below v: binary search
-                a, z = lo, hi
-                while a < z:
-                    mid = (a + z) >> 1
-                    if cuts[mid] < v:
-                        a = mid + 1
-                    else:
-                        z = mid
-                b = a - lo
-            where[f] = mask_start[f] + b * n_trees
-        for t in range(n_trees):
-            vec[t] = init[t]
-        for f in range(n_used):
-            base = where[f]
-            for t in range(n_trees):
-                vec[t] &= masks[base + t]
-        acc = baseline
+    where = np.empty((BLOCK_ROWS, n_used), dtype=np.int64)
+    acc = np.empty(BLOCK_ROWS, dtype=np.float64)
+    for first in range(start, stop, BLOCK_ROWS):
+        rows = min(BLOCK_ROWS, stop - first)
+        for r in range(rows):
+            for f in range(n_used):
+                v = x[first + r, columns[f]]
+                lo, hi = cut_start[f], cut_start[f + 1]
+                if v != v:
+                    b = hi - lo + 1
+                else:  # how many cuts are below v: binary search
+                    a, z = lo, hi
+                    while a < z:
+                        mid = (a + z) >> 1
+                        if cuts[mid] < v:
+                            a = mid + 1
+                        else:
+                            z = mid
+                    b = a - lo
+                where[r, f] = mask_start[f] + b * n_trees
+            acc[r] = baseline
         for t in range(n_trees):  # tree after tree, as scikit-learn adds them
-            leaf = debruijn_index[(np.uint64(vec[t]) * debruijn) >> np.uint64(58)]
-            acc += leaf_value[t * width + leaf]
-        out[i] = acc
+            for r in range(rows):
+                vec = init[t]
+                for f in range(n_used):
+                    vec &= masks[where[r, f] + t]
+                leaf = debruijn_index[(np.uint64(vec) * debruijn) >> np.uint64(58)]
+                acc[r] += leaf_value[t * width + leaf]
+        for r in range(rows):
+            out[first + r] = acc[r]
 
 
 _compiled = None
