@@ -130,11 +130,15 @@ def _prepare(step, n_features: int):
                  for cols, functions, categorical in parts]
     if len(parts) == 1 and not parts[0][1] and parts[0][0] == list(range(n_features)):
         return lambda x: x
+    # A part that takes every column in order reads x itself (no step writes into its input);
+    # selecting them would copy the row, the costliest numpy call of a one-row score.
+    parts = [(None if cols == list(range(n_features)) else np.array(cols), functions, categorical)
+             for cols, functions, categorical in parts]
 
     def prepare(x: np.ndarray) -> np.ndarray:
         blocks = []
         for cols, functions, _ in parts:
-            z = x[:, cols]
+            z = x if cols is None else x[:, cols]
             for function in functions:
                 z = function(z)
             blocks.append(z)
@@ -150,7 +154,7 @@ def _logistic(model) -> Scorer | None:
     # Not `x @ coef`: BLAS sums a row differently depending on how many rows come with it, so a
     # replayed decision (one row) would differ in the last bit from the decision (scored with its
     # substitutions). A row-wise sum gives every row the same bits whatever the batch.
-    return lambda x: (x * coef).sum(axis=1) + intercept
+    return lambda x: np.add.reduce(x * coef, axis=1) + intercept  # .sum(axis=1) without its Python wrapper
 
 
 # Walking trees in numpy (the fallback without numba) wins for small batches only; beyond
