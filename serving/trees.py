@@ -29,7 +29,6 @@ bit-for-bit scikit-learn's.
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import threading
@@ -38,6 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+
+from serving import jit
 
 log = logging.getLogger("serving.trees")
 
@@ -236,23 +237,9 @@ def _score_masks(x, out, start, stop, columns, cuts, cut_start, masks, mask_star
             out[first + r] = acc[r]
 
 
-_compiled = None
-_lock = threading.Lock()
-
-
-def _kernel():
-    """Return the compiled scorer (compiled on first use in this process, or loaded from numba's cache)."""
-    global _compiled
-    with _lock:
-        if _compiled is None:
-            import numba  # imported here: only a process that scores trees pays for it
-
-            _compiled = numba.njit(nogil=True, cache=True, boundscheck=False)(_score_masks)
-    return _compiled
-
-
 _cores: int | None = None
 _pool: ThreadPoolExecutor | None = None
+_lock = threading.Lock()
 
 
 def cores() -> int:
@@ -287,17 +274,9 @@ class MaskScorer:
         self.args = (lm.columns, lm.cuts, lm.cut_start, lm.masks, lm.mask_start, lm.init, lm.leaf_value,
                      lm.width, lm.baseline, _DEBRUIJN, _DEBRUIJN_INDEX)
         started = time.perf_counter()
-        kernel = _kernel()
         probe = np.zeros((1, int(lm.columns.max(initial=-1)) + 1))
-        out = np.empty(1)
-        kernel(probe, out, 0, 1, *self.args)  # compiles, or loads from the cache
+        self.call = jit.compile_loop(_score_masks, probe, np.empty(1), 0, 1, *self.args)
         self.compile_seconds = time.perf_counter() - started
-        self.call = kernel
-        try:
-            signature = tuple(kernel.typeof_pyval(a) for a in (probe, out, 0, 1, *self.args))
-            self.call = kernel.overloads[signature].entry_point
-        except (AttributeError, KeyError):  # another numba: keep the dispatcher
-            pass
         log.info("compiled tree scorer ready in %.3f s", self.compile_seconds)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -319,8 +298,3 @@ class MaskScorer:
 def raw_masks(lm: LeafMasks, x: np.ndarray) -> np.ndarray:
     """Score rows with the compiled leaf-mask lookup (compiling first if needed); return the raw scores."""
     return MaskScorer(lm)(x)
-
-
-def available() -> bool:
-    """Tell whether the compiled scorer can be used (numba is installed; without it numpy walks the trees)."""
-    return importlib.util.find_spec("numba") is not None
