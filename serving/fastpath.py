@@ -199,12 +199,12 @@ def _compiled_logistic(prepare_step, base, n_features: int) -> Scorer | None:
     if not jit.available() or steps is None or base.coef_.shape[0] != 1:
         return None
     fill, flagged = np.full(n_features, np.nan), np.zeros(0, dtype=np.int64)
-    if steps and _imputer(steps[0]) is not None:
-        fill, flagged = _imputer(steps.pop(0))
+    if steps and (imputed := _imputer(steps[0])) is not None:
+        (fill, flagged), steps = imputed, steps[1:]
     width = n_features + len(flagged)
     mean, scale = np.zeros(width), np.ones(width)
     if steps and isinstance(steps[0], StandardScaler):
-        fitted_mean, fitted_scale = _scaler(steps.pop(0))
+        (fitted_mean, fitted_scale), steps = _scaler(steps[0]), steps[1:]
         mean = fitted_mean if fitted_mean is not None else mean
         scale = fitted_scale if fitted_scale is not None else scale
     if steps or base.coef_.shape[1] != width:

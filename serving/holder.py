@@ -37,8 +37,8 @@ class NoModel(RuntimeError):
 
 
 # The compiled scorer must give scikit-learn's numbers: the tree scorers do, bit for bit
-# (tests/test_fastpath.py); numpy's and scikit-learn's matrix products for the logistic
-# model may round the last bit differently, never more.
+# (tests/test_fastpath.py); the logistic model's row sums (numpy's, or the compiled loop's)
+# and scikit-learn's matrix product may round the last bit differently, never more.
 PROBE_TOLERANCE = 1e-12
 
 
