@@ -74,29 +74,28 @@ class Explainer:
         self.substituted = np.zeros((k + 1, k), dtype=bool)
         self.substituted[np.arange(k) + 1, np.arange(k)] = True
 
-    def contributions(self, score_fn, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return (scores, contributions) where contributions[i, j] = score(x_i) - score(x_i with j := profile_j).
+    def contributions(self, score_fn, x: np.ndarray) -> list[tuple[float, list[float]]]:
+        """Return each row's (score, contributions): contributions[j] = score(x_i) - score(x_i with j := profile_j).
 
-        The rows and all their substitutions are scored in one call.
+        The rows and all their substitutions are scored in one call; the differences are taken on
+        Python floats (the same subtraction numpy does, without its per-call cost on a few values).
         """
         n, k = x.shape
         batch = np.where(self.substituted, self.profile, x[:, None, :])  # (n, k+1, k)
-        scores = score_fn(batch.reshape(n * (k + 1), k)).reshape(n, k + 1)
-        return scores[:, 0], scores[:, :1] - scores[:, 1:]
+        scores = score_fn(batch.reshape(n * (k + 1), k)).tolist()
+        blocks = (scores[i:i + k + 1] for i in range(0, len(scores), k + 1))
+        return [(block[0], [block[0] - substituted for substituted in block[1:]]) for block in blocks]
 
     def reasons(self, values: list, contrib: list[float], approved: bool, decision_year: int) -> list[dict]:
         """Name the features behind one row's decision: every one that falls short, and on approval the strongest."""
         # Plain Python on a handful of values: numpy's per-call overhead would cost more than the work.
         reference, rising = self.reference, self.rising
         k = len(values)
-
-        def short(j: int) -> bool:
-            # A monotone feature is short below the bar; any other one when its own value lowered the score.
-            return values[j] < reference[j] - 1e-9 if rising[j] else contrib[j] < -MIN_EFFECT
-
-        strong = sorted((j for j in range(k) if contrib[j] > MIN_EFFECT), key=lambda j: -contrib[j])
-        strong = strong[:MAX_STRONG] if approved else []
-        below = sorted((j for j in range(k) if j not in strong and short(j)), key=contrib.__getitem__)
+        strong = (sorted([j for j in range(k) if contrib[j] > MIN_EFFECT], key=lambda j: -contrib[j])[:MAX_STRONG]
+                  if approved else [])
+        # A monotone feature is short below the bar; any other one when its own value lowered the score.
+        below = sorted([j for j in range(k) if j not in strong and (
+            values[j] < reference[j] - 1e-9 if rising[j] else contrib[j] < -MIN_EFFECT)], key=contrib.__getitem__)
         picked = [(j, "raised_score") for j in strong] + [(j, "lowered_score") for j in below]
         if not picked and not approved:
             # Nothing falls short by itself (the row sits just under the line): name the monotone
