@@ -66,10 +66,11 @@ def _ceiling_why(serving: dict) -> str:
     workers = serving.get("workers", 2)
     ours, ceiling = (workers / serving[k]["rps"] * 1e6 for k in ("ours", "flask_ceiling"))
     return (f"a one-row request holds a worker {ours:.0f} us against the trivial endpoint's {ceiling:.0f} us "
-            f"({workers} workers / requests/s): the {ours - ceiling:.0f} us between are serving's own view, which a "
-            "profile splits between parsing and checking the row (about 5 us), the compiled scorer's dozen numpy "
-            "calls (10 us in a loop, 20-35 us between Flask's work) and building the answer, all with wrk and both "
-            "workers on the same 2 CPUs (docs/serving.md, Performance)")
+            f"({workers} workers / requests/s): the {ours - ceiling:.0f} us between are serving's own work, which a "
+            "profile of the workers splits between the Prometheus counter and histogram updates (about 15 us under "
+            "load), checking the row, the two compiled scoring calls and Flask's work for a view with hooks and "
+            "error handlers, all with wrk and both workers on the same 2 CPUs; one 10 s round of each app on a busy "
+            "machine swings the ratio by 0.3 either way (docs/serving.md, Performance)")
 
 
 def goal_rows() -> list[dict]:

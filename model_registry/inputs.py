@@ -41,7 +41,7 @@ def _category(i: int, name: str, value: object) -> str:
 def encode(rows: list, features: tuple[str, ...], bounds: dict[str, tuple[float, float]],
            categorical: tuple[str, ...] = ()) -> np.ndarray:
     """Check each row (an object, or a list in feature order) and stack the model's input matrix."""
-    x = np.empty((len(rows), len(features)), dtype=object if categorical else np.float64)
+    matrix = []  # plain lists, then one numpy call: setting cells one by one costs more than checking them
     for i, row in enumerate(rows):
         if isinstance(row, dict):
             missing = [f for f in features if f not in row]
@@ -54,9 +54,10 @@ def encode(rows: list, features: tuple[str, ...], bounds: dict[str, tuple[float,
             values = row
         else:
             raise BadInput(f"row {i}: a row must be an object or a list")
-        for j, (name, value) in enumerate(zip(features, values)):
+        checked = []
+        for name, value in zip(features, values):
             if categorical and name in categorical:
-                x[i, j] = _category(i, name, value)
+                checked.append(_category(i, name, value))
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise BadInput(f"row {i}: {name} must be a number, got {value!r}")
@@ -69,5 +70,7 @@ def encode(rows: list, features: tuple[str, ...], bounds: dict[str, tuple[float,
             low, high = bounds.get(name, (-math.inf, math.inf))
             if not low <= value <= high:
                 raise BadInput(f"row {i}: {name}={value:g} is outside [{low:g}, {high:g}]")
-            x[i, j] = value
-    return x
+            checked.append(value)
+        matrix.append(checked)
+    dtype = object if categorical else np.float64
+    return np.array(matrix, dtype=dtype) if matrix else np.empty((0, len(features)), dtype=dtype)

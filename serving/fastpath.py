@@ -9,6 +9,8 @@ encoding of categorical columns that ignores unknown categories), then
 this module rebuilds the same function from the fitted parameters: a dot
 product, or all trees walked over flat node arrays (`serving.trees`: a loop
 compiled by numba, or numpy when numba is missing), then the calibration map.
+The pipeline's own logistic shape (imputer, scaler, sigmoid calibration) runs
+as one loop compiled by numba where it is installed (`serving.linear`).
 A gradient-boosted model with categorical splits (the pipeline's ordinal
 encoding) is not compiled: serving scores it with `predict_proba`.
 
@@ -31,7 +33,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from serving import trees
+from serving import jit, linear, trees
 
 Scorer = Callable[[np.ndarray], np.ndarray]
 
@@ -65,9 +67,33 @@ def _one_hot(encoder: OneHotEncoder):
     return encode
 
 
+def _unchanged(x: np.ndarray) -> np.ndarray:
+    """Return the rows as they are (a `prepare` step with nothing to do)."""
+    return x
+
+
 def _as_float(z: np.ndarray) -> np.ndarray:
     """Return the numeric columns of an object matrix (a model with categorical features) as floats."""
     return z.astype(np.float64)
+
+
+def _identity(step) -> bool:
+    """Tell whether a step leaves its columns as they are."""
+    return step in (None, "passthrough") or (isinstance(step, FunctionTransformer) and step.func is None)
+
+
+def _scaler(step: StandardScaler) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Return a fitted scaler's (mean, scale): it computes (z - mean) / scale; None where it does not."""
+    return (step.mean_ if step.with_mean else None), (step.scale_ if step.with_std else None)
+
+
+def _imputer(step) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return a fitted NaN imputer's (fill per column, columns it adds an indicator for), or None for another one."""
+    if not isinstance(step, SimpleImputer) or not np.isnan(step.missing_values if step.missing_values is not None
+                                                              else np.nan):
+        return None
+    flagged = step.indicator_.features_ if step.add_indicator and step.indicator_ is not None else []
+    return step.statistics_.astype(np.float64), np.asarray(flagged, dtype=np.int64)
 
 
 def _column_steps(transformer) -> list | None:
@@ -75,7 +101,7 @@ def _column_steps(transformer) -> list | None:
     steps = [step for _, step in transformer.steps] if isinstance(transformer, Pipeline) else [transformer]
     functions = []
     for step in steps:
-        if step in (None, "passthrough") or (isinstance(step, FunctionTransformer) and step.func is None):
+        if _identity(step):
             continue
         if isinstance(step, OneHotEncoder):
             encode = _one_hot(step)
@@ -83,18 +109,15 @@ def _column_steps(transformer) -> list | None:
                 return None
             functions.append(encode)
         elif isinstance(step, StandardScaler):
-            mean = step.mean_ if step.with_mean else None
-            scale = step.scale_ if step.with_std else None
+            mean, scale = _scaler(step)
             functions.append(lambda z, m=mean, s=scale: ((z - m) if m is not None else z) / (s if s is not None else 1))
-        elif isinstance(step, SimpleImputer) and np.isnan(step.missing_values if step.missing_values is not None
-                                                            else np.nan):
-            fill = step.statistics_.astype(np.float64)
-            flagged = step.indicator_.features_ if step.add_indicator and step.indicator_ is not None else None
+        elif (imputed := _imputer(step)) is not None:
+            fill, flagged = imputed
 
             def impute(z, fill=fill, flagged=flagged):
                 missing = np.isnan(z)
                 out = np.where(missing, fill, z)
-                if flagged is not None and len(flagged):
+                if len(flagged):
                     out = np.concatenate([out, missing[:, flagged].astype(np.float64)], axis=1)
                 return out
 
@@ -104,19 +127,24 @@ def _column_steps(transformer) -> list | None:
     return functions
 
 
+def _unused_remainder(name: str, transformer, columns) -> bool:
+    """Tell whether a column transformer's entry is a remainder that passes no column on."""
+    return name == "remainder" and (transformer == "drop" or isinstance(columns, slice) or not list(columns))
+
+
 def _prepare(step, n_features: int):
     """Return a function for the `prepare` step, or None when a part of it is not supported."""
     if step is None or step == "passthrough":
-        return lambda x: x
+        return _unchanged
     if not isinstance(step, ColumnTransformer):
         return None
     parts = []
     covered: list[int] = []
     for name, transformer, columns in step.transformers_:
         cols = list(columns) if not isinstance(columns, slice) else None
+        if _unused_remainder(name, transformer, columns):
+            continue
         if name == "remainder":
-            if transformer == "drop" or not cols:
-                continue
             return None
         functions = _column_steps(transformer)
         if cols is None or functions is None:
@@ -129,18 +157,59 @@ def _prepare(step, n_features: int):
         parts = [(cols, functions if categorical else [_as_float, *functions], categorical)
                  for cols, functions, categorical in parts]
     if len(parts) == 1 and not parts[0][1] and parts[0][0] == list(range(n_features)):
-        return lambda x: x
+        return _unchanged
+    # A part that takes every column in order reads x itself (no step writes into its input);
+    # selecting them would copy the row, the costliest numpy call of a one-row score.
+    parts = [(None if cols == list(range(n_features)) else np.array(cols), functions, categorical)
+             for cols, functions, categorical in parts]
 
     def prepare(x: np.ndarray) -> np.ndarray:
         blocks = []
         for cols, functions, _ in parts:
-            z = x[:, cols]
+            z = x if cols is None else x[:, cols]
             for function in functions:
                 z = function(z)
             blocks.append(z)
         return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
 
     return prepare
+
+
+def _one_part_steps(step, n_features: int) -> list | None:
+    """Return the non-identity steps of a `prepare` that sends every column, in order, through one transformer."""
+    if step is None or step == "passthrough":
+        return []
+    if not isinstance(step, ColumnTransformer):
+        return None
+    parts = [(transformer, columns) for name, transformer, columns in step.transformers_
+             if not _unused_remainder(name, transformer, columns)]
+    if len(parts) != 1 or isinstance(parts[0][1], slice) or list(parts[0][1]) != list(range(n_features)):
+        return None
+    transformer = parts[0][0]
+    steps = [s for _, s in transformer.steps] if isinstance(transformer, Pipeline) else [transformer]
+    return [s for s in steps if not _identity(s)]
+
+
+def _compiled_logistic(prepare_step, base, n_features: int) -> Scorer | None:
+    """Return the compiled log-odds of the pipeline's logistic shape, preparation included (``serving.linear``).
+
+    None for another shape or without numba.
+    """
+    steps = _one_part_steps(prepare_step, n_features)
+    if not jit.available() or steps is None or base.coef_.shape[0] != 1:
+        return None
+    fill, flagged = np.full(n_features, np.nan), np.zeros(0, dtype=np.int64)
+    if steps and (imputed := _imputer(steps[0])) is not None:
+        (fill, flagged), steps = imputed, steps[1:]
+    width = n_features + len(flagged)
+    mean, scale = np.zeros(width), np.ones(width)
+    if steps and isinstance(steps[0], StandardScaler):
+        (fitted_mean, fitted_scale), steps = _scaler(steps[0]), steps[1:]
+        mean = fitted_mean if fitted_mean is not None else mean
+        scale = fitted_scale if fitted_scale is not None else scale
+    if steps or base.coef_.shape[1] != width:
+        return None
+    return linear.LogOdds(fill, flagged, mean, scale, base.coef_[0], float(base.intercept_[0]))
 
 
 def _logistic(model) -> Scorer | None:
@@ -150,7 +219,7 @@ def _logistic(model) -> Scorer | None:
     # Not `x @ coef`: BLAS sums a row differently depending on how many rows come with it, so a
     # replayed decision (one row) would differ in the last bit from the decision (scored with its
     # substitutions). A row-wise sum gives every row the same bits whatever the batch.
-    return lambda x: (x * coef).sum(axis=1) + intercept
+    return lambda x: np.add.reduce(x * coef, axis=1) + intercept  # .sum(axis=1) without its Python wrapper
 
 
 # Walking trees in numpy (the fallback without numba) wins for small batches only; beyond
@@ -166,7 +235,7 @@ def _trees(model, backend: str | None = None) -> tuple[Scorer, int | None] | Non
     forest = trees.flatten(model)
     if forest is None:
         return None
-    masks = trees.leaf_masks(forest) if backend != "numpy" and trees.available() else None
+    masks = trees.leaf_masks(forest) if backend != "numpy" and jit.available() else None
     if masks is not None:
         return trees.MaskScorer(masks), None  # compiled now, at model load: never in a request
     if backend == "numba":
@@ -177,7 +246,7 @@ def _trees(model, backend: str | None = None) -> tuple[Scorer, int | None] | Non
 def _calibrator(calibrator, method: str) -> Callable[[np.ndarray], np.ndarray] | None:
     if method == "sigmoid":
         a, b = float(calibrator.a_), float(calibrator.b_)
-        return lambda t: expit(-(a * t + b))
+        return linear.Sigmoid(a, b) if jit.available() else (lambda t: expit(-(a * t + b)))
     if method == "isotonic":
         return calibrator.predict
     return None
@@ -200,7 +269,11 @@ def compile_pipeline(pipeline, n_features: int, backend: str | None = None) -> t
     max_rows = None
     for member in model.calibrated_classifiers_:
         base = _unwrap(member.estimator)
-        if isinstance(base, LogisticRegression):
+        compiled = (_compiled_logistic(steps.get("prepare"), base, n_features)
+                    if isinstance(base, LogisticRegression) and len(model.calibrated_classifiers_) == 1 else None)
+        if compiled is not None:
+            prepare, decision = _unchanged, compiled  # the compiled loop prepares the row itself
+        elif isinstance(base, LogisticRegression):
             decision = _logistic(base)
         elif isinstance(base, HistGradientBoostingClassifier):
             walker = _trees(base, backend)

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from sklearn import config_context
@@ -26,7 +27,7 @@ from threadpoolctl import ThreadpoolController
 from model_registry import servable
 from serving import metrics
 from serving.fastpath import compile_pipeline
-from serving.reasons import feature_labels, profile_vector
+from serving.reasons import Explainer, feature_labels, profile_vector
 
 log = logging.getLogger("serving.model")
 
@@ -36,8 +37,8 @@ class NoModel(RuntimeError):
 
 
 # The compiled scorer must give scikit-learn's numbers: the tree scorers do, bit for bit
-# (tests/test_fastpath.py); numpy's and scikit-learn's matrix products for the logistic
-# model may round the last bit differently, never more.
+# (tests/test_fastpath.py); the logistic model's row sums (numpy's, or the compiled loop's)
+# and scikit-learn's matrix product may round the last bit differently, never more.
 PROBE_TOLERANCE = 1e-12
 
 
@@ -61,6 +62,11 @@ class Live:
     def scorer(self) -> str:
         """Say which scorer is live: the compiled fast path, or the pipeline's own predict_proba."""
         return SCORER_COMPILED if self.fast is not None else SCORER_SKLEARN
+
+    @cached_property
+    def explainer(self) -> Explainer:
+        """Return the reasons machinery of this version (built on first use, then kept with it)."""
+        return Explainer(self.features, self.profile, self.labels)
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """Return the probability of a good outcome for each row of the model's input matrix."""

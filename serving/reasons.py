@@ -34,16 +34,6 @@ NEAR_CUTOFF = "approved applicants near the cut-off"
 TRAINING_MODE = "most common in training"
 
 
-def contributions(score_fn, x: np.ndarray, profile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return (scores, contributions) where contributions[i, j] = score(x_i) - score(x_i with j := profile_j)."""
-    n, k = x.shape
-    batch = np.repeat(x[:, None, :], k + 1, axis=1)  # (n, k+1, k): the row itself, then k substitutions
-    idx = np.arange(k)
-    batch[:, idx + 1, idx] = profile[idx]
-    scores = score_fn(batch.reshape(n * (k + 1), k)).reshape(n, k + 1)
-    return scores[:, 0], scores[:, :1] - scores[:, 1:]
-
-
 def describe(feature: str, value: float | str, reference: float | str | None, decision_year: int,
              label: dict) -> str:
     """Say in words what a feature's value was, with real years for the yearly paid percentages."""
@@ -63,39 +53,73 @@ def describe(feature: str, value: float | str, reference: float | str | None, de
     return f"{name} = {value:g}" + (f" (near the cut-off: {reference:g})" if reference is not None else "")
 
 
+class Explainer:
+    """One version's reasons machinery, worked out once per loaded version: only the row's numbers vary.
+
+    Per feature it keeps what does not depend on the row (its label, whether it is monotone, the
+    profile value and how it is shown), and the pattern of substitutions: row 0 of each row's
+    block is the row itself, row j + 1 has feature j replaced by the profile's value.
+    """
+
+    def __init__(self, features: tuple[str, ...], profile: np.ndarray, labels: dict[str, dict]):
+        k = len(features)
+        self.features = features
+        self.profile = profile
+        self.reference = profile.tolist()
+        self.labels = [labels.get(f, {}) for f in features]
+        self.rising = [label.get("higher_is_better", False) for label in self.labels]
+        self.monotone = [j for j in range(k) if self.rising[j]]
+        self.shown_reference = [ref if isinstance(ref, str) else round(ref, 2) for ref in self.reference]
+        self.years_ago = [int(label["years_ago"]) if "years_ago" in label else None for label in self.labels]
+        self.substituted = np.zeros((k + 1, k), dtype=bool)
+        self.substituted[np.arange(k) + 1, np.arange(k)] = True
+
+    def contributions(self, score_fn, x: np.ndarray) -> list[tuple[float, list[float]]]:
+        """Return each row's (score, contributions): contributions[j] = score(x_i) - score(x_i with j := profile_j).
+
+        The rows and all their substitutions are scored in one call; the differences are taken on
+        Python floats (the same subtraction numpy does, without its per-call cost on a few values).
+        """
+        n, k = x.shape
+        batch = np.where(self.substituted, self.profile, x[:, None, :])  # (n, k+1, k)
+        scores = score_fn(batch.reshape(n * (k + 1), k)).tolist()
+        blocks = (scores[i:i + k + 1] for i in range(0, len(scores), k + 1))
+        return [(block[0], [block[0] - substituted for substituted in block[1:]]) for block in blocks]
+
+    def reasons(self, values: list, contrib: list[float], approved: bool, decision_year: int) -> list[dict]:
+        """Name the features behind one row's decision: every one that falls short, and on approval the strongest."""
+        # Plain Python on a handful of values: numpy's per-call overhead would cost more than the work.
+        reference, rising = self.reference, self.rising
+        k = len(values)
+        strong = (sorted([j for j in range(k) if contrib[j] > MIN_EFFECT], key=lambda j: -contrib[j])[:MAX_STRONG]
+                  if approved else [])
+        # A monotone feature is short below the bar; any other one when its own value lowered the score.
+        below = sorted([j for j in range(k) if j not in strong and (
+            values[j] < reference[j] - 1e-9 if rising[j] else contrib[j] < -MIN_EFFECT)], key=contrib.__getitem__)
+        picked = [(j, "raised_score") for j in strong] + [(j, "lowered_score") for j in below]
+        if not picked and not approved:
+            # Nothing falls short by itself (the row sits just under the line): name the monotone
+            # feature closest to falling short, without one the feature that helped least, so a
+            # rejection always says why.
+            monotone = self.monotone
+            picked = [(min(monotone, key=lambda j: values[j] - reference[j]) if monotone
+                       else min(range(k), key=contrib.__getitem__), "closest_to_cutoff")]
+        return [self._reason(j, code, values[j], contrib[j], decision_year) for j, code in picked]
+
+    def _reason(self, j: int, code: str, value, contribution: float, decision_year: int) -> dict:
+        feature, label = self.features[j], self.labels[j]
+        reason = {"code": code, "feature": feature, "value": value if isinstance(value, str) else round(value, 2),
+                  "reference": self.shown_reference[j], "contribution": round(contribution, 4),
+                  "text": describe(feature, value, self.reference[j], decision_year, label)}
+        if self.years_ago[j] is not None:  # the real year a yearly feature stands for
+            reason["year"] = decision_year - self.years_ago[j]
+        return reason
+
+
 def reasons_for(x_row: np.ndarray, contrib_row: np.ndarray, approved: bool, features: tuple[str, ...],
                 profile: np.ndarray, decision_year: int, labels: dict[str, dict]) -> list[dict]:
-    """Name the features behind this row's decision: every one that falls short, and on approval the strongest."""
-    # Plain Python on a handful of values: numpy's per-call overhead would cost more than the work.
-    values, contrib, reference = x_row.tolist(), contrib_row.tolist(), profile.tolist()
-    rising = [labels.get(f, {}).get("higher_is_better", False) for f in features]
-
-    def short(j: int) -> bool:
-        # A monotone feature is short below the bar; any other one when its own value lowered the score.
-        return values[j] < reference[j] - 1e-9 if rising[j] else contrib[j] < -MIN_EFFECT
-
-    strong = sorted((j for j in range(len(contrib)) if contrib[j] > MIN_EFFECT), key=lambda j: -contrib[j])
-    strong = strong[:MAX_STRONG] if approved else []
-    below = sorted((j for j in range(len(values)) if j not in strong and short(j)), key=lambda j: contrib[j])
-    picked = [(j, "raised_score") for j in strong] + [(j, "lowered_score") for j in below]
-    if not picked and not approved:
-        # Nothing falls short by itself (the row sits just under the line): name the monotone
-        # feature closest to falling short, without one the feature that helped least, so a
-        # rejection always says why.
-        monotone = [j for j in range(len(values)) if rising[j]]
-        picked = [(min(monotone, key=lambda j: values[j] - reference[j]) if monotone
-                   else min(range(len(contrib)), key=contrib.__getitem__), "closest_to_cutoff")]
-    reasons = []
-    for j, code in picked:
-        label = labels.get(features[j], {})
-        value, ref = values[j], reference[j]
-        shown = (value, ref) if isinstance(value, str) else (round(value, 2), round(ref, 2))
-        reason = {"code": code, "feature": features[j], "value": shown[0], "reference": shown[1],
-                  "contribution": round(contrib[j], 4), "text": describe(features[j], value, ref, decision_year, label)}
-        if "years_ago" in label:  # the real year a yearly feature stands for
-            reason["year"] = decision_year - int(label["years_ago"])
-        reasons.append(reason)
-    return reasons
+    """Name the features behind this row's decision (see ``Explainer.reasons``; serving keeps one per version)."""
+    return Explainer(features, profile, labels).reasons(x_row.tolist(), contrib_row.tolist(), approved, decision_year)
 
 
 def feature_labels(metadata: dict, reference: dict, categorical: tuple[str, ...] = ()) -> dict[str, dict]:

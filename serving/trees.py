@@ -29,7 +29,6 @@ bit-for-bit scikit-learn's.
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import threading
@@ -39,9 +38,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from serving import jit
+
 log = logging.getLogger("serving.trees")
 
-# Rows per block of the compiled walk: a block of x stays in L1 while every tree is walked over it.
+# Rows per block of the compiled walk: a block's bins and sums stay in L1 while every tree is walked over it.
 BLOCK_ROWS = 64
 # Batches from this size up are split over the cores.
 PARALLEL_MIN_ROWS = 20_000
@@ -196,57 +197,49 @@ for _k in range(64):
 
 def _score_masks(x, out, start, stop, columns, cuts, cut_start, masks, mask_start, init, leaf_value, width,
                  baseline, debruijn, debruijn_index):
-    """Fill out[start:stop] with the raw scores of x[start:stop] (compiled by numba)."""
+    """Fill out[start:stop] with the raw scores of x[start:stop] (compiled by numba).
+
+    Rows go in blocks: first each row's bin of each feature, then tree after tree, the exit
+    leaf of every row of the block. The rows' sums are independent chains the CPU overlaps
+    (a decision's row and its substitutions are one block); each row still adds its trees in order.
+    """
     n_trees = init.shape[0]
     n_used = columns.shape[0]
-    where = np.empty(n_used, dtype=np.int64)
-    vec = np.empty(n_trees, dtype=init.dtype)
-    for i in range(start, stop):
-        for f in range(n_used):
-            v = x[i, columns[f]]
-            lo, hi = cut_start[f], cut_start[f + 1]
-            if v != v:
-                b = hi - lo + 1
-            else:  # how many cuts are below v: binary search
-                a, z = lo, hi
-                while a < z:
-                    mid = (a + z) >> 1
-                    if cuts[mid] < v:
-                        a = mid + 1
-                    else:
-                        z = mid
-                b = a - lo
-            where[f] = mask_start[f] + b * n_trees
-        for t in range(n_trees):
-            vec[t] = init[t]
-        for f in range(n_used):
-            base = where[f]
-            for t in range(n_trees):
-                vec[t] &= masks[base + t]
-        acc = baseline
+    where = np.empty((BLOCK_ROWS, n_used), dtype=np.int64)
+    acc = np.empty(BLOCK_ROWS, dtype=np.float64)
+    for first in range(start, stop, BLOCK_ROWS):
+        rows = min(BLOCK_ROWS, stop - first)
+        for r in range(rows):
+            for f in range(n_used):
+                v = x[first + r, columns[f]]
+                lo, hi = cut_start[f], cut_start[f + 1]
+                if v != v:
+                    b = hi - lo + 1
+                else:  # how many cuts are below v: binary search
+                    a, z = lo, hi
+                    while a < z:
+                        mid = (a + z) >> 1
+                        if cuts[mid] < v:
+                            a = mid + 1
+                        else:
+                            z = mid
+                    b = a - lo
+                where[r, f] = mask_start[f] + b * n_trees
+            acc[r] = baseline
         for t in range(n_trees):  # tree after tree, as scikit-learn adds them
-            leaf = debruijn_index[(np.uint64(vec[t]) * debruijn) >> np.uint64(58)]
-            acc += leaf_value[t * width + leaf]
-        out[i] = acc
-
-
-_compiled = None
-_lock = threading.Lock()
-
-
-def _kernel():
-    """Return the compiled scorer (compiled on first use in this process, or loaded from numba's cache)."""
-    global _compiled
-    with _lock:
-        if _compiled is None:
-            import numba  # imported here: only a process that scores trees pays for it
-
-            _compiled = numba.njit(nogil=True, cache=True, boundscheck=False)(_score_masks)
-    return _compiled
+            for r in range(rows):
+                vec = init[t]
+                for f in range(n_used):
+                    vec &= masks[where[r, f] + t]
+                leaf = debruijn_index[(np.uint64(vec) * debruijn) >> np.uint64(58)]
+                acc[r] += leaf_value[t * width + leaf]
+        for r in range(rows):
+            out[first + r] = acc[r]
 
 
 _cores: int | None = None
 _pool: ThreadPoolExecutor | None = None
+_lock = threading.Lock()
 
 
 def cores() -> int:
@@ -281,17 +274,9 @@ class MaskScorer:
         self.args = (lm.columns, lm.cuts, lm.cut_start, lm.masks, lm.mask_start, lm.init, lm.leaf_value,
                      lm.width, lm.baseline, _DEBRUIJN, _DEBRUIJN_INDEX)
         started = time.perf_counter()
-        kernel = _kernel()
         probe = np.zeros((1, int(lm.columns.max(initial=-1)) + 1))
-        out = np.empty(1)
-        kernel(probe, out, 0, 1, *self.args)  # compiles, or loads from the cache
+        self.call = jit.compile_loop(_score_masks, probe, np.empty(1), 0, 1, *self.args)
         self.compile_seconds = time.perf_counter() - started
-        self.call = kernel
-        try:
-            signature = tuple(kernel.typeof_pyval(a) for a in (probe, out, 0, 1, *self.args))
-            self.call = kernel.overloads[signature].entry_point
-        except (AttributeError, KeyError):  # another numba: keep the dispatcher
-            pass
         log.info("compiled tree scorer ready in %.3f s", self.compile_seconds)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -313,8 +298,3 @@ class MaskScorer:
 def raw_masks(lm: LeafMasks, x: np.ndarray) -> np.ndarray:
     """Score rows with the compiled leaf-mask lookup (compiling first if needed); return the raw scores."""
     return MaskScorer(lm)(x)
-
-
-def available() -> bool:
-    """Tell whether the compiled scorer can be used (numba is installed; without it numpy walks the trees)."""
-    return importlib.util.find_spec("numba") is not None

@@ -25,7 +25,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from model_registry.servable import UNSEEN, probe_rows
 from pipeline import train as tr
 from pipeline.dataset import feature_matrix
-from serving import trees
+from serving import jit, trees
 from serving.fastpath import TREE_MAX_ROWS, compile_pipeline
 from tests.factories import APPLICANT_CATEGORICAL, APPLICANT_NUMERIC, synthetic_frame
 from tests.plugins.mlflow_stores import APPLICANT_SPEC, applicant_frame
@@ -169,11 +169,25 @@ def test_large_trees_fall_back_to_the_numpy_walk():
 
 def test_without_numba_the_numpy_walk_is_used(monkeypatch):
     pipeline, hgb = _forest_pipeline()
-    monkeypatch.setattr(trees, "available", lambda: False)
+    monkeypatch.setattr(jit, "available", lambda: False)
     scorer, max_rows = compile_pipeline(pipeline, 5)
     assert max_rows == TREE_MAX_ROWS
     x = _hard_rows(hgb, n=100)[:TREE_MAX_ROWS]
     np.testing.assert_array_equal(scorer(x), pipeline.predict_proba(x)[:, 1])
+
+
+@pytest.mark.parametrize("prepare_name", ["scaler", "impute-scale"])
+def test_without_numba_the_logistic_model_is_scored_with_numpy(monkeypatch, prepare_name):
+    pipeline = build(_logreg(), "sigmoid", PREPARES[prepare_name]())
+    compiled, _ = compile_pipeline(pipeline, 5)
+    monkeypatch.setattr(jit, "available", lambda: False)
+    plain, _ = compile_pipeline(pipeline, 5)
+    x = probe_rows(FEATURES, BOUNDS, n=2000, seed=3)
+    if prepare_name == "impute-scale":
+        x[::7, 1] = np.nan
+    expected = pipeline.predict_proba(x)[:, 1]
+    np.testing.assert_allclose(plain(x), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(compiled(x), plain(x), rtol=0, atol=1e-12)
 
 
 def test_two_threads_score_at_once():

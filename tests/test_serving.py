@@ -170,6 +170,20 @@ def test_decisions_equal_invocations(service, demo_rows):
     np.testing.assert_allclose(decided, scores, rtol=0, atol=1e-12)
 
 
+def test_a_body_the_server_ends_is_read_as_it_is_and_the_limit_still_holds(service, demo_rows):
+    # gunicorn says it ends request bodies itself (wsgi.input_terminated): within the limit the
+    # body is read from its stream as it is, above it the request is still a 413.
+    terminated = {"wsgi.input_terminated": True}
+    rows = demo_rows.head(3).to_dict("records")
+    plain = service.post("/invocations", json={"dataframe_records": rows})
+    direct = service.post("/invocations", json={"dataframe_records": rows}, environ_overrides=terminated)
+    assert direct.status_code == 200 and direct.json == plain.json
+    limit = service.application.config["MAX_CONTENT_LENGTH"]
+    huge = json.dumps({"dataframe_records": [rows[0]] * (limit // 100)})
+    r = service.post("/invocations", data=huge, content_type="application/json", environ_overrides=terminated)
+    assert len(huge) > limit and r.status_code == 413 and "larger than" in r.json["message"]
+
+
 def test_metrics_page(service):
     service.post("/invocations", json={"instances": [list(GOOD.values())]})
     page = service.get("/metrics")
