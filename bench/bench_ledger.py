@@ -323,10 +323,16 @@ def bench_latency_and_seeding(kinds: list[str], admin_url: str, small: int, larg
             latency = summary_latency({small: small_url, large: large_url})
         lo, hi = latency[small], latency[large]
         growth = hi["p50_ms"] / lo["p50_ms"]
+        met = hi["p50_ms"] <= 5 and growth <= 1.5
+        why = None if met or growth > 1.5 else (
+            f"the p50 with {small:,} customers is the same ({growth:.2f}x): the time is the request, not the "
+            "ledger's size - a new connection per request, the token's check and login lookup, and the reads"
+            + ("; on PostgreSQL each read is a round trip, after the pool's ping on checkout, where SQLite reads "
+               "in-process" if kind == "postgres" else ""))
         results.append(entry(
             f"summary p50 with {large:,} customers ({kind})", hi["p50_ms"], "ms", lo["p50_ms"],
             f"p50 with {small:,} customers", goal="p50 <= 5 ms and growth <= 1.5x",
-            met=hi["p50_ms"] <= 5 and growth <= 1.5, small=lo, large=hi))
+            met=met, why=why, small=lo, large=hi))
         results.append(entry(
             f"summary p99 with {large:,} customers ({kind})", hi["p99_ms"], "ms", lo["p99_ms"],
             f"p99 with {small:,} customers", small=lo, large=hi))
