@@ -116,12 +116,6 @@ class Explainer:
         return reason
 
 
-def reasons_for(x_row: np.ndarray, contrib_row: np.ndarray, approved: bool, features: tuple[str, ...],
-                profile: np.ndarray, decision_year: int, labels: dict[str, dict]) -> list[dict]:
-    """Name the features behind this row's decision (see ``Explainer.reasons``; serving keeps one per version)."""
-    return Explainer(features, profile, labels).reasons(x_row.tolist(), contrib_row.tolist(), approved, decision_year)
-
-
 def feature_labels(metadata: dict, reference: dict, categorical: tuple[str, ...] = ()) -> dict[str, dict]:
     """Return the version's feature labels, with whom a categorical one is compared and which may fall short.
 

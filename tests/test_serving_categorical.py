@@ -21,7 +21,7 @@ from pipeline.dataset import feature_matrix
 from pipeline.features import FEATURES
 from serving import create_app
 from serving.config import model_ref
-from serving.reasons import feature_labels, reasons_for
+from serving.reasons import Explainer, feature_labels
 from tests.factories import APPLICANT_CATEGORICAL, APPLICANT_NUMERIC
 from tests.plugins.mlflow_stores import APPLICANT_MODEL, APPLICANT_SPEC, APPLICANT_THRESHOLD, applicant_frame
 
@@ -205,14 +205,15 @@ def test_serving_model_must_be_name_at_alias(value):
 
 
 def test_only_a_feature_that_can_fall_short_is_named_or_closest_to_the_cutoff():
-    features, x_row = ("age_years", "housing"), np.array([30.0, "own"], dtype=object)
-    profile, contrib = np.array([40.0, "own"], dtype=object), np.array([0.002, 0.0])
+    features, x_row = ("age_years", "housing"), [30.0, "own"]
+    profile, contrib = np.array([40.0, "own"], dtype=object), [0.002, 0.0]
     labels = feature_labels({"spec": {"monotone_increasing": ["age_years"]}}, {}, ("housing",))
+    explainer = Explainer(features, profile, labels)
     # A monotone feature below the cut-off profile falls short (every year below the bar is named).
-    (reason,) = reasons_for(x_row, contrib, False, features, profile, 2026, labels)
+    (reason,) = explainer.reasons(x_row, contrib, False, 2026)
     assert (reason["code"], reason["feature"]) == ("lowered_score", "age_years")
-    at_the_bar = np.array([40.0, "own"], dtype=object)
-    (reason,) = reasons_for(at_the_bar, contrib, False, features, profile, 2026, labels)
+    (reason,) = explainer.reasons([40.0, "own"], contrib, False, 2026)  # at the bar
     assert (reason["code"], reason["feature"]) == ("closest_to_cutoff", "age_years")
-    (reason,) = reasons_for(x_row, contrib, False, features, profile, 2026, feature_labels({}, {}, ("housing",)))
+    unlabelled = Explainer(features, profile, feature_labels({}, {}, ("housing",)))
+    (reason,) = unlabelled.reasons(x_row, contrib, False, 2026)
     assert (reason["feature"], reason["text"]) == ("housing", "housing = own (most common in training: own)")
