@@ -55,11 +55,9 @@ def enqueue(session: Session, customer: Customer, kind: str, context: dict | Non
 
 def payment_context(payment, customer: Customer) -> dict:
     """Return a payment_received email's context from a payment result and the customer's new totals."""
-    return {"payment_id": payment.payment_id, "year": payment.year, "month": payment.month,
-            "amount_cents": payment.amount_cents, "to_bank_credit_cents": payment.to_bank_credit_cents,
-            "allocations": [{"year": a.year, "month": a.month, "amount_cents": a.amount_cents}
-                            for a in payment.allocations],
-            "balance_cents": customer.total_due_cents - customer.total_paid_cents,
+    context = payment.to_record()  # the payment and its allocations, as stored for replays
+    del context["customer_id"]  # the email goes to that customer already
+    return {**context, "balance_cents": customer.total_due_cents - customer.total_paid_cents,
             "bank_credit_cents": customer.bank_credit_cents}
 
 
