@@ -12,6 +12,8 @@ import os
 import resource
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -51,6 +53,12 @@ class CpuMeter:
 
     def __init__(self, pids: list[int], database: str | None = None):
         self.pids, self.database = pids, database
+
+    @classmethod
+    def of_ledger(cls, pids: list[int], database_url: str) -> CpuMeter:
+        """Meter these processes and, on PostgreSQL, the backends of the ledger at `database_url`."""
+        url = make_url(database_url)
+        return cls(pids, url.database if url.get_backend_name() == "postgresql" else None)
 
     def _read(self) -> dict[str, float]:
         return {"load generator": own_seconds(), "portal": sum(process_seconds(p) for p in self.pids),

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import resource
 
-from sqlalchemy.engine import make_url
-
 from bench.cpu import CpuMeter
 from bench.storm import create_customers
 from bench.storm_client import StormConfig, login_all, plan_schedule
@@ -39,6 +37,7 @@ function init(args)
 end
 function request()
   counter = counter + 1
+  -- wrk runs 2 threads (bench.wrk.run_script): thread tid takes every other customer in turn
   local token = tokens[(counter * 2 + tid) %% #tokens + 1]
   local period = periods[math.random(#periods)]
   local cents = math.random(1, max_cents)
@@ -84,8 +83,7 @@ def pay(base_url: str, database_url: str, portal_pids: list[int], clients: int =
     tokens = login_all(base_url, schedule.customer_ids)
     script = LUA % {"tokens": lua_list(tokens[c] for c in schedule.customer_ids),
                     "periods": lua_list(schedule.periods()), "max_cents": cfg.max_amount_cents}
-    postgres = make_url(database_url).get_backend_name() == "postgresql"
-    meter = CpuMeter(portal_pids, make_url(database_url).database if postgres else None).start()
+    meter = CpuMeter.of_ledger(portal_pids, database_url).start()
     wrk_before = children_seconds()
     figures = run_script(base_url, script, seconds, clients)
     cpu = {**meter.stop(), "load generator": round(children_seconds() - wrk_before, 3)}

@@ -146,8 +146,7 @@ def run_storm(database_url: str, cfg: StormConfig, workers: int = 3, workdir: Pa
     server = portal(database_url, workers=workers, threads=threads, workdir=workdir).start()
     try:
         storm = prepare(database_url, cfg, server)
-        postgres = make_url(database_url).get_backend_name() == "postgresql"
-        meter = CpuMeter(server.worker_pids(), make_url(database_url).database if postgres else None).start()
+        meter = CpuMeter.of_ledger(server.worker_pids(), database_url).start()
         out = storm.run()
         cpu = meter.stop()  # before the stop: the workers and their connections are still there to read
     finally:
