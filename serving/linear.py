@@ -51,7 +51,7 @@ def _sigmoid(t, out, a, b):
         out[i] = 1.0 / (1.0 + math.exp(a * t[i] + b))
 
 
-def _float_matrix(x: np.ndarray) -> np.ndarray:
+def _float_array(x: np.ndarray) -> np.ndarray:
     """Return x as the C-contiguous float64 array the compiled loops are called with."""
     return x if x.dtype == np.float64 and x.flags.c_contiguous else np.ascontiguousarray(x, dtype=np.float64)
 
@@ -74,7 +74,7 @@ class LogOdds:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         out = np.empty(len(x))
-        self.call(_float_matrix(x), out, *self.args)
+        self.call(_float_array(x), out, *self.args)
         return out
 
 
@@ -87,6 +87,5 @@ class Sigmoid:
 
     def __call__(self, t: np.ndarray) -> np.ndarray:
         out = np.empty(len(t))
-        self.call(t if t.dtype == np.float64 and t.flags.c_contiguous else np.ascontiguousarray(t, np.float64),
-                  out, self.a, self.b)
+        self.call(_float_array(t), out, self.a, self.b)
         return out
