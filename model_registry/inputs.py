@@ -38,6 +38,19 @@ def _category(i: int, name: str, value: object) -> str:
     return value
 
 
+def finite_number(i: int, name: str, value: object) -> float:
+    """Return row `i`'s value of feature `name` as a finite float, or raise BadInput naming both."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadInput(f"row {i}: {name} must be a number, got {value!r}"[:300])
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond float's range
+        value = math.inf
+    if not math.isfinite(value):
+        raise BadInput(f"row {i}: {name} must be a finite number, got {value!r}")
+    return value
+
+
 def encode(rows: list, features: tuple[str, ...], bounds: dict[str, tuple[float, float]],
            categorical: tuple[str, ...] = ()) -> np.ndarray:
     """Check each row (an object, or a list in feature order) and stack the model's input matrix."""
@@ -59,14 +72,7 @@ def encode(rows: list, features: tuple[str, ...], bounds: dict[str, tuple[float,
             if categorical and name in categorical:
                 checked.append(_category(i, name, value))
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise BadInput(f"row {i}: {name} must be a number, got {value!r}")
-            try:
-                value = float(value)
-            except OverflowError:  # an integer beyond float's range
-                value = math.inf
-            if not math.isfinite(value):
-                raise BadInput(f"row {i}: {name} must be a finite number, got {value!r}")
+            value = finite_number(i, name, value)
             low, high = bounds.get(name, (-math.inf, math.inf))
             if not low <= value <= high:
                 raise BadInput(f"row {i}: {name}={value:g} is outside [{low:g}, {high:g}]")

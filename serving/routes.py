@@ -1,7 +1,6 @@
 """The decision service's endpoints: MLflow's scoring protocol, decisions, the model, replays and drift."""
 from __future__ import annotations
 
-import math
 import re
 from datetime import date
 
@@ -9,6 +8,7 @@ import pandas as pd
 from flask import Blueprint, Response, current_app, request
 
 from model_registry import drift, registry
+from model_registry.inputs import finite_number
 from serving import bodies, metrics, openapi, shadow
 from serving.decisions import decide
 from serving.holder import ModelHolder
@@ -83,10 +83,8 @@ def numbers_or_null(rows: list, columns: list[str]) -> list[dict]:
         if not isinstance(row, dict):
             raise BadInput(f"row {i}: a row must be an object {{feature: value}}")
         for name in columns:
-            value = row.get(name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not math.isfinite(value)):
-                raise BadInput(f"row {i}: {name} must be a finite number or null, got {value!r}"[:300])
+            if row.get(name) is not None:
+                finite_number(i, name, row[name])
     return rows
 
 

@@ -266,6 +266,7 @@ def test_decision_year_is_a_whole_number_in_range(service, year, status):
     {"rows": [{FEATURES[0]: "90"}]},
     {"rows": [{FEATURES[0]: True}]},
     {"rows": [{FEATURES[0]: float("inf")}]},
+    {"rows": [{FEATURES[0]: 10 ** 400}]},  # an integer beyond float's range
     {"rows": [GOOD], "version": 1},
     {"rows": [GOOD], "version": None},
 ])
