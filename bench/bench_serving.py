@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.results import write_json
-from bench.wrk import champion_store, wrk
+from bench.wrk import alternate, champion_store, wrk
 from model_registry import registry
 from serving.decisions import decide
 from serving.holder import ModelHolder
@@ -44,21 +44,16 @@ ROUNDS = 5  # alternating wrk rounds of ours and the ceiling
 
 
 
-def alternate(ours_url: str, ceiling_url: str, seconds: int, rounds: int = ROUNDS) -> tuple[dict, dict]:
-    """Load both apps with wrk in alternating rounds; return each one's median round (with every round's rate).
+def median_rounds(ours_url: str, ceiling_url: str, seconds: int, rounds: int = ROUNDS) -> tuple[dict, dict]:
+    """Load both apps in alternating wrk rounds (``bench.wrk.alternate``); return each one's median round.
 
     On a machine shared with other work, one round of each swings their ratio by 0.3 either way
-    (docs/serving.md, Performance); alternating rounds gives both the same share of that work.
+    (docs/serving.md, Performance). Each median round carries every round's rate.
     """
-    urls = {"ours": ours_url + "/invocations", "ceiling": ceiling_url + "/invocations"}
-    runs: dict[str, list] = {name: [] for name in urls}
-    for url in urls.values():
-        wrk(url, BODY, 2)  # warm up
-    for _ in range(rounds):
-        for name, url in urls.items():
-            runs[name].append(wrk(url, BODY, max(2, seconds * 2 // rounds)))
+    runs = alternate({"ours": ours_url + "/invocations", "ceiling": ceiling_url + "/invocations"}, BODY,
+                     max(2, seconds * 2 // rounds), rounds)
     medians = []
-    for name in urls:
+    for name in ("ours", "ceiling"):
         by_rate = sorted(runs[name], key=lambda run: run["rps"])
         medians.append({**by_rate[len(by_rate) // 2], "rounds_rps": [run["rps"] for run in runs[name]]})
     return medians[0], medians[1]
@@ -129,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     with (Gunicorn("serving:create_app()", {"MLFLOW_TRACKING_URI": uri, "MODEL_POLL_SECONDS": "3600"},
                    workers=args.workers, ready_path="/ready") as ours,
           Gunicorn(CEILING_APP, workers=args.workers, ready_path="/ready") as ceiling):
-        results["ours"], results["flask_ceiling"] = alternate(ours.url, ceiling.url, args.seconds)
+        results["ours"], results["flask_ceiling"] = median_rounds(ours.url, ceiling.url, args.seconds)
     print("baseline: mlflow models serve ...", flush=True)
     with MlflowServe(registry.champion_uri(), {"MLFLOW_TRACKING_URI": uri}, workers=args.workers) as theirs:
         wrk(theirs.url + "/invocations", BODY, 2)

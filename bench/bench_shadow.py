@@ -29,7 +29,7 @@ import numpy as np
 
 from bench.bench_serving import ROW
 from bench.results import write_json
-from bench.wrk import champion_store, wrk
+from bench.wrk import alternate, champion_store
 from model_registry import registry
 from serving import shadow
 from serving.decisions import decide
@@ -110,17 +110,12 @@ def main(argv: list[str] | None = None) -> int:
                          "challenger": challenger, "in_process": in_process(copy)}
         env = {"MLFLOW_TRACKING_URI": copy, "MODEL_POLL_SECONDS": "3600", "SERVING_TOKEN": TOKEN}
         headers = {"Authorization": f"Bearer {TOKEN}"}
-        runs: dict[str, list[dict]] = {"off": [], "on": []}
         with (Gunicorn("serving:create_app()", {**env, "SERVING_SHADOW": "off"}, workers=args.workers,
                        ready_path="/ready") as off,
               Gunicorn("serving:create_app()", {**env, "SERVING_SHADOW": "auto"}, workers=args.workers,
                        ready_path="/ready") as on):
-            for server in (off, on):
-                wrk(server.url + "/v1/decisions", BODY, 2, headers=headers)  # warm up
-            for i in range(args.rounds):
-                for label, server in (("off", off), ("on", on)) if i % 2 == 0 else (("on", on), ("off", off)):
-                    runs[label].append(wrk(server.url + "/v1/decisions", BODY, args.seconds, headers=headers))
-                    print(f"  round {i + 1} shadow {label}: {runs[label][-1]['rps']:.0f}/s", flush=True)
+            runs = alternate({"off": off.url + "/v1/decisions", "on": on.url + "/v1/decisions"}, BODY,
+                             args.seconds, args.rounds, headers)
     for label, figures in runs.items():
         results[label] = {"rps": statistics.median(r["rps"] for r in figures),
                           "p50_ms": statistics.median(r["p50_ms"] for r in figures),

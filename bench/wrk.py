@@ -20,6 +20,25 @@ def wrk(url: str, body: str, seconds: int, connections: int = 8, headers: dict[s
     return run_script(url, "\n".join(lines) + "\n", seconds, connections)
 
 
+def alternate(urls: dict[str, str], body: str, seconds: int, rounds: int, headers: dict[str, str] | None = None,
+              connections: int = 8) -> dict[str, list[dict]]:
+    """POST `body` to each URL with wrk in alternating rounds; return every round's figures by name.
+
+    Each URL is warmed up for 2 s first; the order flips every round. On a machine shared with
+    other work one run of each swings their ratio a lot; alternating gives every target the same
+    share of that work, and the caller compares medians.
+    """
+    for url in urls.values():
+        wrk(url, body, 2, connections, headers)
+    runs: dict[str, list[dict]] = {name: [] for name in urls}
+    order = list(urls.items())
+    for i in range(rounds):
+        for name, url in order if i % 2 == 0 else order[::-1]:
+            runs[name].append(wrk(url, body, seconds, connections, headers))
+            print(f"  round {i + 1} {name}: {runs[name][-1]['rps']:.0f}/s", flush=True)
+    return runs
+
+
 def run_script(url: str, script: str, seconds: int, connections: int = 8) -> dict:
     """Run wrk (2 threads) with a Lua `script` for `seconds`; return requests, requests/s, p50/p99 (ms), non-2xx."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
