@@ -52,15 +52,16 @@ def allocate_rows(amounts: np.ndarray, owed: np.ndarray, start: int | np.ndarray
     amounts = np.asarray(amounts, dtype=np.int64)
     owed = np.maximum(np.asarray(owed, dtype=np.int64), 0)
     n, k = owed.shape
+    rows = np.arange(n)[:, None]
     # Column j of the visiting order is month (start + j) mod k: the chosen month, the later, then the earlier.
+    # (Plain fancy indexing, not take/put_along_axis: a third of the time for one payment, the ledger's case.)
     order = (np.asarray(start, dtype=np.int64).reshape(-1, 1) + np.arange(k)) % max(k, 1)
-    order = np.broadcast_to(order, (n, k))
-    visited = np.take_along_axis(owed, order, axis=1)
+    visited = owed[rows, order]
     # Money reaching month j is what is left after every earlier month took its share.
     owed_before = np.cumsum(visited, axis=1) - visited
-    parts = np.clip(amounts[:, None] - owed_before, 0, visited)
+    parts = np.minimum(np.maximum(amounts[:, None] - owed_before, 0), visited)
     allocations = np.zeros_like(owed)
-    np.put_along_axis(allocations, order, parts, axis=1)
+    allocations[rows, order] = parts
     return allocations, np.maximum(amounts - owed.sum(axis=1), 0)
 
 
