@@ -33,7 +33,7 @@ def login(role: str, body: dict) -> dict:
 
 @blp.route("/customer/login", methods=["POST"])
 @throttled
-@blp.arguments(LoginIn)
+@blp.arguments(LoginIn())
 @blp.response(200, LoginOut)
 @blp.alt_response(401, schema=ErrorSchema, description="wrong id or password")
 @blp.alt_response(429, schema=ErrorSchema, description="too many failed logins")
@@ -44,7 +44,7 @@ def customer_login(body):
 
 @blp.route("/manager/login", methods=["POST"])
 @throttled
-@blp.arguments(LoginIn)
+@blp.arguments(LoginIn())
 @blp.response(200, LoginOut)
 @blp.alt_response(401, schema=ErrorSchema, description="wrong id or password")
 @blp.alt_response(429, schema=ErrorSchema, description="too many failed logins")

@@ -60,7 +60,7 @@ def year_data(customer_id, year):
 
 
 @blp.route("/payments/<id:customer_id>")
-@blp.arguments(PageArgs, location="query")
+@blp.arguments(PageArgs(), location="query")
 @blp.response(200, PaymentHistoryOut)
 @blp.alt_response(404, schema=ErrorSchema, description="no such customer (or not yours)")
 def history(args, customer_id):
@@ -72,8 +72,8 @@ def history(args, customer_id):
 
 
 @blp.route("/payment", methods=["POST"])
-@blp.arguments(IdempotencyHeader, location="headers")
-@blp.arguments(PaymentIn)
+@blp.arguments(IdempotencyHeader(), location="headers")
+@blp.arguments(PaymentIn())
 @blp.response(200, PaymentOut)
 @blp.alt_response(409, schema=ErrorSchema, description="Idempotency-Key reused with a different body")
 @blp.alt_response(422, schema=ErrorSchema, description="invalid amount, month or year")
@@ -95,7 +95,7 @@ def pay(headers, body):
 
 
 @blp.route("/payment-preview")
-@blp.arguments(PaymentPreviewArgs, location="query")
+@blp.arguments(PaymentPreviewArgs(), location="query")
 @blp.response(200, PaymentPreviewOut)
 @blp.alt_response(422, schema=ErrorSchema, description="invalid amount, month or year")
 def payment_preview(args):
@@ -105,8 +105,8 @@ def payment_preview(args):
 
 
 @blp.route("/credit-request", methods=["POST"])
-@blp.arguments(IdempotencyHeader, location="headers")
-@blp.arguments(CreditIn)
+@blp.arguments(IdempotencyHeader(), location="headers")
+@blp.arguments(CreditIn())
 @blp.response(200, DecisionOut)
 @blp.alt_response(422, schema=ErrorSchema, description="invalid amount or month")
 @blp.alt_response(409, schema=ErrorSchema, description="Idempotency-Key reused with a different body")

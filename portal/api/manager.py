@@ -56,7 +56,7 @@ def me():
 
 
 @blp.route("/portfolio")
-@blp.arguments(PortfolioArgs, location="query")
+@blp.arguments(PortfolioArgs(), location="query")
 @blp.response(200, PortfolioOut)
 def portfolio_page(args):
     """Search, sort and page through customers with their balance, paid % and overdue months."""
@@ -90,7 +90,7 @@ def customer(customer_id):
 
 
 @blp.route("/customers", methods=["POST"])
-@blp.arguments(CustomerIn)
+@blp.arguments(CustomerIn())
 @blp.response(201, UserOut)
 @blp.alt_response(409, schema=ErrorSchema, description="the id is taken")
 def create_customer(body):
@@ -102,7 +102,7 @@ def create_customer(body):
 
 
 @blp.route("/customers/<id:customer_id>/password", methods=["POST"])
-@blp.arguments(PasswordIn)
+@blp.arguments(PasswordIn())
 @blp.response(200, MessageOut)
 @blp.alt_response(404, schema=ErrorSchema, description="no such customer")
 def reset_password(body, customer_id):
@@ -113,7 +113,7 @@ def reset_password(body, customer_id):
 
 
 @blp.route("/payments/<id:payment_id>/reversal", methods=["POST"])
-@blp.arguments(ReversalIn)
+@blp.arguments(ReversalIn())
 @blp.response(201, ReversalOut)
 @blp.alt_response(404, schema=ErrorSchema, description="no such payment")
 @blp.alt_response(409, schema=ErrorSchema, description="already reversed")
@@ -128,7 +128,7 @@ def reverse(body, payment_id):
 
 
 @blp.route("/customers/<id:customer_id>/bank-credit/refund", methods=["POST"])
-@blp.arguments(RefundIn)
+@blp.arguments(RefundIn())
 @blp.response(201, RefundOut)
 @blp.alt_response(404, schema=ErrorSchema, description="no such customer")
 @blp.alt_response(422, schema=ErrorSchema, description="more than the customer's bank credit, or no reason")
@@ -142,7 +142,7 @@ def refund(body, customer_id):
 
 
 @blp.route("/decisions")
-@blp.arguments(DecisionsArgs, location="query")
+@blp.arguments(DecisionsArgs(), location="query")
 @blp.response(200, DecisionsOut)
 def decisions(args):
     """Return the credit decisions log, newest first."""
@@ -172,7 +172,7 @@ def model():
 
 
 @blp.route("/model/shadow")
-@blp.arguments(ShadowArgs, location="query")
+@blp.arguments(ShadowArgs(), location="query")
 @blp.response(200, ShadowOut)
 def model_shadow(args):
     """Compare the champion and the challenger on the same live ML decisions (shadow scoring)."""
