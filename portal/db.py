@@ -111,6 +111,9 @@ def _can_carry_on(session: Session) -> bool:
     return connection.connection.dbapi_connection.info.transaction_status.name in ("IDLE", "INTRANS")
 
 
+_CORE_CONNECTION = "portal.db.core"  # session.info key: (the transaction, its connection)
+
+
 def core(session: Session) -> Connection:
     """Return the session's connection for Core statements, its pending ORM changes flushed first.
 
@@ -119,7 +122,14 @@ def core(session: Session) -> Connection:
     the ORM's autoflush would: a Core read sees every change made before it.
     """
     session.flush()  # nothing to do when nothing is pending
-    return session.connection()
+    # The connection is the transaction's for its whole life: asked once per transaction, not
+    # once per statement (the session's lookup cost more than some of the statements it served).
+    transaction = session.get_transaction()
+    held = session.info.get(_CORE_CONNECTION)
+    if transaction is None or held is None or held[0] is not transaction:
+        connection = session.connection()
+        session.info[_CORE_CONNECTION] = held = (session.get_transaction(), connection)
+    return held[1]
 
 
 def get_db() -> Database:
