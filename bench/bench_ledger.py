@@ -178,7 +178,8 @@ def where_the_time_goes(path: dict, storm: dict, baseline_tps: float, workers: i
     parts = ", ".join(f"{part} {ms:.1f}" for part, ms in cpu.items())
     budget = 1000 * (os.cpu_count() or 1) / (0.3 * baseline_tps)
     return (f"one payment is one transaction of {path['statements_per_payment']} statements "
-            f"({path['round_trips_per_payment']} round trips with BEGIN, COMMIT and the pool's ping; "
+            f"({path['round_trips_per_payment']} round trips with BEGIN, COMMIT and any ping of an idle "
+            f"pooled connection; "
             f"{path['ms_per_payment']} ms in-process, one at a time), where pgbench's TPC-B transaction is 5 "
             f"statements from a client written in C. Over HTTP it took {total:.1f} ms of CPU per payment "
             f"({parts}), while 0.3x pgbench leaves {budget:.1f} ms of the {os.cpu_count()} CPUs per payment for "
@@ -327,7 +328,7 @@ def bench_latency_and_seeding(kinds: list[str], admin_url: str, small: int, larg
         why = None if met or growth > 1.5 else (
             f"the p50 with {small:,} customers is the same ({growth:.2f}x): the time is the request, not the "
             "ledger's size - a new connection per request, the token's check and login lookup, and the reads"
-            + ("; on PostgreSQL each read is a round trip, after the pool's ping on checkout, where SQLite reads "
+            + ("; on PostgreSQL each read is a round trip, where SQLite reads "
                "in-process" if kind == "postgres" else ""))
         results.append(entry(
             f"summary p50 with {large:,} customers ({kind})", hi["p50_ms"], "ms", lo["p50_ms"],

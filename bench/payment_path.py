@@ -8,8 +8,8 @@ SQLAlchemy's events count what reaches the database:
 * statements: every ``cursor.execute`` (SELECT, INSERT, UPDATE; an executemany counts once);
 * round trips: statements plus what the driver sends around them: ``BEGIN``
   (psycopg sends it before a transaction's first statement; SQLite's is a
-  statement already), ``COMMIT``, ``ROLLBACK`` and the pool's ping on each
-  connection checkout (``pool_pre_ping``).
+  statement already), ``COMMIT``, ``ROLLBACK`` and the pool's ping of a
+  connection it hands out (``portal.db`` pings only one that has been idle a while).
 
 ``python -m bench.payment_path [--db postgres] [--payments 200] [--show]``
 prints them for one payment (``--show`` lists the statements) and the mean
@@ -37,7 +37,7 @@ from portal.db import get_db  # noqa: E402
 from testing.databases import PG_ADMIN_URL, throwaway_database  # noqa: E402
 from testing.servers import PORTAL_SECRET_KEY  # noqa: E402
 
-BEGIN, COMMIT, ROLLBACK, PING = "-- begin", "-- commit", "-- rollback", "-- pool checkout (ping)"
+BEGIN, COMMIT, ROLLBACK, PING = "-- begin", "-- commit", "-- rollback", "-- ping (a pooled connection checked)"
 
 
 class Counter:
@@ -49,7 +49,9 @@ class Counter:
         event.listen(engine, "before_cursor_execute", self._statement)
         for name, marker in (("begin", BEGIN), ("commit", COMMIT), ("rollback", ROLLBACK)):
             event.listen(engine, name, lambda _conn, marker=marker: self.log.append(marker))
-        event.listen(engine.pool, "checkout", lambda *_: self.log.append(PING))
+        # The pool's pings go through the dialect's do_ping, below SQLAlchemy's statement events: wrapped here.
+        ping = engine.dialect.do_ping
+        engine.dialect.do_ping = lambda dbapi_conn: self.log.append(PING) or ping(dbapi_conn)
 
     def _statement(self, _conn, _cursor, statement, _params, _context, _many):
         self.log.append(" ".join(statement.split())[:160])
