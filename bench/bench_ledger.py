@@ -159,11 +159,14 @@ def sqlite_tpcb_tps(clients: int = 8, seconds: float = 10.0) -> dict:
 
 # --------------------------------------------------------------------------- payments per second
 
+READ_SECONDS = 8  # the authenticated summary reads before the payments (PostgreSQL): the request path's floor
+
 def payments_per_second(kind: str, admin_url: str, clients: int, seconds: int, customers: int,
                         workers: int, threads: int | None) -> dict:
     """Pay with wrk for `seconds` on a fresh ledger, then audit it; return the figures."""
     with throwaway_database(kind, "bench", migrated=True, admin_url=admin_url) as url:
-        result = pay_wrk.payments_per_second(url, clients, customers, seconds, workers, threads)
+        result = pay_wrk.payments_per_second(url, clients, customers, seconds, workers, threads,
+                                             read_seconds=READ_SECONDS if kind == "postgres" else 0)
     if not result["ok"]:
         raise RuntimeError(f"the {kind} payment run failed its audit: {result['problems']}")
     return result
@@ -177,6 +180,18 @@ def where_the_time_goes(path: dict, storm: dict, baseline_tps: float, workers: i
     total = sum(cpu.values())
     parts = ", ".join(f"{part} {ms:.1f}" for part, ms in cpu.items())
     budget = 1000 * (os.cpu_count() or 1) / (0.3 * baseline_tps)
+    read = storm.get("summary_read")
+    floor = ""
+    if read:
+        read_total = sum(read["cpu_ms_per_read"].values())
+        floor = (f". The same portal's authenticated read of a customer's summary (the token's check, the login "
+                 f"lookup and two reads, no write) took {read_total:.1f} ms of CPU per request on its own (portal "
+                 f"{read['cpu_ms_per_read']['portal']:.1f}, database {read['cpu_ms_per_read']['database']:.1f}; "
+                 f"{read['reads_per_second']:.0f} reads/s): "
+                 + ("more than the whole budget of a payment, so the request path (Flask, the login's check, "
+                    "SQLAlchemy and psycopg on the same 2 cores as PostgreSQL) sets the floor, not the payment's "
+                    "ledger work" if read_total >= budget else
+                    f"{100 * read_total / budget:.0f} % of a payment's budget before any ledger work"))
     return (f"one payment is one transaction of {path['statements_per_payment']} statements "
             f"({path['round_trips_per_payment']} round trips with BEGIN, COMMIT and any ping of an idle "
             f"pooled connection; "
@@ -184,7 +199,7 @@ def where_the_time_goes(path: dict, storm: dict, baseline_tps: float, workers: i
             f"statements from a client written in C. Over HTTP it took {total:.1f} ms of CPU per payment "
             f"({parts}), while 0.3x pgbench leaves {budget:.1f} ms of the {os.cpu_count()} CPUs per payment for "
             f"everything: wrk's {clients} connections, {serving} and PostgreSQL share those cores "
-            f"(load average {os.getloadavg()[0]:.1f} at the end, other work included)")
+            f"(load average {os.getloadavg()[0]:.1f} at the end, other work included){floor}")
 
 
 def bench_payments(kinds: list[str], admin_url: str, clients: int, seconds: int, customers: int,
@@ -203,6 +218,10 @@ def bench_payments(kinds: list[str], admin_url: str, clients: int, seconds: int,
         cpu = storm.get("cpu_ms_per_payment") or {}
         print(f"  ({kind}: CPU ms per payment over HTTP: "
               + ", ".join(f"{part} {ms:.2f}" for part, ms in cpu.items()) + ")", flush=True)
+        if storm.get("summary_read"):
+            print(f"  ({kind}: CPU ms per authenticated summary read over HTTP: "
+                  + ", ".join(f"{part} {ms:.2f}" for part, ms in storm["summary_read"]["cpu_ms_per_read"].items())
+                  + f"; {storm['summary_read']['reads_per_second']:.0f} reads/s)", flush=True)
         after = measure()
         base = {**after, "tps": (before["tps"] + after["tps"]) / 2, "tps_before": before["tps"],
                 "tps_after": after["tps"]}

@@ -9,6 +9,10 @@ replay of the allocation rule, and one payment per 2xx answer (plus at most one
 per connection still in flight when wrk stopped). ``bench.bench_ledger`` uses
 it for its payments/s figure; the storm (``bench.storm``), with replays, races
 and its per-answer audit, stays the correctness run.
+
+Before paying, ``read_seconds`` of ``GET /api/customer/summary/<id>`` by the same
+customers (bearer token, login lookup, two reads, no write) measure what the
+portal's request path costs on its own: the floor under any payment.
 """
 from __future__ import annotations
 
@@ -48,6 +52,21 @@ function request()
 end
 """
 
+READ_LUA = """
+local tokens = %(tokens)s
+local ids = %(ids)s
+local threads, counter = 0, 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+function request()
+  counter = counter + 1
+  local i = (counter * 2 + tid) %% #tokens + 1
+  return wrk.format("GET", "/api/customer/summary/" .. ids[i], {["Authorization"] = "Bearer " .. tokens[i]})
+end
+"""
+
 
 def lua_list(items) -> str:
     """Write a Python list of strings or int pairs as a Lua table."""
@@ -61,32 +80,47 @@ def children_seconds() -> float:
 
 
 def payments_per_second(database_url: str, clients: int = 16, customers: int = 100, seconds: int = 20,
-                        workers: int = 2, threads: int | None = 8) -> dict:
+                        workers: int = 2, threads: int | None = 8, read_seconds: int = 0) -> dict:
     """Start a portal on a migrated ledger and pay its new customers with wrk for `seconds`; return `pay`'s figures."""
     server = portal(database_url, workers=workers, threads=threads).start()
     try:
-        return pay(server.url, database_url, server.worker_pids(), clients, customers, seconds)
+        return pay(server.url, database_url, server.worker_pids(), clients, customers, seconds,
+                   read_seconds=read_seconds)
     finally:
         server.stop()
 
 
+def _run_metered(base_url: str, script: str, seconds: int, clients: int, meter: CpuMeter) -> tuple[dict, dict]:
+    """Run a wrk script; return wrk's figures and the CPU seconds of each part (wrk as the load generator)."""
+    meter.start()
+    wrk_before = children_seconds()
+    figures = run_script(base_url, script, seconds, clients)
+    return figures, {**meter.stop(), "load generator": round(children_seconds() - wrk_before, 3)}
+
+
 def pay(base_url: str, database_url: str, portal_pids: list[int], clients: int = 16, customers: int = 100,
-        seconds: int = 20, first_customer_id: int = 800_001) -> dict:
+        seconds: int = 20, first_customer_id: int = 800_001, read_seconds: int = 0) -> dict:
     """Create customers in the ledger, pay them through the portal at `base_url` with wrk, audit; return the figures.
 
     `portal_pids`: the processes whose CPU counts as the portal's (gunicorn's workers).
+    `read_seconds` > 0: first read the customers' summaries for that long (``summary_read`` in the figures).
     """
     cfg = StormConfig(clients=clients, payments=40 * seconds, customers=customers, seed=7,
                       first_customer_id=first_customer_id)
     schedule = plan_schedule(cfg)
     create_customers(database_url, schedule)
     tokens = login_all(base_url, schedule.customer_ids)
-    script = LUA % {"tokens": lua_list(tokens[c] for c in schedule.customer_ids),
-                    "periods": lua_list(schedule.periods()), "max_cents": cfg.max_amount_cents}
-    meter = CpuMeter.of_ledger(portal_pids, database_url).start()
-    wrk_before = children_seconds()
-    figures = run_script(base_url, script, seconds, clients)
-    cpu = {**meter.stop(), "load generator": round(children_seconds() - wrk_before, 3)}
+    token_list = lua_list(tokens[c] for c in schedule.customer_ids)
+    meter = CpuMeter.of_ledger(portal_pids, database_url)
+    summary_read = None
+    if read_seconds:
+        script = READ_LUA % {"tokens": token_list, "ids": "{" + ", ".join(map(str, schedule.customer_ids)) + "}"}
+        read, read_cpu = _run_metered(base_url, script, read_seconds, clients, meter)
+        reads = (read["requests"] - read["non_2xx"]) or 1
+        summary_read = {"reads_per_second": read["rps"], "non_2xx": read["non_2xx"],
+                        "cpu_ms_per_read": {part: round(1000 * s / reads, 2) for part, s in read_cpu.items()}}
+    script = LUA % {"tokens": token_list, "periods": lua_list(schedule.periods()), "max_cents": cfg.max_amount_cents}
+    figures, cpu = _run_metered(base_url, script, seconds, clients, meter)
     db = Database(database_url)
     try:
         rows = read_ledger(db, schedule.customer_ids)
@@ -96,10 +130,13 @@ def pay(base_url: str, database_url: str, portal_pids: list[int], clients: int =
     problems = [*no_reversals(rows), *ledger_problems(rows), *allocations_replay_serially(rows)]
     if figures["non_2xx"]:
         problems.append(f"{figures['non_2xx']} answers were not 2xx")
+    if summary_read and summary_read["non_2xx"]:
+        problems.append(f"{summary_read['non_2xx']} summary reads were not 2xx")
     if not answered <= len(rows.payments) <= answered + clients:
         problems.append(f"{len(rows.payments)} payments in the ledger for {answered} 2xx answers")
     paid = answered or 1
     return {"ok": not problems, "problems": problems, "payments_per_second": figures["rps"],
             "payments_accepted": answered, "payments_in_ledger": len(rows.payments), "elapsed_seconds": seconds,
             "latency_ms": {"p50": figures["p50_ms"], "p99": figures["p99_ms"]}, "client": "wrk",
-            "cpu_seconds": cpu, "cpu_ms_per_payment": {part: round(1000 * s / paid, 2) for part, s in cpu.items()}}
+            "cpu_seconds": cpu, "cpu_ms_per_payment": {part: round(1000 * s / paid, 2) for part, s in cpu.items()},
+            "summary_read": summary_read}
