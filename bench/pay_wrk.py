@@ -27,22 +27,28 @@ from portal.db import Database
 from testing.audit import allocations_replay_serially, ledger_problems, no_reversals, read_ledger
 from testing.servers import portal
 
-LUA = """
+# Both scripts: wrk runs 2 threads (bench.wrk.run_script); thread tid takes every other customer in turn.
+CUSTOMERS_IN_TURN = """
 local tokens = %(tokens)s
-local periods = %(periods)s
-local max_cents = %(max_cents)d
 local threads, counter = 0, 0
 function setup(thread)
   thread:set("tid", threads)
   threads = threads + 1
 end
+function next_customer()
+  counter = counter + 1
+  return (counter * 2 + tid) %% #tokens + 1
+end
+"""
+
+LUA = CUSTOMERS_IN_TURN + """
+local periods = %(periods)s
+local max_cents = %(max_cents)d
 function init(args)
   math.randomseed(7 + tid)
 end
 function request()
-  counter = counter + 1
-  -- wrk runs 2 threads (bench.wrk.run_script): thread tid takes every other customer in turn
-  local token = tokens[(counter * 2 + tid) %% #tokens + 1]
+  local token = tokens[next_customer()]
   local period = periods[math.random(#periods)]
   local cents = math.random(1, max_cents)
   local body = string.format('{"year": %%d, "month": %%d, "amount": "%%d.%%02d"}',
@@ -52,17 +58,10 @@ function request()
 end
 """
 
-READ_LUA = """
-local tokens = %(tokens)s
+READ_LUA = CUSTOMERS_IN_TURN + """
 local ids = %(ids)s
-local threads, counter = 0, 0
-function setup(thread)
-  thread:set("tid", threads)
-  threads = threads + 1
-end
 function request()
-  counter = counter + 1
-  local i = (counter * 2 + tid) %% #tokens + 1
+  local i = next_customer()
   return wrk.format("GET", "/api/customer/summary/" .. ids[i], {["Authorization"] = "Bearer " .. tokens[i]})
 end
 """
