@@ -10,7 +10,7 @@ another alias). ``inputs`` holds the rules every scored row follows and
 ``servable`` the check serving and the gate both run: can this version be
 loaded and scored the way serving does?
 
-Command line: ``python -m model_registry {describe,promote VERSION,rollback,challenge VERSION,champion}``.
+Command line: ``python -m model_registry {describe,promote VERSION,rollback,challenge VERSION|--clear,champion,ui}``.
 """
 from model_registry.registry import (
     CHALLENGER,
