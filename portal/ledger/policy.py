@@ -5,9 +5,9 @@
 * **score**: the method's own verdict - the percentage rule (paid / due x 100 >=
   its threshold) or the model's score against the portal's own threshold.
 * **limit**: ``exposure + amount <= limit``. The *limit* comes from the
-  repayment record: ``LIMIT_MULTIPLE`` x what the customer actually paid per
+  repayment record: ``CREDIT_LIMIT_MULTIPLE`` x what the customer actually paid per
   year over the last five complete years (their total paid in those years / 5),
-  capped at ``LIMIT_MAX``. The *exposure* is everything still owed: unpaid past
+  capped at ``CREDIT_LIMIT_MAX_CENTS`` (``LimitRule``). The *exposure* is everything still owed: unpaid past
   dues and dues already booked for this and later months, approved credit
   included (the customer's running balance).
 
