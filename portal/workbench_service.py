@@ -1,7 +1,7 @@
 """The portal's client of the model workbench service (``pipeline/workbench``): the only way its pages reach it.
 
 The workbench lists the registered models and versions, compares two
-versions, moves the champion alias (through ``model_registry``) and runs
+versions, moves the champion and challenger aliases (through ``model_registry``) and runs
 retrain jobs; the portal never imports that code. As with the decision
 service, every call carries the shared ``SERVING_TOKEN`` and every answer must
 carry the service's HMAC signature of its body. A workbench that is down or

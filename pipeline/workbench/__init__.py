@@ -2,8 +2,8 @@
 
 The portal never imports pipeline or model_registry code; its workbench pages
 call this service (``WORKBENCH_URL``) with the shared ``SERVING_TOKEN``. Every
-registry call goes through ``model_registry`` (the same ``promote`` and
-``rollback`` as ``make promote`` / ``make rollback``); retraining runs
+registry call goes through ``model_registry`` (the same ``promote``, ``rollback``
+and ``challenge`` as ``make promote`` / ``make rollback`` / ``make challenge``); retraining runs
 ``python -m pipeline.run`` as a background job (``pipeline.workbench.jobs``).
 Run by gunicorn with one worker and a few threads (``make workbench``; ``make
 run`` starts it too): one process, so the jobs it starts are its own children.
