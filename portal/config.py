@@ -42,6 +42,11 @@ def mail_from() -> str:
     return os.environ.get("MAIL_FROM") or "Credit portal <no-reply@localhost>"
 
 
+def _local_url(port_setting: str, default_port: int) -> str:
+    """Return the loopback address of a part of this system at the port its setting names (as the Makefile does)."""
+    return f"http://127.0.0.1:{os.environ.get(port_setting, str(default_port))}"
+
+
 def load_config(overrides: dict | None = None) -> dict:
     """Collect the portal's Flask config from the environment, then apply overrides."""
     overrides = overrides or {}
@@ -50,7 +55,7 @@ def load_config(overrides: dict | None = None) -> dict:
         # PostgreSQL connections each portal process keeps open: one per gunicorn thread (make run: 16), so that
         # no request waits for one and none is opened and closed per request (the pool's overflow).
         "DATABASE_POOL_SIZE": int(os.environ.get("DATABASE_POOL_SIZE", "16")),
-        "SERVING_URL": os.environ.get("SERVING_URL", "http://127.0.0.1:5001"),
+        "SERVING_URL": os.environ.get("SERVING_URL", _local_url("SERVING_PORT", 5001)),
         "SERVING_TIMEOUT": float(os.environ.get("SERVING_TIMEOUT", "2.0")),
         "SERVING_CONNECT_TIMEOUT": float(os.environ.get("SERVING_CONNECT_TIMEOUT", "0.5")),
         # The shared secret serving demands on scoring calls and signs its answers with (make run makes one).
@@ -60,7 +65,7 @@ def load_config(overrides: dict | None = None) -> dict:
         "SERVING_BREAKER_SECONDS": float(os.environ.get("SERVING_BREAKER_SECONDS", "30")),
         "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI"),
         # The model workbench service (pipeline/workbench) the manager's workbench pages call, with SERVING_TOKEN.
-        "WORKBENCH_URL": os.environ.get("WORKBENCH_URL", "http://127.0.0.1:5003"),
+        "WORKBENCH_URL": os.environ.get("WORKBENCH_URL", _local_url("WORKBENCH_PORT", 5003)),
         "WORKBENCH_TIMEOUT": float(os.environ.get("WORKBENCH_TIMEOUT", "60")),
         # MLflow's UI (make mlflow-ui), linked from the workbench when set.
         "MLFLOW_UI_URL": os.environ.get("MLFLOW_UI_URL") or None,
@@ -98,7 +103,7 @@ def load_config(overrides: dict | None = None) -> dict:
         "MAIL_LEASE_SECONDS": float(os.environ.get("MAIL_LEASE_SECONDS", "300")),
         "MAIL_POLL_SECONDS": float(os.environ.get("MAIL_POLL_SECONDS", "5")),
         # Where the links in emails point.
-        "PORTAL_URL": os.environ.get("PORTAL_URL", f"http://127.0.0.1:{os.environ.get('PORTAL_PORT', '5000')}"),
+        "PORTAL_URL": os.environ.get("PORTAL_URL", _local_url("PORTAL_PORT", 5000)),
         "MAX_CONTENT_LENGTH": 64 * 1024,
         # Proxies in front of the portal whose X-Forwarded-For/-Proto to believe (nginx in `make cluster`: 1).
         "TRUSTED_PROXIES": int(os.environ.get("TRUSTED_PROXIES", "0")),

@@ -150,6 +150,23 @@ def test_local_secret_key_is_generated_and_kept(monkeypatch, tmp_path):
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
 
 
+def test_the_other_parts_addresses_follow_their_port_settings(monkeypatch, tmp_path):
+    monkeypatch.setenv("VAR_DIR", str(tmp_path))
+    for name in ("SERVING_URL", "WORKBENCH_URL", "PORTAL_URL", "SERVING_PORT", "WORKBENCH_PORT", "PORTAL_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    config = load_config()
+    assert (config["SERVING_URL"], config["WORKBENCH_URL"], config["PORTAL_URL"]) == (
+        "http://127.0.0.1:5001", "http://127.0.0.1:5003", "http://127.0.0.1:5000")
+    monkeypatch.setenv("SERVING_PORT", "6001")
+    monkeypatch.setenv("WORKBENCH_PORT", "6003")
+    monkeypatch.setenv("PORTAL_PORT", "6000")
+    config = load_config()
+    assert (config["SERVING_URL"], config["WORKBENCH_URL"], config["PORTAL_URL"]) == (
+        "http://127.0.0.1:6001", "http://127.0.0.1:6003", "http://127.0.0.1:6000")
+    monkeypatch.setenv("WORKBENCH_URL", "http://workbench.internal:80")  # an explicit address wins
+    assert load_config()["WORKBENCH_URL"] == "http://workbench.internal:80"
+
+
 def test_database_down_is_a_503_with_retry_after(app, client, ledger, monkeypatch):
     headers = login(client, "customer", 101, "customer123")
 
