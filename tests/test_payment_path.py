@@ -51,9 +51,12 @@ def _server_ends_the_ledgers_connections(url) -> int:
     return ended
 
 
+# PostgreSQL only: SQLite has no server connection to lose.
+ON_POSTGRES = pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+
+
+@ON_POSTGRES
 def test_a_connection_idle_for_a_while_is_checked_and_a_dead_one_replaced(client, customer, ledger, monkeypatch):
-    if ledger.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has no server connection to lose")
     _pay(client, customer, "warm-up")
     assert _server_ends_the_ledgers_connections(ledger.engine.url) >= 1
     monkeypatch.setattr(portal_db, "ALIVE_WITHOUT_PING_SECONDS", 0.0)  # as if the connection had been idle
@@ -64,10 +67,9 @@ def test_a_connection_idle_for_a_while_is_checked_and_a_dead_one_replaced(client
     check_invariants(ledger)
 
 
+@ON_POSTGRES
 def test_a_connection_lost_within_the_window_fails_one_request_with_a_503_then_the_pool_is_renewed(
         client, customer, ledger):
-    if ledger.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has no server connection to lose")
     _pay(client, customer, "warm-up")
     assert _server_ends_the_ledgers_connections(ledger.engine.url) >= 1
     lost = _pay(client, customer, "lost")  # the connection was used moments ago: taken as alive, unchecked
