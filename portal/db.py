@@ -7,7 +7,8 @@ and nowhere else:
   emits BEGIN itself; write transactions emit ``BEGIN IMMEDIATE`` so that two
   payments never interleave (the second waits on ``busy_timeout``).
 * PostgreSQL: write transactions take a row lock on the customer
-  (``SELECT ... FOR UPDATE``, see ``ledger.locks``).
+  (``SELECT ... FOR UPDATE``, see ``ledger.locks``), and the pool checks a
+  connection's liveness only when it has been idle a while (``ALIVE_WITHOUT_PING_SECONDS``).
 """
 from __future__ import annotations
 
