@@ -68,8 +68,8 @@ end
 
 
 def lua_list(items) -> str:
-    """Write a Python list of strings or int pairs as a Lua table."""
-    return "{" + ", ".join(json.dumps(i) if isinstance(i, str) else f"{{{i[0]}, {i[1]}}}" for i in items) + "}"
+    """Write a Python list of strings, integers or int pairs as a Lua table."""
+    return "{" + ", ".join(json.dumps(i) if isinstance(i, (str, int)) else f"{{{i[0]}, {i[1]}}}" for i in items) + "}"
 
 
 def children_seconds() -> float:
@@ -113,7 +113,7 @@ def pay(base_url: str, database_url: str, portal_pids: list[int], clients: int =
     meter = CpuMeter.of_ledger(portal_pids, database_url)
     summary_read = None
     if read_seconds:
-        script = READ_LUA % {"tokens": token_list, "ids": "{" + ", ".join(map(str, schedule.customer_ids)) + "}"}
+        script = READ_LUA % {"tokens": token_list, "ids": lua_list(schedule.customer_ids)}
         read, read_cpu = _run_metered(base_url, script, read_seconds, clients, meter)
         reads = (read["requests"] - read["non_2xx"]) or 1
         summary_read = {"reads_per_second": read["rps"], "non_2xx": read["non_2xx"],
