@@ -161,6 +161,7 @@ def sqlite_tpcb_tps(clients: int = 8, seconds: float = 10.0) -> dict:
 
 READ_SECONDS = 8  # the authenticated summary reads before the payments (PostgreSQL): the request path's floor
 
+
 def payments_per_second(kind: str, admin_url: str, clients: int, seconds: int, customers: int,
                         workers: int, threads: int | None) -> dict:
     """Pay with wrk for `seconds` on a fresh ledger, then audit it; return the figures."""
@@ -189,8 +190,8 @@ def where_the_time_goes(path: dict, storm: dict, baseline_tps: float, workers: i
                  f"{read['cpu_ms_per_read']['portal']:.1f}, database {read['cpu_ms_per_read']['database']:.1f}; "
                  f"{read['reads_per_second']:.0f} reads/s): "
                  + ("more than the whole budget of a payment, so the request path (Flask, the login's check, "
-                    "SQLAlchemy and psycopg on the same 2 cores as PostgreSQL) sets the floor, not the payment's "
-                    "ledger work" if read_total >= budget else
+                    f"SQLAlchemy and psycopg on the same {os.cpu_count()} CPUs as PostgreSQL) sets the floor, not "
+                    "the payment's ledger work" if read_total >= budget else
                     f"{100 * read_total / budget:.0f} % of a payment's budget before any ledger work"))
     return (f"one payment is one transaction of {path['statements_per_payment']} statements "
             f"({path['round_trips_per_payment']} round trips with BEGIN, COMMIT and any ping of an idle "
