@@ -25,6 +25,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # A pooled connection used this recently is taken to be alive without a round trip to check it
 # (HikariCP's aliveBypassWindowMs, whose default this is); one idle for longer is pinged first.
 ALIVE_WITHOUT_PING_SECONDS = 0.5
+_LAST_USED = "portal.db.last_used"  # a pooled connection's record.info key: when it was last checked in
 
 
 class Database:
@@ -84,9 +85,6 @@ def _ping_idle_connections(engine: Engine) -> None:
             if dialect.is_disconnect(error, dbapi_conn, None):
                 raise InvalidatePoolError(str(error)) from error  # the pool retries with a new connection
             raise
-
-
-_LAST_USED = "portal.db.last_used"  # a pooled connection's record.info key: when it was last checked in
 
 
 def _fix_sqlite_transactions(engine: Engine) -> None:
