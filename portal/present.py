@@ -30,20 +30,29 @@ def headrooms(session: Session, customers: list) -> dict[int, dict]:
 
 def summary(session: Session, customer_id: int) -> dict:
     """Present a customer's summary, with their credit limit and available credit (two reads at most)."""
-    s = statements.summary(session, customer_id)
-    pct = percentage_paid(s.total_paid_cents, s.total_credit_cents)
-    by_year = statements.paid_by_year(session, customer_id)  # the years and the limit's window in one query
+    return summaries(session, [customer_id])[customer_id]
+
+
+def summaries(session: Session, customer_ids: list[int]) -> dict[int, dict]:
+    """Present customers' summaries (`summary`), reading what paid by year for all of them in one query."""
+    by_years = statements.paid_by_year_many(session, customer_ids)  # the years and the limit's window
     rule = policy.LimitRule.from_config(current_app.config)
-    return {
-        "customer": user(s.customer, "customer"),
-        "total_credit": format_cents(s.total_credit_cents),
-        "total_paid": format_cents(s.total_paid_cents),
-        "balance": format_cents(s.balance_cents),
-        "bank_credit": format_cents(s.bank_credit_cents),
-        "percentage_paid": None if pct is None else round(pct, 2),
-        **headroom(policy.headroom_from_years(s.customer, by_year, date.today(), rule)),
-        "years": list(by_year),
-    }
+    today = date.today()
+    presented = {}
+    for customer_id, by_year in by_years.items():
+        s = statements.summary(session, customer_id)
+        pct = percentage_paid(s.total_paid_cents, s.total_credit_cents)
+        presented[customer_id] = {
+            "customer": user(s.customer, "customer"),
+            "total_credit": format_cents(s.total_credit_cents),
+            "total_paid": format_cents(s.total_paid_cents),
+            "balance": format_cents(s.balance_cents),
+            "bank_credit": format_cents(s.bank_credit_cents),
+            "percentage_paid": None if pct is None else round(pct, 2),
+            **headroom(policy.headroom_from_years(s.customer, by_year, today, rule)),
+            "years": list(by_year),
+        }
+    return presented
 
 
 def month_rows(rows) -> tuple[list[dict], dict]:

@@ -80,10 +80,10 @@ def history(args, customer_id):
 def pay(headers, body):
     """Pay dues from a chosen month on: excess flows forward, then to the oldest months owed, then to bank credit."""
     user = require_login("customer")
-    db = get_session()
-    result = payments.pay(db, user.user_id, body["year"], body["month"], body["amount"],
-                          idempotency_key=headers.get("idempotency_key"), source="api",
-                          max_cents=current_app.config["MAX_PAYMENT_CENTS"], summarize=present.summary)
+    order = payments.Order(user.user_id, body["year"], body["month"], body["amount"],
+                           headers.get("idempotency_key"), "api", current_app.config["MAX_PAYMENT_CENTS"])
+    # Written with the payments other threads of this process are making now, in one transaction.
+    result = current_app.extensions["payment_batches"].submit(get_session(), order)
     return {
         "payment_id": result.payment_id, "year": result.year, "month": result.month,
         "amount": format_cents(result.amount_cents),

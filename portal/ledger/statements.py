@@ -13,9 +13,10 @@ from portal.ledger.errors import NotFound
 from portal.models import Allocation, BankCreditEntry, Customer, Due, Payment, PaymentReversal
 
 _dues = Due.__table__.c
-# Built once: every payment's answer reads it (its summary).
-_PAID_BY_YEAR = (select(_dues.year, func.sum(_dues.paid_cents)).where(_dues.customer_id == bindparam("c"))
-                 .group_by(_dues.year).order_by(_dues.year))
+# Built once: every payment's answer reads it (its summary), one statement for a group commit's customers.
+_PAID_BY_YEAR = (select(_dues.customer_id, _dues.year, func.sum(_dues.paid_cents))
+                 .where(_dues.customer_id.in_(bindparam("cs", expanding=True)))
+                 .group_by(_dues.customer_id, _dues.year).order_by(_dues.customer_id, _dues.year))
 # Built once: every summary the session cannot answer from a customer it already holds reads it.
 _CUSTOMER_ROW = select(Customer.__table__).where(Customer.__table__.c.id == bindparam("id"))
 
@@ -77,8 +78,15 @@ def years(session: Session, customer_id: int) -> list[int]:
 
 def paid_by_year(session: Session, customer_id: int) -> dict[int, int]:
     """Return what the customer paid towards each year of their schedule, oldest year first (one query)."""
-    rows = core(session).execute(_PAID_BY_YEAR, {"c": customer_id})
-    return {year: int(paid or 0) for year, paid in rows}
+    return paid_by_year_many(session, [customer_id])[customer_id]
+
+
+def paid_by_year_many(session: Session, customer_ids: list[int]) -> dict[int, dict[int, int]]:
+    """Return, per customer, what they paid towards each year of their schedule, oldest year first (one query)."""
+    paid: dict[int, dict[int, int]] = {cid: {} for cid in customer_ids}
+    for cid, year, cents in core(session).execute(_PAID_BY_YEAR, {"cs": customer_ids}):
+        paid[cid][year] = int(cents or 0)
+    return paid
 
 
 def months(session: Session, customer_id: int, year: int | None = None) -> list[MonthRow]:

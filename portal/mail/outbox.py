@@ -39,26 +39,33 @@ def enqueue(session: Session, customer: Customer, kind: str, context: dict | Non
     One prebuilt insert (every payment writes one); the message returned holds what was
     written, outside the session.
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown email kind {kind!r}")
-    if not customer.email:
-        return None
+    written = enqueue_many(session, [(customer, kind, context)])
+    return written[0] if written else None
+
+
+def enqueue_many(session: Session, emails: list[tuple[Customer, str, dict | None]]) -> list[OutboxMessage]:
+    """Write emails (customer, kind, context) in one statement, in the caller's transaction; none without an address."""
     now = utcnow()
-    # Random and short: the email package folds a long Message-ID header onto a second line.
-    values = {"message_id": f"<{uuid.uuid4().hex}@{message_domain()}>", "kind": kind, "customer_id": customer.id,
-              "recipient": customer.email, "recipient_name": customer.name, "language": customer.language or "en",
-              "context": context or {}, "status": "pending", "attempts": 0, "next_attempt_at": now,
-              "created_at": now}
-    core(session).execute(_INSERT, values)
-    return OutboxMessage(**values)
+    rows = []
+    for customer, kind, context in emails:
+        if kind not in KINDS:
+            raise ValueError(f"unknown email kind {kind!r}")
+        if customer.email:
+            # Random and short: the email package folds a long Message-ID header onto a second line.
+            rows.append({"message_id": f"<{uuid.uuid4().hex}@{message_domain()}>", "kind": kind,
+                         "customer_id": customer.id, "recipient": customer.email, "recipient_name": customer.name,
+                         "language": customer.language or "en", "context": context or {}, "status": "pending",
+                         "attempts": 0, "next_attempt_at": now, "created_at": now})
+    if rows:
+        core(session).execute(_INSERT, rows)
+    return [OutboxMessage(**values) for values in rows]
 
 
-def payment_context(payment, customer: Customer) -> dict:
-    """Return a payment_received email's context from a payment result and the customer's new totals."""
+def payment_context(payment, balance_cents: int, bank_credit_cents: int) -> dict:
+    """Return a payment_received email's context from a payment result and the customer's totals after it."""
     context = payment.to_record()  # the payment and its allocations, as stored for replays
     del context["customer_id"]  # the email goes to that customer already
-    return {**context, "balance_cents": customer.total_due_cents - customer.total_paid_cents,
-            "bank_credit_cents": customer.bank_credit_cents}
+    return {**context, "balance_cents": balance_cents, "bank_credit_cents": bank_credit_cents}
 
 
 def decision_context(decision, available_cents: int | None = None) -> dict:

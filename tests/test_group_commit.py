@@ -1,0 +1,263 @@
+"""Group commit: payments made together share a transaction and each ends as it would have alone.
+
+``portal.group_commit`` (threads handing in items, one writer at a time) is
+tested with a recording writer; ``payments.pay_many`` (a batch in one
+transaction) and the API's use of both run on SQLite and PostgreSQL.
+"""
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import func, select
+
+from portal.db import get_db, write_transaction
+from portal.group_commit import GroupCommit
+from portal.ledger import payments
+from portal.ledger.errors import Conflict, InvalidRequest, NotFound
+from portal.ledger.locks import lock_customer
+from portal.models import Allocation, Customer, Due, OutboxMessage, Payment
+from testing.audit import check_invariants
+from testing.people import add_customer, add_manager
+
+SCHEDULE = {(2024, m): 5_000 for m in range(1, 13)}
+
+
+# --------------------------------------------------------------------------- the batching, with a recording writer
+
+class Recorder:
+    """A batch writer that records its batches; the first one waits for `release` (others queue meanwhile)."""
+
+    def __init__(self, fail_batches_over: int | None = None, interrupt_batches_over: int | None = None):
+        self.batches: list[list] = []
+        self.interrupt_batches_over = interrupt_batches_over
+        self.release = threading.Event()
+        self.first_started = threading.Event()
+        self.fail_batches_over = fail_batches_over
+
+    def __call__(self, _session, items):
+        self.batches.append(list(items))
+        if len(self.batches) == 1:
+            self.first_started.set()
+            assert self.release.wait(10)
+        if self.fail_batches_over is not None and len(items) > self.fail_batches_over:
+            raise ConnectionError("the batch failed as a whole")
+        if self.interrupt_batches_over is not None and len(items) > self.interrupt_batches_over:
+            raise KeyboardInterrupt  # as a worker being stopped would be
+        return [ValueError(f"refused {i}") if i < 0 else i * 10 for i in items]
+
+
+def submit_while_first_waits(commit: GroupCommit, recorder: Recorder, first: int, others: list[int]) -> dict:
+    """Submit `first`, then `others` from threads while it is being written; return each item's outcome."""
+    outcomes = {}
+
+    def one(item):
+        try:
+            outcomes[item] = commit.submit(None, item)
+        except BaseException as refused:  # noqa: BLE001 - the outcome under test
+            outcomes[item] = refused
+
+    with ThreadPoolExecutor(len(others) + 1) as pool:
+        pool.submit(one, first)
+        assert recorder.first_started.wait(10)
+        futures = [pool.submit(one, item) for item in others]
+        deadline = time.monotonic() + 10
+        while len(commit._queue) < len(others) and time.monotonic() < deadline:  # all of them waiting
+            time.sleep(0.01)
+        recorder.release.set()
+        for f in futures:
+            f.result()
+    return outcomes
+
+
+def test_items_arriving_while_a_batch_is_written_form_the_next_batch():
+    recorder = Recorder()
+    commit = GroupCommit(recorder)
+    outcomes = submit_while_first_waits(commit, recorder, 1, [2, 3, 4, 5, 6])
+    assert recorder.batches[0] == [1]
+    assert sorted(recorder.batches[1]) == [2, 3, 4, 5, 6] and len(recorder.batches) == 2
+    assert outcomes == {1: 10, 2: 20, 3: 30, 4: 40, 5: 50, 6: 60}
+    assert commit.sizes == {1: 1, 5: 1}
+
+
+def test_an_item_refused_is_raised_to_its_own_caller_only():
+    recorder = Recorder()
+    outcomes = submit_while_first_waits(GroupCommit(recorder), recorder, 1, [2, -3, 4])
+    assert isinstance(outcomes[-3], ValueError) and str(outcomes[-3]) == "refused -3"
+    assert (outcomes[1], outcomes[2], outcomes[4]) == (10, 20, 40)
+
+
+def test_a_batch_that_fails_as_a_whole_is_written_again_one_item_at_a_time():
+    recorder = Recorder(fail_batches_over=1)
+    outcomes = submit_while_first_waits(GroupCommit(recorder), recorder, 1, [2, 3, 4])
+    assert sorted(len(b) for b in recorder.batches) == [1, 1, 1, 1, 3]  # the failed batch of 3, then each alone
+    assert outcomes == {1: 10, 2: 20, 3: 30, 4: 40}
+
+
+def test_a_batch_never_holds_more_than_max_batch_items():
+    recorder = Recorder()
+    commit = GroupCommit(recorder, max_batch=2)
+    outcomes = submit_while_first_waits(commit, recorder, 1, [2, 3, 4, 5, 6])
+    assert max(len(b) for b in recorder.batches) == 2
+    assert sorted(i for b in recorder.batches for i in b) == [1, 2, 3, 4, 5, 6]
+    assert outcomes == {i: 10 * i for i in range(1, 7)}
+
+
+def test_max_batch_of_one_writes_each_item_alone_without_waiting_for_another_writer():
+    recorder = Recorder()
+    commit = GroupCommit(recorder, max_batch=1)
+    recorder.release.set()
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(lambda i: commit.submit(None, i), range(1, 9))) == [10 * i for i in range(1, 9)]
+    assert all(len(b) == 1 for b in recorder.batches) and not commit._queue
+
+
+def test_a_writer_stopped_mid_batch_leaves_no_thread_waiting():
+    recorder = Recorder(interrupt_batches_over=1)
+    commit = GroupCommit(recorder)
+    outcomes = submit_while_first_waits(commit, recorder, 1, [2, 3, 4])
+    assert outcomes[1] == 10
+    kinds = sorted(type(outcomes[i]).__name__ for i in (2, 3, 4))
+    assert kinds == ["KeyboardInterrupt", "RuntimeError", "RuntimeError"]  # the writer's own, the others told
+    assert commit._writing is False and not commit._queue
+
+
+# --------------------------------------------------------------------------- pay_many on a real ledger
+
+def _orders(rng: random.Random, customer_id: int, n: int) -> list[payments.Order]:
+    return [payments.Order(customer_id, 2024, rng.randint(1, 12), rng.choice([rng.randint(1, 9_000), 30_000]),
+                           f"k{i}") for i in range(n)]
+
+
+def _state(s, customer_id: int) -> dict:
+    """A customer's months, totals, payments, allocations and emails, without their ids."""
+    c = s.get(Customer, customer_id)
+    return {
+        "totals": (c.total_paid_cents, c.bank_credit_cents),
+        "months": s.execute(select(Due.year, Due.month, Due.paid_cents).where(Due.customer_id == customer_id)
+                            .order_by(Due.year, Due.month)).all(),
+        "payments": s.execute(select(Payment.year, Payment.month, Payment.amount_cents, Payment.to_bank_credit_cents)
+                              .where(Payment.customer_id == customer_id).order_by(Payment.id)).all(),
+        "allocations": s.execute(select(Allocation.year, Allocation.month, Allocation.amount_cents)
+                                 .where(Allocation.customer_id == customer_id).order_by(Allocation.id)).all(),
+        "emails": [{k: v for k, v in m.context.items() if k != "payment_id"} for m in s.scalars(
+            select(OutboxMessage).where(OutboxMessage.customer_id == customer_id).order_by(OutboxMessage.id))],
+    }
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_batch_ends_exactly_as_the_same_payments_one_after_another(db, seed):
+    # Customers 101 and 102 start alike; 101's payments go in one batch (with 103's mixed in), 102's one by one.
+    for cid in (101, 102, 103):
+        add_customer(db, cid, SCHEDULE, paid={(2024, 3): 5_000, (2024, 4): 1_000})
+    rng = random.Random(seed)
+    batch = _orders(rng, 101, 12)
+    mixed = [o for pair in zip(batch, _orders(random.Random(seed + 9), 103, 12), strict=True) for o in pair]
+    with db.sessions() as s:
+        outcomes = payments.pay_many(s, mixed)
+    alone = []
+    for order in batch:
+        with db.sessions() as s:
+            alone.append(payments.pay(s, 102, order.year, order.month, order.amount_cents, order.idempotency_key))
+    batched = [o for o in outcomes if o.customer_id == 101]
+    assert [(r.allocations, r.to_bank_credit_cents) for r in batched] == \
+        [(r.allocations, r.to_bank_credit_cents) for r in alone]
+    with db.sessions() as s:
+        assert _state(s, 101) == _state(s, 102)
+    check_invariants(db)
+
+
+def test_refused_orders_write_nothing_and_leave_the_others_paid(db):
+    add_customer(db, 101, SCHEDULE)
+    add_customer(db, 102, SCHEDULE)
+    orders = [payments.Order(101, 2024, 1, 1_000), payments.Order(101, 2031, 1, 1_000),  # no such year
+              payments.Order(102, 2024, 13, 1_000), payments.Order(999, 2024, 1, 1_000),  # no such month, customer
+              payments.Order(102, 2024, 2, 0), payments.Order(102, 2024, 2, 6_000, max_cents=5_000),
+              payments.Order(102, 2024, 2, 2_000)]
+    with db.sessions() as s:
+        outcomes = payments.pay_many(s, orders)
+    assert isinstance(outcomes[0], payments.PaymentResult) and isinstance(outcomes[6], payments.PaymentResult)
+    assert [(type(o), o.field) for o in outcomes[1:6]] == [
+        (InvalidRequest, "year"), (InvalidRequest, "month"), (NotFound, "customer_id"), (InvalidRequest, "amount"),
+        (InvalidRequest, "amount")]
+    with db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Payment)) == 2
+        assert s.scalar(select(func.count()).select_from(OutboxMessage)) == 2
+        assert (s.get(Customer, 101).total_paid_cents, s.get(Customer, 102).total_paid_cents) == (1_000, 2_000)
+    check_invariants(db)
+
+
+def test_a_key_used_twice_in_one_batch_pays_once_and_the_twin_replays_it(db):
+    add_customer(db, 101, SCHEDULE)
+    first, twin = payments.Order(101, 2024, 1, 2_500, "same"), payments.Order(101, 2024, 1, 2_500, "same")
+    other_body = payments.Order(101, 2024, 2, 100, "same")
+    with db.sessions() as s:
+        a, b, c = payments.pay_many(s, [first, twin, other_body])
+    assert not a.replayed and b.replayed and b.payment_id == a.payment_id and b.allocations == a.allocations
+    assert isinstance(c, Conflict) and c.field == "Idempotency-Key"
+    with db.sessions() as s:
+        again, = payments.pay_many(s, [first])  # and in a later batch: the stored first answer
+        assert again.replayed and again.payment_id == a.payment_id
+        assert s.scalar(select(func.count()).select_from(Payment)) == 1
+    check_invariants(db)
+
+
+def test_a_replay_in_a_batch_says_the_payment_was_reversed_since(db):
+    add_customer(db, 101, SCHEDULE)
+    add_manager(db)
+    with db.sessions() as s:
+        paid = payments.pay(s, 101, 2024, 1, 2_500, "k")
+    with db.sessions() as s:
+        payments.reverse_payment(s, paid.payment_id, 1, "entered twice")
+    with db.sessions() as s:
+        replay, fresh = payments.pay_many(s, [payments.Order(101, 2024, 1, 2_500, "k"),
+                                              payments.Order(101, 2024, 1, 2_500, "k2")])
+    assert replay.replayed and replay.reversed_at is not None and fresh.reversed_at is None
+    check_invariants(db)
+
+
+# --------------------------------------------------------------------------- the API: concurrent payments share one
+
+def test_concurrent_api_payments_share_transactions_and_each_gets_its_own_answer(app, client, auth, db_url):
+    customers = [101, 102, 103, 104]
+    with app.app_context():
+        db = get_db()
+        for cid in customers:
+            add_customer(db, cid, SCHEDULE, password="pw-123456")
+    bearer = {cid: auth.login("customer", cid, "pw-123456") for cid in customers}
+    commit = app.extensions["payment_batches"]
+    held = threading.Event()
+
+    def hold_customer_101():  # a writer holding 101 makes the first batch wait: the others queue meanwhile
+        with app.app_context():
+            with get_db().sessions() as s, write_transaction(s):
+                lock_customer(s, 101)
+                held.set()
+                deadline = time.monotonic() + 10
+                while len(commit._queue) < 7 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+
+    def pay(n: int):
+        cid = customers[n % 4]
+        return cid, client.post("/api/customer/payment", json={"year": 2024, "month": 1 + n, "amount": "10.00"},
+                                headers={**bearer[cid], "Idempotency-Key": f"n{n}"})
+
+    with ThreadPoolExecutor(9) as pool:
+        holder = pool.submit(hold_customer_101)
+        assert held.wait(10)
+        first = pool.submit(pay, 0)  # customer 101: its batch waits for the holder
+        while not commit._writing:
+            time.sleep(0.01)
+        answers = [first] + [pool.submit(pay, n) for n in range(1, 8)]
+        holder.result()
+        answers = [f.result() for f in answers]
+    assert all(r.status_code == 200 for _, r in answers), [r.json for _, r in answers]
+    for n, (cid, r) in enumerate(answers):
+        assert r.json["allocations"] == [{"year": 2024, "month": 1 + n, "amount": "10.00"}]
+        assert r.json["summary"]["customer"]["id"] == cid
+        # The answer's summary is read when its batch commits: 101 paid alone first, the others' two in one batch.
+        assert r.json["summary"]["total_paid"] == ("10.00" if n == 0 else "20.00")
+    assert commit.sizes.get(7) == 1, commit.sizes  # the seven that came while 101 was held: one batch
+    with app.app_context():
+        check_invariants(get_db())
