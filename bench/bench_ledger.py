@@ -163,11 +163,16 @@ READ_SECONDS = 8  # the authenticated summary reads before the payments (Postgre
 
 
 def payments_per_second(kind: str, admin_url: str, clients: int, seconds: int, customers: int,
-                        workers: int, threads: int | None) -> dict:
-    """Pay with wrk for `seconds` on a fresh ledger, then audit it; return the figures."""
+                        workers: int, threads: int | None, group_commit: bool = True) -> dict:
+    """Pay with wrk for `seconds` on a fresh ledger, then audit it; return the figures.
+
+    `group_commit` False: the portal writes every payment in its own transaction (PAYMENT_BATCH_MAX=1).
+    """
     with throwaway_database(kind, "bench", migrated=True, admin_url=admin_url) as url:
-        result = pay_wrk.payments_per_second(url, clients, customers, seconds, workers, threads,
-                                             read_seconds=READ_SECONDS if kind == "postgres" else 0)
+        result = pay_wrk.payments_per_second(
+            url, clients, customers, seconds, workers, threads,
+            read_seconds=READ_SECONDS if kind == "postgres" and group_commit else 0,
+            env=None if group_commit else {"PAYMENT_BATCH_MAX": "1"})
     if not result["ok"]:
         raise RuntimeError(f"the {kind} payment run failed its audit: {result['problems']}")
     return result
@@ -193,11 +198,12 @@ def where_the_time_goes(path: dict, storm: dict, baseline_tps: float, workers: i
                     f"SQLAlchemy and psycopg on the same {os.cpu_count()} CPUs as PostgreSQL) sets the floor, not "
                     "the payment's ledger work" if read_total >= budget else
                     f"{100 * read_total / budget:.0f} % of a payment's budget before any ledger work"))
-    return (f"one payment is one transaction of {path['statements_per_payment']} statements "
+    return (f"one payment alone is one transaction of {path['statements_per_payment']} statements "
             f"({path['round_trips_per_payment']} round trips with BEGIN, COMMIT and any ping of an idle "
             f"pooled connection; "
             f"{path['ms_per_payment']} ms in-process, one at a time), where pgbench's TPC-B transaction is 5 "
-            f"statements from a client written in C. Over HTTP it took {total:.1f} ms of CPU per payment "
+            f"statements from a client written in C; payments a portal process receives together share one "
+            f"transaction (group commit). Over HTTP it took {total:.1f} ms of CPU per payment "
             f"({parts}), while 0.3x pgbench leaves {budget:.1f} ms of the {os.cpu_count()} CPUs per payment for "
             f"everything: wrk's {clients} connections, {serving} and PostgreSQL share those cores "
             f"(load average {os.getloadavg()[0]:.1f} at the end, other work included){floor}")
@@ -223,6 +229,9 @@ def bench_payments(kinds: list[str], admin_url: str, clients: int, seconds: int,
             print(f"  ({kind}: CPU ms per authenticated summary read over HTTP: "
                   + ", ".join(f"{part} {ms:.2f}" for part, ms in storm["summary_read"]["cpu_ms_per_read"].items())
                   + f"; {storm['summary_read']['reads_per_second']:.0f} reads/s)", flush=True)
+        # The same storm with each payment in its own transaction: what the group commit gives, in this run.
+        alone = payments_per_second(kind, admin_url, clients, seconds, customers, workers, threads,
+                                    group_commit=False) if kind == "postgres" else None
         after = measure()
         base = {**after, "tps": (before["tps"] + after["tps"]) / 2, "tps_before": before["tps"],
                 "tps_after": after["tps"]}
@@ -239,6 +248,13 @@ def bench_payments(kinds: list[str], admin_url: str, clients: int, seconds: int,
             statements_per_payment=path["statements_per_payment"],
             round_trips_per_payment=path["round_trips_per_payment"], ms_per_payment_in_process=path["ms_per_payment"],
             cpu_ms_per_payment=storm.get("cpu_ms_per_payment"), one_payment=path["one_payment"]["log"]))
+        if alone is not None:
+            results.append(entry(
+                f"payments/s over HTTP with group commit ({kind})", storm["payments_per_second"], "payments/s",
+                alone["payments_per_second"], "the same portal writing each payment in its own transaction "
+                "(PAYMENT_BATCH_MAX=1), same run", cpu_ms_per_payment=storm.get("cpu_ms_per_payment"),
+                cpu_ms_per_payment_alone=alone.get("cpu_ms_per_payment"), latency_ms=storm["latency_ms"],
+                latency_ms_alone=alone["latency_ms"], clients=clients, workers=workers, threads=threads))
     return results
 
 

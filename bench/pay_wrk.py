@@ -79,9 +79,13 @@ def children_seconds() -> float:
 
 
 def payments_per_second(database_url: str, clients: int = 16, customers: int = 100, seconds: int = 20,
-                        workers: int = 2, threads: int | None = 8, read_seconds: int = 0) -> dict:
-    """Start a portal on a migrated ledger and pay its new customers with wrk for `seconds`; return `pay`'s figures."""
-    server = portal(database_url, workers=workers, threads=threads).start()
+                        workers: int = 2, threads: int | None = 8, read_seconds: int = 0,
+                        env: dict[str, str] | None = None) -> dict:
+    """Start a portal on a migrated ledger and pay its new customers with wrk for `seconds`; return `pay`'s figures.
+
+    `env` adds to the portal's environment (PAYMENT_BATCH_MAX=1: every payment in its own transaction).
+    """
+    server = portal(database_url, env=env, workers=workers, threads=threads).start()
     try:
         return pay(server.url, database_url, server.worker_pids(), clients, customers, seconds,
                    read_seconds=read_seconds)
