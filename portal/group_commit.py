@@ -41,6 +41,8 @@ class GroupCommit:
     """Write items handed in by concurrent threads in shared batches (see the module's docstring)."""
 
     def __init__(self, write_batch: Callable[[Session, list], list], max_batch: int = MAX_BATCH):
+        if max_batch < 1:
+            raise ValueError(f"a batch holds at least one item (PAYMENT_BATCH_MAX), not {max_batch}")
         self.write_batch = write_batch  # (session, items) -> one outcome per item: a result or an exception
         self.max_batch = max_batch
         self._cond = threading.Condition()

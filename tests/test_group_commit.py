@@ -113,6 +113,11 @@ def test_max_batch_of_one_writes_each_item_alone_without_waiting_for_another_wri
     assert all(len(b) == 1 for b in recorder.batches) and not commit._queue
 
 
+def test_a_batch_of_fewer_than_one_item_is_refused_at_start():
+    with pytest.raises(ValueError, match="PAYMENT_BATCH_MAX"):
+        GroupCommit(Recorder(), max_batch=0)
+
+
 def test_a_writer_stopped_mid_batch_leaves_no_thread_waiting():
     recorder = Recorder(interrupt_batches_over=1)
     commit = GroupCommit(recorder)
