@@ -4,12 +4,14 @@
 tested with a recording writer; ``payments.pay_many`` (a batch in one
 transaction) and the API's use of both run on SQLite and PostgreSQL.
 """
-import random
+import itertools
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from portal.db import get_db, write_transaction
@@ -130,11 +132,6 @@ def test_a_writer_stopped_mid_batch_leaves_no_thread_waiting():
 
 # --------------------------------------------------------------------------- pay_many on a real ledger
 
-def _orders(rng: random.Random, customer_id: int, n: int) -> list[payments.Order]:
-    return [payments.Order(customer_id, 2024, rng.randint(1, 12), rng.choice([rng.randint(1, 9_000), 30_000]),
-                           f"k{i}") for i in range(n)]
-
-
 def _state(s, customer_id: int) -> dict:
     """A customer's months, totals, payments, allocations and emails, without their ids."""
     c = s.get(Customer, customer_id)
@@ -151,25 +148,36 @@ def _state(s, customer_id: int) -> dict:
     }
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_a_batch_ends_exactly_as_the_same_payments_one_after_another(db, seed):
-    # Customers 101 and 102 start alike; 101's payments go in one batch (with 103's mixed in), 102's one by one.
-    for cid in (101, 102, 103):
-        add_customer(db, cid, SCHEDULE, paid={(2024, 3): 5_000, (2024, 4): 1_000})
-    rng = random.Random(seed)
-    batch = _orders(rng, 101, 12)
-    mixed = [o for pair in zip(batch, _orders(random.Random(seed + 9), 103, 12), strict=True) for o in pair]
+_ids = itertools.count()
+# A payment: its month (0-11 of 2024) and its amount, up to more than a whole year owes (bank credit).
+_payment = st.tuples(st.integers(0, 11), st.integers(1, 70_000))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_payment, min_size=1, max_size=10), st.lists(_payment, max_size=10),
+       st.dictionaries(st.integers(0, 11), st.integers(0, 5_000), max_size=12), st.integers(0, 2))
+def test_a_batch_ends_exactly_as_the_same_payments_one_after_another(db, mine, others, opening, twins):
+    # Two customers start alike: the first's payments go in one batch, among a third customer's, with a
+    # retry of some of them (same key); the second's are paid one by one. Their ledgers must end alike.
+    batched, alone, other = (9000 + 3 * next(_ids) + i for i in range(3))
+    for cid in (batched, alone, other):
+        add_customer(db, cid, SCHEDULE, paid={(2024, 1 + m): c for m, c in opening.items()})
+    orders = [payments.Order(batched, 2024, 1 + m, cents, f"k{i}") for i, (m, cents) in enumerate(mine)]
+    retries = orders[:twins]
+    noise = [payments.Order(other, 2024, 1 + m, cents, f"o{i}") for i, (m, cents) in enumerate(others)]
+    mixed = [o for pair in itertools.zip_longest(orders, noise) for o in pair if o is not None] + retries
     with db.sessions() as s:
         outcomes = payments.pay_many(s, mixed)
-    alone = []
-    for order in batch:
+    by_key = {o.idempotency_key: r for o, r in zip(mixed, outcomes, strict=True) if o.customer_id == batched}
+    one_by_one = []
+    for order in orders:
         with db.sessions() as s:
-            alone.append(payments.pay(s, 102, order.year, order.month, order.amount_cents, order.idempotency_key))
-    batched = [o for o in outcomes if o.customer_id == 101]
-    assert [(r.allocations, r.to_bank_credit_cents) for r in batched] == \
-        [(r.allocations, r.to_bank_credit_cents) for r in alone]
+            one_by_one.append(payments.pay(s, alone, order.year, order.month, order.amount_cents))
+    assert [(by_key[o.idempotency_key].allocations, by_key[o.idempotency_key].to_bank_credit_cents)
+            for o in orders] == [(r.allocations, r.to_bank_credit_cents) for r in one_by_one]
+    assert all(r.replayed for r in outcomes[len(outcomes) - len(retries):])
     with db.sessions() as s:
-        assert _state(s, 101) == _state(s, 102)
+        assert _state(s, batched) == _state(s, alone)
     check_invariants(db)
 
 
