@@ -173,7 +173,7 @@ def test_database_down_is_a_503_with_retry_after(app, client, ledger, monkeypatc
     def down(*args, **kwargs):
         raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
 
-    monkeypatch.setattr("portal.ledger.payments.lock_customer", down)
+    monkeypatch.setattr("portal.ledger.payments.lock_customers", down)
     r = client.post("/api/customer/payment", json={"year": 2024, "month": 1, "amount": "1.00"}, headers=headers)
     assert r.status_code == 503 and r.headers["Retry-After"] == "2" and "retry" in r.json["error"]
 
