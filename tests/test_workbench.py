@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from playwright.sync_api import expect, sync_playwright
 import model_registry
 from pipeline import train as tr
 from pipeline.run import RunConfig, run
+from pipeline.workbench import jobs
+from pipeline.workbench.jobs import JobStore
 from portal import create_app
 from portal.cli import migrate
 from portal.db import Database
@@ -263,6 +266,22 @@ def test_a_version_goes_into_the_shadow_from_the_page(manager, portal, store):
     assert model_registry.describe(tracking_uri=store)["challenger"] == "2"
     assert events(store)[-1] == ("challenge", None, "2", "manager 1", "watch it on live requests")
     assert url not in manager.get("/manager/workbench").text  # already the challenger
+
+
+def test_a_job_just_started_is_running_even_before_proc_shows_its_runner(tmp_path, monkeypatch):
+    # Seen in CI: the page right after the start said the job was not running. Its runner's command line
+    # is not in /proc for a moment after Popen returns; the store that started it asks its Popen instead.
+    store = JobStore(tmp_path / "jobs")
+    monkeypatch.setattr(JobStore, "command", lambda self, folder, options, who: [
+        sys.executable, "-c", "import time; time.sleep(30)"])
+    monkeypatch.setattr(jobs, "_alive", lambda pid, folder: False)  # /proc not showing the runner yet
+    job = store.start(who="manager 1")
+    try:
+        assert job["state"] == "running" and store.get(job["id"])["state"] == "running"
+    finally:
+        store.cancel(job["id"], who="manager 1")
+        store._children[job["id"]].wait(10)
+    assert store.get(job["id"])["state"] == "cancelled"
 
 
 def test_a_retrain_job_completes_survives_a_restart_and_its_version_appears(store, demo_ledger_url, sqlite_url,

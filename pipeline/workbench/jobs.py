@@ -144,7 +144,10 @@ class JobStore:
         except OSError:
             log = ""
         ended, result, cancel = _read(folder / EXIT_FILE), _read(folder / RESULT_FILE), _read(folder / CANCEL_FILE)
-        running = ended is None and _alive(job.get("pid"), folder)
+        # A runner this process started answers for itself: just after its start the kernel may not show its
+        # command line in /proc yet (it is set up after the exec that let Popen return), and _alive would say no.
+        child = self._children.get(job_id)
+        running = ended is None and (child.poll() is None if child is not None else _alive(job.get("pid"), folder))
         # A cancelled job is still stopping while the pipeline its runner started has not exited.
         stopping = bool(cancel) and not running and _group_alive(job.get("pid"))
         code = ended["returncode"] if ended else None
