@@ -276,11 +276,12 @@ def test_a_job_just_started_is_running_even_before_proc_shows_its_runner(tmp_pat
         sys.executable, "-c", "import time; time.sleep(30)"])
     monkeypatch.setattr(jobs, "_alive", lambda pid, folder: False)  # /proc not showing the runner yet
     job = store.start(who="manager 1")
+    runner = store._children[job["id"]]  # taken now: the store forgets a runner once it has ended
     try:
         assert job["state"] == "running" and store.get(job["id"])["state"] == "running"
     finally:
         store.cancel(job["id"], who="manager 1")
-        store._children[job["id"]].wait(10)
+        runner.wait(10)
     assert store.get(job["id"])["state"] == "cancelled"
 
 
