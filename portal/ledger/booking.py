@@ -54,19 +54,6 @@ def payment_months(session: Session, chosen: list[tuple[int, int, int]]) -> dict
     return months
 
 
-def add_to_totals(session: Session, customer: Customer, paid_cents: int = 0, bank_credit_cents: int = 0) -> None:
-    """Add to a locked customer's running totals in one statement; the loaded row reads the new values."""
-    core(session).execute(_ADD_TO_TOTALS, {"c": customer.id, "paid": paid_cents, "bank": bank_credit_cents})
-    _add_committed(customer, paid_cents, bank_credit_cents)
-
-
-def _add_committed(customer: Customer, paid_cents: int, bank_credit_cents: int) -> None:
-    # The row is locked and flushed (core), so the loaded values are the stored ones: add there too,
-    # as committed state, so that the ORM neither writes them again nor reads them back.
-    set_committed_value(customer, "total_paid_cents", customer.total_paid_cents + paid_cents)
-    set_committed_value(customer, "bank_credit_cents", customer.bank_credit_cents + bank_credit_cents)
-
-
 @dataclass(frozen=True)
 class Entry:
     """One source's allocations to book for a customer (a payment's, with its excess as bank credit)."""
@@ -89,7 +76,7 @@ def book_many(session: Session, entries: list[Entry]) -> None:
     """Book many sources at once: one insert of their rows, one update per month and per customer, in batches.
 
     Entries of one customer add up: the months and totals take their sums. The loaded
-    customers read their new totals afterwards without a statement (see ``add_to_totals``).
+    customers read their new totals afterwards without a statement.
     """
     rows = [{"payment_id": e.payment_id, "bank_credit_entry_id": e.bank_credit_entry_id,
              "customer_id": e.customer.id, "year": a.year, "month": a.month, "amount_cents": a.amount_cents}
@@ -117,7 +104,10 @@ def book_many(session: Session, entries: list[Entry]) -> None:
     connection.execute(_ADD_TO_TOTALS, [{"c": cid, "paid": paid, "bank": bank}
                                         for cid, (_, paid, bank) in totals.items()])
     for customer, paid, bank in totals.values():
-        _add_committed(customer, paid, bank)
+        # The rows are locked and flushed (core), so the loaded values are the stored ones: add there too,
+        # as committed state, so that the ORM neither writes them again nor reads them back.
+        set_committed_value(customer, "total_paid_cents", customer.total_paid_cents + paid)
+        set_committed_value(customer, "bank_credit_cents", customer.bank_credit_cents + bank)
 
 
 def unbook(session: Session, customer: Customer, allocations: list[Allocation]) -> int:

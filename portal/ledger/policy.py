@@ -121,7 +121,7 @@ def exposure(customer: Customer) -> int:
 
 
 def headroom_from_years(customer: Customer, paid_by_year: dict[int, int], today: date, rule: LimitRule) -> Headroom:
-    """Return one customer's headroom from what they paid per year (`statements.paid_by_year`), with no query."""
+    """Return one customer's headroom from what they paid per year (`statements.paid_by_year_many`), with no query."""
     paid = sum(cents for year, cents in paid_by_year.items() if year in window(today))
     return Headroom(limit_from_paid(paid, rule), exposure(customer))
 

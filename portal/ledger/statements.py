@@ -76,11 +76,6 @@ def years(session: Session, customer_id: int) -> list[int]:
     ))
 
 
-def paid_by_year(session: Session, customer_id: int) -> dict[int, int]:
-    """Return what the customer paid towards each year of their schedule, oldest year first (one query)."""
-    return paid_by_year_many(session, [customer_id])[customer_id]
-
-
 def paid_by_year_many(session: Session, customer_ids: list[int]) -> dict[int, dict[int, int]]:
     """Return, per customer, what they paid towards each year of their schedule, oldest year first (one query)."""
     paid: dict[int, dict[int, int]] = {cid: {} for cid in customer_ids}
