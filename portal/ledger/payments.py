@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -85,7 +86,7 @@ class Order:
         if self.max_cents is not None and self.amount_cents > self.max_cents:
             raise InvalidRequest(f"amount must be at most {format_cents(self.max_cents)}", "amount")
 
-    @property
+    @cached_property  # read up to three times per payment (its key's check, a twin's, the stored answer)
     def request_hash(self) -> str:
         """Return the fingerprint that tells a retry of this payment from another payment with its key."""
         return idempotency.fingerprint(year=self.year, month=self.month, amount_cents=self.amount_cents)
@@ -161,13 +162,12 @@ def pay_many(session: Session, orders: list[Order],
         months = booking.payment_months(session, [(orders[i].customer_id, orders[i].year, orders[i].month)
                                                   for i in todo]) if todo else {}
         plans: dict[int, Plan] = {}
-        twins: dict[tuple[int, str], tuple[str, str]] = {}  # keys first used in this batch: (request hash, a mark)
         for i in todo:
             order = orders[i]
             key = (order.customer_id, order.idempotency_key)
             try:
                 if order.idempotency_key is not None and idempotency.answer(
-                        answered.get(key) or twins.get(key), order.request_hash) is not None:
+                        answered.get(key), order.request_hash) is not None:
                     continue  # a replay (409 for another request): its first answer is read below
                 plans[i] = plan = _plan(session, order.customer_id, months[order.customer_id], order.year,
                                         order.month, order.amount_cents)
@@ -175,13 +175,14 @@ def pay_many(session: Session, orders: list[Order],
                 outcomes[i] = refused
                 continue
             months[order.customer_id] = _after(months[order.customer_id], plan.allocations)
-            if order.idempotency_key is not None:  # a twin later in this batch replays this one
-                twins[key] = (order.request_hash, "paid in this batch")
+            if order.idempotency_key is not None:  # a twin later in this batch replays this one (answer below)
+                answered[key] = (order.request_hash, "paid in this batch")
         results = _record(session, [orders[i] for i in plans], customers, list(plans.values()))
         for i, result in zip(plans, results):
             outcomes[i] = result
             if orders[i].idempotency_key is not None:
-                answered[orders[i].customer_id, orders[i].idempotency_key] = (None, result.to_record())
+                answered[orders[i].customer_id, orders[i].idempotency_key] = (orders[i].request_hash,
+                                                                              result.to_record())
         replays = [i for i in todo if outcomes[i] is None]
         if replays:
             first = {i: answered[orders[i].customer_id, orders[i].idempotency_key][1] for i in replays}
