@@ -54,9 +54,14 @@ class GroupCommit:
         """Write `item` in the next batch and return its outcome (raise it, if it is an exception)."""
         if self.max_batch == 1:  # no batches: each item alone, in its own thread, as without a group commit
             outcome, = self._outcomes(session, [item])
-            if isinstance(outcome, BaseException):
-                raise outcome
-            return outcome
+        else:
+            outcome = self._in_batch(session, item)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def _in_batch(self, session: Session, item: Any) -> Any:
+        """Wait for the batch that writes `item` (writing it, if no other thread is); return its outcome."""
         waiting = _Waiting(item)
         with self._cond:
             self._queue.append(waiting)
@@ -76,8 +81,6 @@ class GroupCommit:
                 with self._cond:
                     self._writing = False
                     self._cond.notify_all()
-        if isinstance(waiting.outcome, BaseException):
-            raise waiting.outcome
         return waiting.outcome
 
     def _write(self, session: Session, batch: list[_Waiting]) -> None:
