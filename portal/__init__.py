@@ -1,13 +1,11 @@
 """The portal: customers' and managers' ledger, as a Flask app (JSON API and pages)."""
 from __future__ import annotations
 
-from functools import partial
-
 from flask import Flask, request
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from portal import cli, present
+from portal import cli
 from portal.api import auth as api_auth
 from portal.api import customer as api_customer
 from portal.api import manager as api_manager
@@ -19,7 +17,6 @@ from portal.errors import error_response, register_errorhandlers
 from portal.extensions import IdConverter, api, babel, csrf, limiter, login_manager
 from portal.group_commit import GroupCommit
 from portal.languages import select_locale
-from portal.ledger import payments
 from portal.web import admin as web_admin
 from portal.web import auth as web_auth
 from portal.web import customer as web_customer
@@ -73,7 +70,7 @@ def register_database(app: Flask) -> None:
     pool = {} if url.startswith("sqlite") else {"pool_size": app.config["DATABASE_POOL_SIZE"]}
     app.extensions["ledger_db"] = Database(url, **pool)
     # The API's payments: concurrent ones share a transaction, each answered with its customer's summary.
-    app.extensions["payment_batches"] = GroupCommit(partial(payments.pay_many, summarize=present.summaries),
+    app.extensions["payment_batches"] = GroupCommit(api_customer.write_payments,
                                                     max_batch=app.config["PAYMENT_BATCH_MAX"])
     app.teardown_appcontext(close_session)
 

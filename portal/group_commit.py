@@ -3,7 +3,8 @@
 A request hands its item (a payment order) to the process's ``GroupCommit`` and
 waits. When no batch is being written, the request that arrives writes every
 item waiting at that moment, its own among them, with one call of the batch
-writer (``payments.pay_many``: one transaction, one statement per step, one
+writer (the API's ``write_payments``: the callers' logins read in one statement,
+then ``payments.pay_many``: one transaction, one statement per step, one
 commit); items arriving meanwhile wait for the next batch. An idle portal so
 writes each item at once, alone, with no delay added; a busy one writes batches
 as large as the number of requests waiting, which divides the statements, the

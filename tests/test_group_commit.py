@@ -12,8 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
+from portal.api.customer import write_payments
+from portal.auth import accounts
+from portal.auth.sessions import Claim, end_login, token_claim
 from portal.db import get_db, write_transaction
 from portal.group_commit import GroupCommit
 from portal.ledger import payments
@@ -273,4 +276,37 @@ def test_concurrent_api_payments_share_transactions_and_each_gets_its_own_answer
         assert r.json["summary"]["total_paid"] == ("10.00" if n == 0 else "20.00")
     assert commit.sizes.get(7) == 1, commit.sizes  # the seven that came while 101 was held: one batch
     with app.app_context():
+        check_invariants(get_db())
+
+
+def test_a_batch_reads_its_callers_logins_in_one_statement_and_pays_only_the_live_ones(app, auth):
+    customers = [101, 102, 103, 104]
+    with app.app_context():
+        db = get_db()
+        for cid in customers:
+            add_customer(db, cid, SCHEDULE, password="pw-123456")
+    tokens = {cid: auth.login("customer", cid, "pw-123456")["Authorization"][7:] for cid in customers}
+    with app.test_request_context():
+        claims = {cid: token_claim(tokens[cid]) for cid in customers}
+        with get_db().sessions() as s:
+            end_login(s, claims[102].jti)  # logged out after its request's token check: its batch refuses it
+            accounts.set_active(s, "customer", 103, False, by=None)
+        # A claim whose record is another customer's: refused, though the record is live.
+        borrowed = Claim("customer", 104, claims[101].jti)
+        items = [(claims[cid], payments.Order(cid, 2024, 1, 1_000, f"k{cid}")) for cid in customers]
+        items.append((borrowed, payments.Order(104, 2024, 2, 1_000, "borrowed")))
+        logins_read = []
+        event.listen(get_db().engine, "before_cursor_execute", record := (
+            lambda _c, _cur, statement, *_: logins_read.append(statement) if "api_tokens" in statement else None))
+        try:
+            with get_db().sessions() as s:
+                outcomes = write_payments(s, items)
+        finally:
+            event.remove(get_db().engine, "before_cursor_execute", record)
+    assert len(logins_read) == 1  # the whole batch's logins: one statement
+    assert [type(o).__name__ for o in outcomes] == ["PaymentResult", "Unauthorized", "Unauthorized",
+                                                    "PaymentResult", "Unauthorized"]
+    with app.app_context(), get_db().sessions() as s:
+        paid = dict(s.execute(select(Payment.customer_id, func.count()).group_by(Payment.customer_id)).all())
+        assert paid == {101: 1, 104: 1}
         check_invariants(get_db())

@@ -2,7 +2,8 @@
 
 Every way a token can be wrong answers 401: no algorithm, another algorithm, another key,
 expired, a revoked or unknown login record, claims that disagree with the record, a
-missing claim, a user deactivated or whose password was reset since.
+missing claim, a user deactivated or whose password was reset since. The payment endpoint,
+which reads the login record in its batch's transaction rather than before the request, too.
 """
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 from freezegun import freeze_time
+from sqlalchemy import func, select
 
 from portal.auth import accounts
+from portal.models import Payment
 
 SUMMARY = "/api/customer/summary/101"
+PAYMENT = "/api/customer/payment"
 
 
 def token_of(headers: dict) -> str:
@@ -154,3 +158,26 @@ def test_deactivation_revokes_tokens_and_login_answers_like_a_wrong_password(app
         accounts.set_active(s, role, user_id, True, by=1)
     assert api.post(f"/api/{role}/login", json={"id": user_id, "password": password}).status_code == 200
     assert api.get(path, headers=bearer(token)).status_code == 401  # the old login stays ended
+
+
+def test_a_payment_with_any_wrong_token_gets_401_and_pays_nothing(app, client, ledger, customer):
+    # The payment endpoint checks a token's login record in its batch (portal.api.customer.write_payments),
+    # not before the request as the other endpoints do: every way a token can be wrong must still be a 401.
+    def pay(token: str):
+        return app.test_client().post(PAYMENT, json={"year": 2024, "month": 1, "amount": "10.00"},
+                                      headers=bearer(token))
+
+    token = token_of(customer)
+    for name, forgery in forged(app, claims_of(app, token)):
+        r = pay(forgery)
+        assert (r.status_code, r.json["error"]) == (401, "login required"), name
+    other = app.test_client().post("/api/customer/login", json={"id": 102, "password": "other-pw"}).json["token"]
+    with ledger.sessions() as s:
+        accounts.set_active(s, "customer", 102, False, by=1)
+    assert pay(other).status_code == 401  # deactivated
+    manager = app.test_client().post("/api/manager/login", json={"id": 1, "password": "manager123"}).json["token"]
+    assert pay(manager).status_code == 403  # a live manager login: customers only
+    assert app.test_client().post("/api/logout", headers=bearer(token)).status_code == 200
+    assert pay(token).status_code == 401  # revoked
+    with ledger.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Payment)) == 0

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from flask import current_app, request
 from flask_smorest import Blueprint, abort
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import Unauthorized
 
 from portal import present
 from portal.api.schemas import (
@@ -18,7 +20,8 @@ from portal.api.schemas import (
     SummaryOut,
     YearDataOut,
 )
-from portal.auth.access import require_customer_access, require_login
+from portal.auth.access import require_claim, require_customer_access, require_login
+from portal.auth.sessions import Claim, verify_claims
 from portal.credit_requests import CreditSettings, request_credit
 from portal.db import get_session
 from portal.errors import ErrorSchema
@@ -33,8 +36,14 @@ CUSTOMER_WRITES = {"customer.pay", "customer.credit_request"}
 
 @blp.before_request
 def logged_in_first():
-    """Answer 401 (403 for a manager's write) before a request's body or arguments are looked at."""
-    require_login("customer" if request.endpoint in CUSTOMER_WRITES else None)
+    """Answer 401 (403 for a manager's write) before a request's body or arguments are looked at.
+
+    A payment with a bearer token has its token checked here and its login record in its batch (``write_payments``).
+    """
+    if request.endpoint == "customer.pay":
+        require_claim("customer")
+    else:
+        require_login("customer" if request.endpoint in CUSTOMER_WRITES else None)
 
 
 @blp.route("/summary/<id:customer_id>")
@@ -78,12 +87,16 @@ def history(args, customer_id):
 @blp.alt_response(409, schema=ErrorSchema, description="Idempotency-Key reused with a different body")
 @blp.alt_response(422, schema=ErrorSchema, description="invalid amount, month or year")
 def pay(headers, body):
-    """Pay dues from a chosen month on: excess flows forward, then to the oldest months owed, then to bank credit."""
-    user = require_login("customer")
-    order = payments.Order(user.user_id, body["year"], body["month"], body["amount"],
+    """Pay dues from a chosen month on: excess flows forward, then to the oldest months owed, then to bank credit.
+
+    A bearer token's login record is read when the payment is written, with the payments made at the
+    same time: a revoked or expired login answers 401 then, after the body's own checks (422).
+    """
+    claim = require_claim("customer")
+    order = payments.Order(claim.user_id, body["year"], body["month"], body["amount"],
                            headers.get("idempotency_key"), "api", current_app.config["MAX_PAYMENT_CENTS"])
     # Written with the payments other threads of this process are making now, in one transaction.
-    result = current_app.extensions["payment_batches"].submit(get_session(), order)
+    result = current_app.extensions["payment_batches"].submit(get_session(), (claim, order))
     return {
         "payment_id": result.payment_id, "year": result.year, "month": result.month,
         "amount": format_cents(result.amount_cents),
@@ -92,6 +105,22 @@ def pay(headers, body):
         "replayed": result.replayed, "reversed": result.reversed_at is not None, "reversed_at": result.reversed_at,
         "summary": result.summary,
     }
+
+
+def write_payments(session: Session, items: list[tuple[Claim, payments.Order]]) -> list:
+    """Check a batch's callers' login records in one statement, then pay the live callers' orders (``pay_many``).
+
+    Each item's outcome is its PaymentResult or the exception to raise: a 401, as ``require_login``
+    answers, for a login revoked, expired or deactivated since its token was signed. On PostgreSQL
+    the check and the payments are one transaction (the write carries the read on).
+    """
+    principals = verify_claims(session, [claim for claim, _ in items])
+    live = [i for i, principal in enumerate(principals) if principal is not None]
+    paid = payments.pay_many(session, [items[i][1] for i in live], summarize=present.summaries)
+    outcomes: list = [Unauthorized("login required") for _ in items]  # one each: raised in separate threads
+    for i, outcome in zip(live, paid, strict=True):
+        outcomes[i] = outcome
+    return outcomes
 
 
 @blp.route("/payment-preview")

@@ -1,11 +1,11 @@
 """Who may touch what: the one place for authorization rules."""
 from __future__ import annotations
 
-from flask import abort, request
+from flask import abort, g, request
 from flask import session as cookie_session
 from flask_login import current_user
 
-from portal.auth.sessions import load_login, principal_from_token
+from portal.auth.sessions import Claim, load_login, principal_from_token, token_claim
 from portal.db import get_session
 from portal.extensions import csrf
 
@@ -36,6 +36,30 @@ def require_login(role: str | None = None):
     if role is not None and current_user.role != role:
         abort(403, description=f"{role}s only")
     return current_user
+
+
+def require_claim(role: str) -> Claim:
+    """Abort 401 or 403 as ``require_login`` does; return who the caller says they are.
+
+    A bearer token's signature and claims are checked here, its login record is not: the
+    caller then checks it with ``sessions.verify_claims`` in the transaction of its write (the
+    payment batch checks all of its callers' records in one statement, see ``portal.api.payment_batch``).
+    A session cookie's login record is read here, as ``require_login`` reads it.
+    """
+    if "claim" in g:
+        return g.claim
+    token = _bearer(request)
+    if token is None:
+        user = require_login(role)
+        claim = Claim(user.role, user.user_id, user.jti)
+    else:
+        claim = token_claim(token)
+        if claim is None:
+            abort(401, description="login required")
+        if claim.role != role:  # a rare refusal: read the record, so a dead login answers 401 as everywhere
+            require_login(role)
+    g.claim = claim
+    return claim
 
 
 def require_customer_access(customer_id: int):

@@ -11,6 +11,7 @@ and every token of that login at once. ``refresh_token`` gives a live login a ne
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -80,56 +81,81 @@ def start_login(session: Session, role: str, user) -> tuple[Principal, str, date
     return principal, token, expires
 
 
-def _login_query():
-    """Build the query of a live login record with its user's name and active flag (once: every request runs it)."""
+def _logins_query():
+    """Build the query of live login records with their users' names and active flags (once: every request runs it)."""
     tokens = ApiToken.__table__.c
-    query = select(tokens.role, tokens.user_id, tokens.expires_at,
+    query = select(tokens.jti, tokens.role, tokens.user_id, tokens.expires_at,
                    *(c for role, user in ROLES.items()
                      for c in (user.__table__.c.name.label(f"{role}_name"),
                                user.__table__.c.active.label(f"{role}_active"))))
     for role, user in ROLES.items():
         query = query.outerjoin(user.__table__, and_(tokens.role == role, user.__table__.c.id == tokens.user_id))
-    return query.where(tokens.jti == bindparam("jti"), tokens.revoked_at.is_(None))
+    return query.where(tokens.jti.in_(bindparam("jtis", expanding=True)), tokens.revoked_at.is_(None))
 
 
-_LOGIN = _login_query()
+_LOGINS = _logins_query()
+
+
+def load_logins(session: Session, jtis: Collection[str]) -> dict[str, Principal]:
+    """Return the principals of the live login records among `jtis`, by jti, in one query.
+
+    A record that is revoked, expired or unknown, or whose user is inactive or gone, is left out.
+    """
+    now = utcnow()
+    live = {}
+    for row in core(session).execute(_LOGINS, {"jtis": list(jtis)}):
+        expires = row.expires_at
+        if expires.tzinfo is None:  # SQLite returns naive datetimes
+            expires = expires.replace(tzinfo=UTC)
+        user = row._mapping
+        # active is False, or None when the user row is gone
+        if row.role in ROLES and expires > now and user[f"{row.role}_active"]:
+            live[row.jti] = Principal(row.role, row.user_id, user[f"{row.role}_name"], row.jti)
+    return live
 
 
 def load_login(session: Session, jti: str) -> Principal | None:
-    """Return the principal of a live login record, or None if revoked, expired, unknown or the user is inactive.
-
-    One query per request: the live record joined to its user's name and active flag, nothing else.
-    """
-    row = core(session).execute(_LOGIN, {"jti": jti}).first()
-    if row is None or row.role not in ROLES:
-        return None
-    expires = row.expires_at
-    if expires.tzinfo is None:  # SQLite returns naive datetimes
-        expires = expires.replace(tzinfo=UTC)
-    if expires <= utcnow():
-        return None
-    user = row._mapping
-    if not user[f"{row.role}_active"]:  # False, or None when the user row is gone
-        return None
-    return Principal(row.role, row.user_id, user[f"{row.role}_name"], jti)
+    """Return the principal of a live login record, or None (see ``load_logins``)."""
+    return load_logins(session, [jti]).get(jti)
 
 
-def principal_from_token(session: Session, token: str) -> Principal | None:
-    """Verify a bearer JWT (HS256 with the app's key, unexpired, every claim present), then load its login record.
+@dataclass(frozen=True)
+class Claim:
+    """Who a request says it comes from, its signature verified but its login record not yet read."""
 
-    The claims must agree with the record: the same user id and the same role.
+    role: str
+    user_id: int
+    jti: str
+
+
+def token_claim(token: str) -> Claim | None:
+    """Verify a bearer JWT (HS256 with the app's key, unexpired, every claim well formed); return its claim, else None.
+
+    No database read: ``verify_claims`` then checks the login record, for one request or a batch of them.
     """
     try:
         claims = jwt.decode(token, current_app.config["SECRET_KEY"], algorithms=[ALGORITHM],
                             options={"require": CLAIMS})
     except jwt.InvalidTokenError:
         return None
-    if not isinstance(claims["jti"], str):
+    jti, role, sub = claims["jti"], claims["role"], claims["sub"]
+    if not (isinstance(jti, str) and role in ROLES and isinstance(sub, str) and sub.isascii() and sub.isdigit()
+            and sub == str(int(sub))):
         return None
-    principal = load_login(session, claims["jti"])
-    if principal is None or claims["role"] != principal.role or claims["sub"] != str(principal.user_id):
-        return None
-    return principal
+    return Claim(role, int(sub), jti)
+
+
+def verify_claims(session: Session, claims: list[Claim]) -> list[Principal | None]:
+    """Return each claim's principal if its login record is live and agrees with it (same user, same role)."""
+    live = load_logins(session, {c.jti for c in claims})
+    return [p if (p := live.get(c.jti)) is not None and (p.role, p.user_id) == (c.role, c.user_id) else None
+            for c in claims]
+
+
+def principal_from_token(session: Session, token: str) -> Principal | None:
+    """Return the principal of a bearer JWT whose claims verify and agree with a live login record, else None."""
+    claim = token_claim(token)
+    return verify_claims(session, [claim])[0] if claim is not None else None
 
 
 def end_login(session: Session, jti: str) -> None:
