@@ -197,7 +197,9 @@ def where_the_time_goes(path: dict, storm: dict, baseline_tps: float, workers: i
                  + ("more than the whole budget of a payment, so the request path (Flask, the login's check, "
                     f"SQLAlchemy and psycopg on the same {os.cpu_count()} CPUs as PostgreSQL) sets the floor, not "
                     "the payment's ledger work" if read_total >= budget else
-                    f"{100 * read_total / budget:.0f} % of a payment's budget before any ledger work"))
+                    f"{100 * read_total / budget:.0f} % of a payment's budget before any ledger work")
+                 + ". A payment shares its login lookup, its statements and its commit with the payments of its "
+                   "batch (group commit), which is how its CPU per payment can come out below this read's")
     return (f"one payment alone is one transaction of {path['statements_per_payment']} statements "
             f"({path['round_trips_per_payment']} round trips with BEGIN, COMMIT and any ping of an idle "
             f"pooled connection; "
