@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.explain import busy, decision_why  # noqa: E402
 from bench.results import write_json  # noqa: E402
 from pipeline import train as tr  # noqa: E402
 from pipeline.dataset import from_export  # noqa: E402
@@ -112,17 +113,13 @@ def measure(kind: str, pipeline, rows: int, repeat: int) -> dict:
 
 def explain(r: dict) -> dict:
     """Say where the time of each missed goal went (the report prints it under the table)."""
-    load, cpus = os.getloadavg()[0], os.cpu_count()
-    busy = f"load average {load:.1f} on {cpus} CPUs while measuring (other processes shared the cores)"
     why = {}
     if not r["met"]["decision_us"]:
-        why["decision_us"] = (f"{r['score_us']:.1f} us of the {r['decision_us']:.1f} us is one score call; "
-                              "the rest is the reasons (the row and 5 substitutions scored in one call, then "
-                              f"ranked and worded in Python) and building the answer; {busy}")
+        why["decision_us"] = decision_why(r["score_us"], r["decision_us"])
     if not r["met"]["batch_1m_s"]:
         handed_over = f"scikit-learn scores batches above {r['max_rows']} rows (numba missing?); " \
             if r["max_rows"] else ""
-        why["batch_1m_s"] = f"{'' if r['compiled'] else 'not compiled; '}{handed_over}{busy}"
+        why["batch_1m_s"] = f"{'' if r['compiled'] else 'not compiled; '}{handed_over}{busy()}"
     return why
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.explain import busy, decision_why
 from bench.results import write_json
 from bench.wrk import alternate, champion_store, wrk
 from model_registry import registry
@@ -141,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         "batch_1m_s": ip["batch_1m_s"] <= GOALS["batch_1m_s"],
         "ceiling_ratio": results["ceiling_ratio"] >= GOALS["ceiling_ratio"],
     }
+    results["why"] = {}
+    if not results["met"]["decision_us"]:
+        results["why"]["decision_us"] = decision_why(ip["score_us"], ip["decision_us"])
+    if not results["met"]["p99_ms"]:
+        results["why"]["p99_ms"] = (f"the median is {ours['p50_ms']:.2f} ms; the tail is requests waiting for a CPU, "
+                                    f"wrk and both workers sharing the machine's cores: {busy()}")
     print(f"\n{'':28}{'ours':>12}{'mlflow serve':>14}{'ratio':>9}")
     print(f"{'requests/s (8 connections)':28}{ours['rps']:12.0f}{base['rps']:14.0f}{results['throughput_ratio']:8.1f}x")
     print(f"{'Flask ceiling, requests/s':28}{results['flask_ceiling']['rps']:12.0f}{'':14}"
