@@ -43,7 +43,7 @@ def require_claim(role: str) -> Claim:
 
     A bearer token's signature and claims are checked here, its login record is not: the
     caller then checks it with ``sessions.verify_claims`` in the transaction of its write (the
-    payment batch checks all of its callers' records in one statement, see ``portal.api.payment_batch``).
+    payment batch checks all of its callers' records in one statement: ``portal.api.customer.write_payments``).
     A session cookie's login record is read here, as ``require_login`` reads it.
     """
     if "claim" in g:
