@@ -90,7 +90,7 @@ def pay(headers, body):
     """Pay dues from a chosen month on: excess flows forward, then to the oldest months owed, then to bank credit.
 
     A bearer token's login record is read when the payment is written, with the payments made at the
-    same time: a revoked or expired login answers 401 then, after the body's own checks (422).
+    same time: a revoked or expired login answers 401 then, after the schema's checks of the body (422).
     """
     claim = require_claim("customer")
     order = payments.Order(claim.user_id, body["year"], body["month"], body["amount"],
