@@ -179,5 +179,10 @@ def test_a_payment_with_any_wrong_token_gets_401_and_pays_nothing(app, client, l
     assert pay(manager).status_code == 403  # a live manager login: customers only
     assert app.test_client().post("/api/logout", headers=bearer(token)).status_code == 200
     assert pay(token).status_code == 401  # revoked
+    # The schema's refusals come before the batch's login check, the ledger's after it (README).
+    late = app.test_client().post(PAYMENT, json={"year": 2024, "month": 1, "amount": "abc"}, headers=bearer(token))
+    assert (late.status_code, late.json["field"]) == (422, "amount")
+    zero = app.test_client().post(PAYMENT, json={"year": 2024, "month": 1, "amount": "0"}, headers=bearer(token))
+    assert zero.status_code == 401
     with ledger.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Payment)) == 0
