@@ -13,10 +13,18 @@ from portal.ledger.errors import NotFound
 from portal.models import Allocation, BankCreditEntry, Customer, Due, Payment, PaymentReversal
 
 _dues = Due.__table__.c
-# Built once: every payment's answer reads it (its summary), one statement for a group commit's customers.
-_PAID_BY_YEAR = (select(_dues.customer_id, _dues.year, func.sum(_dues.paid_cents))
-                 .where(_dues.customer_id.in_(bindparam("cs", expanding=True)))
-                 .group_by(_dues.customer_id, _dues.year).order_by(_dues.customer_id, _dues.year))
+
+
+def _paid_by_year_query(customers_match):
+    """Build the query of what customers paid towards each year, `customers_match` selecting the customers."""
+    return (select(_dues.customer_id, _dues.year, func.sum(_dues.paid_cents)).where(customers_match)
+            .group_by(_dues.customer_id, _dues.year).order_by(_dues.customer_id, _dues.year))
+
+
+# Built once each: every summary reads one (an equality: about 35 us of CPU less than a one-item IN list,
+# which SQLAlchemy expands at every execution), a group commit's answers read their customers' at once.
+_PAID_BY_YEAR = _paid_by_year_query(_dues.customer_id == bindparam("c"))
+_PAID_BY_YEARS = _paid_by_year_query(_dues.customer_id.in_(bindparam("cs", expanding=True)))
 # Built once: every summary the session cannot answer from a customer it already holds reads it.
 _CUSTOMER_ROW = select(Customer.__table__).where(Customer.__table__.c.id == bindparam("id"))
 
@@ -79,7 +87,9 @@ def years(session: Session, customer_id: int) -> list[int]:
 def paid_by_year_many(session: Session, customer_ids: list[int]) -> dict[int, dict[int, int]]:
     """Return, per customer, what they paid towards each year of their schedule, oldest year first (one query)."""
     paid: dict[int, dict[int, int]] = {cid: {} for cid in customer_ids}
-    for cid, year, cents in core(session).execute(_PAID_BY_YEAR, {"cs": customer_ids}):
+    rows = core(session).execute(*((_PAID_BY_YEAR, {"c": customer_ids[0]}) if len(customer_ids) == 1
+                                   else (_PAID_BY_YEARS, {"cs": customer_ids})))
+    for cid, year, cents in rows:
         paid[cid][year] = int(cents or 0)
     return paid
 
