@@ -86,7 +86,8 @@ class GroupCommit:
 
     def _write(self, session: Session, batch: list[_Waiting]) -> None:
         """Write one batch and record every item's outcome, whatever happens (no waiting thread may hang)."""
-        outcomes: list = [RuntimeError("the batch was interrupted before it was written")] * len(batch)
+        # One exception each: the waiting threads raise them at the same time, each with its own traceback.
+        outcomes: list = [RuntimeError("the batch was interrupted before it was written") for _ in batch]
         try:
             outcomes = self._outcomes(session, [w.item for w in batch])
         finally:
