@@ -200,9 +200,10 @@ def pay_many(session: Session, orders: list[Order],
 
 
 def _after(months: list[rule.Outstanding], allocations: list[rule.Allocation]) -> list[rule.Outstanding]:
-    """Return the months as they owe after `allocations` were paid to them."""
+    """Return the months as they owe after `allocations` were paid to them (the months not paid, unchanged)."""
     paid = {(a.year, a.month): a.amount_cents for a in allocations}
-    return [replace(m, owed_cents=m.owed_cents - paid.get((m.year, m.month), 0)) for m in months]
+    return [replace(m, owed_cents=m.owed_cents - paid[m.year, m.month]) if (m.year, m.month) in paid else m
+            for m in months]
 
 
 def _record(session: Session, orders: list[Order], customers: dict[int, Customer],

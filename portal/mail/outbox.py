@@ -40,25 +40,29 @@ def enqueue(session: Session, customer: Customer, kind: str, context: dict | Non
     written, outside the session.
     """
     written = enqueue_many(session, [(customer, kind, context)])
-    return written[0] if written else None
+    return OutboxMessage(**written[0]) if written else None
 
 
-def enqueue_many(session: Session, emails: list[tuple[Customer, str, dict | None]]) -> list[OutboxMessage]:
-    """Write emails (customer, kind, context) in one statement, in the caller's transaction; none without an address."""
+def enqueue_many(session: Session, emails: list[tuple[Customer, str, dict | None]]) -> list[dict]:
+    """Write emails (customer, kind, context) in one statement, in the caller's transaction; none without an address.
+
+    Returns the rows written (a payment batch's writer drops them: no ORM object is built for it).
+    """
     now = utcnow()
+    domain = message_domain()
     rows = []
     for customer, kind, context in emails:
         if kind not in KINDS:
             raise ValueError(f"unknown email kind {kind!r}")
         if customer.email:
             # Random and short: the email package folds a long Message-ID header onto a second line.
-            rows.append({"message_id": f"<{uuid.uuid4().hex}@{message_domain()}>", "kind": kind,
+            rows.append({"message_id": f"<{uuid.uuid4().hex}@{domain}>", "kind": kind,
                          "customer_id": customer.id, "recipient": customer.email, "recipient_name": customer.name,
                          "language": customer.language or "en", "context": context or {}, "status": "pending",
                          "attempts": 0, "next_attempt_at": now, "created_at": now})
     if rows:
         core(session).execute(_INSERT, rows)
-    return [OutboxMessage(**values) for values in rows]
+    return rows
 
 
 def payment_context(payment, balance_cents: int, bank_credit_cents: int) -> dict:
