@@ -71,7 +71,8 @@ def register_database(app: Flask) -> None:
     app.extensions["ledger_db"] = Database(url, **pool)
     # The API's payments: concurrent ones share a transaction, each answered with its customer's summary.
     app.extensions["payment_batches"] = GroupCommit(api_customer.write_payments,
-                                                    max_batch=app.config["PAYMENT_BATCH_MAX"])
+                                                    max_batch=app.config["PAYMENT_BATCH_MAX"],
+                                                    wait_seconds=app.config["PAYMENT_BATCH_WAIT_MS"] / 1000)
     app.teardown_appcontext(close_session)
 
 

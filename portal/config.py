@@ -77,6 +77,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "MAX_PAYMENT_CENTS": int(os.environ.get("MAX_PAYMENT_CENTS", "100000000")),
         # API payments arriving together share one transaction, up to this many (portal.group_commit); 1: each alone.
         "PAYMENT_BATCH_MAX": int(os.environ.get("PAYMENT_BATCH_MAX", "64")),
+        # The longest a batch waits to fill while payments are in flight in the process (portal.group_commit); 0: never.
+        "PAYMENT_BATCH_WAIT_MS": float(os.environ.get("PAYMENT_BATCH_WAIT_MS", "4")),
         # Largest credit one request may ask for, in minor units (default 1,000,000.00).
         "MAX_CREDIT_CENTS": int(os.environ.get("MAX_CREDIT_CENTS", "100000000")),
         # The credit limit: this multiple of what the customer paid per year over the last five

@@ -133,6 +133,73 @@ def test_a_writer_stopped_mid_batch_leaves_no_thread_waiting():
     assert commit._writing is False and not commit._queue
 
 
+# --------------------------------------------------------------------------- a busy process's batch waits to fill
+
+def _until(condition, what: str) -> None:
+    """Wait (at most 10 s) until `condition()` holds."""
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, f"never {what}"
+        time.sleep(0.005)
+
+
+def _in_thread(submit, item):
+    """Return what `submit(None, item)` returns in a thread of its own, failing (not hanging) if it waits 10 s."""
+    outcome = []
+    thread = threading.Thread(target=lambda: outcome.append(submit(None, item)), daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), f"item {item} was still waiting for its batch after 10 s"
+    return outcome[0]
+
+
+def test_a_writer_waits_for_the_items_of_the_requests_in_flight_and_writes_them_in_one_batch():
+    recorder = Recorder()
+    recorder.release.set()
+    commit = GroupCommit(recorder, wait_seconds=3600)  # only the items' arrival can end this wait
+    for _ in range(3):
+        commit.request_started()
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(commit.submit, None, 1)
+        _until(lambda: commit._writing, "writing")
+        time.sleep(0.2)
+        assert recorder.batches == []  # three requests in flight: the writer waits for three items
+        others = [pool.submit(commit.submit, None, i) for i in (2, 3)]
+        assert [f.result(10) for f in [first, *others]] == [10, 20, 30]
+    assert recorder.batches == [[1, 2, 3]] and commit.sizes == {3: 1}
+
+
+def test_a_lone_request_is_written_at_once_however_long_the_wait_may_be():
+    recorder = Recorder()
+    recorder.release.set()
+    commit = GroupCommit(recorder, wait_seconds=3600)
+    commit.request_started()
+    assert _in_thread(commit.submit, 1) == 10  # one request at a time: nothing to wait for
+    commit.request_ended()
+    assert commit._requests == 0
+
+
+def test_a_writer_waits_no_longer_than_its_wait_for_items_that_never_come():
+    recorder = Recorder()
+    recorder.release.set()
+    commit = GroupCommit(recorder, wait_seconds=0.05)
+    for _ in range(4):
+        commit.request_started()
+    for _ in range(3):
+        commit.request_ended()  # three of them were refused before they submitted anything
+    assert commit.submit(None, 1) == 10
+    assert recorder.batches == [[1]]
+    # The next batch waits for the requests counted since this one began: one, so not at all.
+    commit.wait_seconds = 3600
+    assert _in_thread(commit.submit, 2) == 20
+    assert recorder.batches == [[1], [2]]
+
+
+def test_a_negative_wait_is_refused_at_start():
+    with pytest.raises(ValueError, match="PAYMENT_BATCH_WAIT_MS"):
+        GroupCommit(Recorder(), wait_seconds=-0.001)
+
+
 # --------------------------------------------------------------------------- pay_many on a real ledger
 
 def _state(s, customer_id: int) -> dict:
@@ -310,3 +377,25 @@ def test_a_batch_reads_its_callers_logins_in_one_statement_and_pays_only_the_liv
         paid = dict(s.execute(select(Payment.customer_id, func.count()).group_by(Payment.customer_id)).all())
         assert paid == {101: 1, 104: 1}
         check_invariants(get_db())
+
+
+def test_every_payment_request_counted_for_the_batches_is_uncounted_when_it_ends(app, client, auth, monkeypatch):
+    with app.app_context():
+        add_customer(get_db(), 101, SCHEDULE, password="pw-123456")
+        add_manager(get_db(), 9, password="pw-123456")
+    customer, manager = auth.login("customer", 101, "pw-123456"), auth.login("manager", 9, "pw-123456")
+    commit = app.extensions["payment_batches"]
+    counted = []
+    monkeypatch.setattr(commit, "request_started", lambda: counted.append(+1) or GroupCommit.request_started(commit))
+    monkeypatch.setattr(commit, "request_ended", lambda: counted.append(-1) or GroupCommit.request_ended(commit))
+
+    def pay(headers, amount):
+        return client.post("/api/customer/payment", json={"year": 2024, "month": 1, "amount": amount},
+                           headers=headers).status_code
+
+    assert pay(customer, "10.00") == 200
+    assert pay(customer, "abc") == 422  # the schema's refusal
+    assert pay(customer, "0") == 422  # the ledger's refusal, in the batch
+    assert pay({"Authorization": "Bearer not-a-token"}, "10.00") == 401  # refused before it is counted
+    assert pay(manager, "10.00") == 403
+    assert counted == [+1, -1] * 3 and commit._requests == 0

@@ -1,7 +1,7 @@
 """Customer endpoints: summary, monthly data, history, payments and credit requests."""
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_smorest import Blueprint, abort
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import Unauthorized
@@ -42,8 +42,18 @@ def logged_in_first():
     """
     if request.endpoint == "customer.pay":
         require_claim("customer")
+        # Counted until the request ends: a batch being written waits for the payments of requests in flight.
+        current_app.extensions["payment_batches"].request_started()
+        g.payment_counted = True
     else:
         require_login("customer" if request.endpoint in CUSTOMER_WRITES else None)
+
+
+@blp.teardown_request
+def payment_done(_exc=None):
+    """Stop counting a payment request (``logged_in_first``), whether it paid or was refused."""
+    if g.pop("payment_counted", False):
+        current_app.extensions["payment_batches"].request_ended()
 
 
 @blp.route("/summary/<id:customer_id>")
