@@ -12,7 +12,8 @@ machine the replicas, nginx and wrk all share the same two cores, so a second
 replica adds no CPU: the figure shows what nginx costs and that the pair holds
 the same rate, not the scaling of replicas on their own machines.
 
-Then payments/s through the portals' nginx (both portal replicas, the cluster's
+Then payments/s through the portals' nginx (both portal replicas, one gunicorn worker
+of 8 threads each by default (``CLUSTER_PORTAL_WORKERS``), the cluster's
 PostgreSQL ledger; ``bench.pay_wrk``: wrk's 16 connections, 100 new customers,
 the ledger audited afterwards) against pgbench's TPC-B-like tps on the same
 server, run before and after (their mean), as ``bench.bench_ledger`` does for ``make run``.
@@ -40,6 +41,7 @@ from bench import pay_wrk  # noqa: E402
 from bench.bench_ledger import pgbench_tps  # noqa: E402
 from bench.results import write_json  # noqa: E402
 from bench.wrk import wrk  # noqa: E402
+from deploy.cluster import Settings  # noqa: E402
 from testing.cluster import Cluster, group_pids  # noqa: E402
 from testing.databases import PG_ADMIN_URL  # noqa: E402
 
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_cluster", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="seconds of each wrk run")
     parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per replica")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per serving replica")
     parser.add_argument("--rounds", type=int, default=2, help="alternate the two targets this many times")
     args = parser.parse_args(argv)
     missing = [tool for tool in ("wrk", "redis-server") if shutil.which(tool) is None]
@@ -86,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             leftovers = cluster.stop()
             cluster.drop_databases()
     best = {k: max(v, key=lambda r: r["rps"]) for k, v in runs.items()}
-    result = {"workers_per_replica": args.workers, "connections": args.connections, "seconds": args.seconds,
+    result = {"workers_per_replica": args.workers, "workers_per_portal_replica": Settings().portal_workers,
+              "connections": args.connections, "seconds": args.seconds,
               "cluster_start_seconds": round(start_seconds, 1), "cpus": os.cpu_count(), "runs": runs,
               "load_average_after": os.getloadavg(),
               "one_replica": best["one"], "two_replicas_nginx": best["two"],

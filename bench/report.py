@@ -140,7 +140,9 @@ def goal_rows() -> list[dict]:
         pay = cluster.get("payments")
         if pay:
             cpu = ", ".join(f"{part} {ms:.1f}" for part, ms in pay["cpu_ms_per_payment"].items())
-            rows.append({"name": "payments/s over HTTP, make cluster (nginx over 2 portals, postgres)",
+            workers = cluster.get("workers_per_portal_replica", cluster["workers_per_replica"])
+            rows.append({"name": f"payments/s over HTTP, make cluster (nginx over 2 portals of {workers} "
+                                 "gunicorn worker(s) x 8 threads, postgres)",
                          "value": f"{pay['payments_per_second']:.1f} payments/s",
                          "baseline": f"{pay['pgbench_tps']:.0f} (pgbench TPC-B-like tps, same server, mean of before "
                                      "and after)",

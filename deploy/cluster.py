@@ -63,6 +63,10 @@ class Settings:
     redis_url: str = field(default_factory=lambda: _env("REDIS_URL", "redis://127.0.0.1:6379/0"))
     ports: dict = field(default_factory=lambda: {k: int(_env(k, str(v))) for k, v in PORTS.items()})
     workers: int = field(default_factory=lambda: int(_env("CLUSTER_WORKERS", "2")))
+    # One per portal replica: the two replicas share this machine's cores, one process each, and each
+    # process then sees half the payment requests in flight, so its group commit's batches fill (see
+    # README, "make cluster"). On machines of their own, a replica takes as many as its machine's cores.
+    portal_workers: int = field(default_factory=lambda: int(_env("CLUSTER_PORTAL_WORKERS", "1")))
     customers: int = field(default_factory=lambda: int(_env("CUSTOMERS", "1000")))
     model_poll_seconds: str = field(default_factory=lambda: _env("MODEL_POLL_SECONDS", "10"))
     start_timeout: float = field(default_factory=lambda: float(_env("CLUSTER_START_TIMEOUT", "300")))
@@ -149,6 +153,7 @@ def replica_env(settings: Settings) -> dict[str, str]:
         # NGINX_BIN, not NGINX: nginx reads $NGINX for sockets inherited in a binary upgrade.
         "PY": sys.executable, "VENV_BIN": str(Path(sys.executable).parent), "NGINX_BIN": nginx_binary() or "nginx",
         "CLUSTER_DIR": str(d), "CLUSTER_WORKERS": str(settings.workers),
+        "CLUSTER_PORTAL_WORKERS": str(settings.portal_workers),
         **{k: str(v) for k, v in settings.ports.items()},
         # portals
         "DATABASE_URL": ledger,
