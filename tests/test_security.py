@@ -6,12 +6,14 @@ import uuid
 import pytest
 import redis
 from argon2 import PasswordHasher
+from flask_limiter.util import get_qualified_name
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from portal import create_app
 from portal.auth.passwords import HASHER
 from portal.config import load_config
+from portal.extensions import limiter
 from portal.models import Customer, Due
 from testing.people import add_customer
 from tests.factories import login
@@ -24,6 +26,16 @@ def test_repeated_failures_for_an_id_get_429(client, ledger):
     assert r.status_code == 429 and "too many failed logins" in r.json["error"] and r.headers.get("Retry-After")
     # Another id is not locked out by 101's failures.
     assert client.post("/api/customer/login", json={"id": 102, "password": "other-pw"}).status_code == 200
+
+
+def test_only_throttled_login_views_carry_limits_so_the_limiter_skips_no_limited_request(app):
+    # portal.auth.throttle lets every request but a `throttled` view's skip the limiter: a limit declared
+    # on any other view would never be checked. The limiter keeps the views it limits by qualified name.
+    limited = {name for name, view in app.view_functions.items()
+               if get_qualified_name(view) in limiter._marked_for_limiting}
+    assert limited == {"auth.customer_login", "auth.manager_login",
+                       "web_auth.customer_login", "web_auth.manager_login"}
+    assert all(getattr(app.view_functions[name], "throttled", False) for name in limited)
 
 
 def test_successful_logins_are_not_counted(client, ledger):
