@@ -15,8 +15,9 @@ the same rate, not the scaling of replicas on their own machines.
 Then payments/s through the portals' nginx (both portal replicas, one gunicorn worker
 of 8 threads each by default (``CLUSTER_PORTAL_WORKERS``), the cluster's
 PostgreSQL ledger; ``bench.pay_wrk``: wrk's 16 connections, 100 new customers,
-the ledger audited afterwards) against pgbench's TPC-B-like tps on the same
-server, run before and after (their mean), as ``bench.bench_ledger`` does for ``make run``.
+the ledger audited afterwards) in 3 rounds of ``--seconds``, each after a run of
+pgbench's TPC-B-like test on the same server: the ratio is the median payments/s
+over the median tps, as ``bench.bench_ledger`` measures ``make run``.
 
     python -m bench.bench_cluster [--seconds 10] [--connections 8]
 
@@ -28,6 +29,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -57,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per serving replica")
     parser.add_argument("--rounds", type=int, default=2, help="alternate the two targets this many times")
+    parser.add_argument("--payment-rounds", type=int, default=3,
+                        help="rounds of payments, each after a pgbench run; the ratio is their medians'")
     args = parser.parse_args(argv)
     missing = [tool for tool in ("wrk", "redis-server") if shutil.which(tool) is None]
     if shutil.which("nginx") is None and not os.access("/usr/sbin/nginx", os.X_OK):
@@ -78,12 +82,11 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.rounds):  # alternate, so that other load on the machine hits both alike
                 runs["one"].append(wrk(one, BODY, args.seconds, args.connections, cluster.serving_headers))
                 runs["two"].append(wrk(two, BODY, args.seconds, args.connections, cluster.serving_headers))
-            print("payments through the portals' nginx, pgbench before and after ...", flush=True)
-            before = pgbench_tps(PG_ADMIN_URL)
+            print("payments through the portals' nginx, in rounds each after a pgbench run ...", flush=True)
             portal_pids = [pid for name in ("portal1", "portal2") for pid in group_pids(cluster.pid(name))]
             payments = pay_wrk.pay(cluster.info["portal_url"], cluster.info["database_url"], portal_pids,
-                                   seconds=2 * args.seconds)
-            after = pgbench_tps(PG_ADMIN_URL)
+                                   seconds=args.seconds, rounds=args.payment_rounds,
+                                   before_round=lambda: pgbench_tps(PG_ADMIN_URL))
         finally:
             leftovers = cluster.stop()
             cluster.drop_databases()
@@ -94,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
               "load_average_after": os.getloadavg(),
               "one_replica": best["one"], "two_replicas_nginx": best["two"],
               "ratio": best["two"]["rps"] / best["one"]["rps"], "leftover_processes": leftovers,
-              "payments": {**payments, "pgbench_tps": (before["tps"] + after["tps"]) / 2,
-                           "pgbench_tps_before": before["tps"], "pgbench_tps_after": after["tps"]}}
+              "payments": {**payments, "pgbench_tps": statistics.median(r["baseline"]["tps"]
+                                                                        for r in payments["rounds"])}}
     result["payments"]["ratio"] = payments["payments_per_second"] / result["payments"]["pgbench_tps"]
     print(f"\n{'':44}{'decisions/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
     for name, key in (("one serving replica (direct)", "one"), ("two replicas behind nginx", "two")):

@@ -6,9 +6,12 @@ month of their schedule and a random amount (the Lua script is written here).
 The portal runs under gunicorn as ``make run`` runs it. Afterwards the ledger
 must hold what wrk was answered: every sum to the cent, the allocations a serial
 replay of the allocation rule, and one payment per 2xx answer (plus at most one
-per connection still in flight when wrk stopped). ``bench.bench_ledger`` uses
-it for its payments/s figure; the storm (``bench.storm``), with replays, races
-and its per-answer audit, stays the correctness run.
+per connection still in flight when wrk stopped, each round). In rounds, each
+with keys of its own, a baseline can run before each one (``pay``'s
+``before_round``), so that the machine's swings weigh on the payments and their
+baseline alike. ``bench.bench_ledger`` and ``bench.bench_cluster`` use it for
+their payments/s figures; the storm (``bench.storm``), with replays, races and
+its per-answer audit, stays the correctness run.
 
 Before paying, ``read_seconds`` of ``GET /api/customer/summary/<id>`` by the same
 customers (bearer token, login lookup, two reads, no write) measure what the
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import json
 import resource
+from collections.abc import Callable
 
 from bench.cpu import CpuMeter
 from bench.storm import create_customers
@@ -44,8 +48,9 @@ end
 LUA = CUSTOMERS_IN_TURN + """
 local periods = %(periods)s
 local max_cents = %(max_cents)d
+local round = %(round)d
 function init(args)
-  math.randomseed(7 + tid)
+  math.randomseed(7 + tid + 100 * round)
 end
 function request()
   local token = tokens[next_customer()]
@@ -54,7 +59,7 @@ function request()
   local body = string.format('{"year": %%d, "month": %%d, "amount": "%%d.%%02d"}',
                              period[1], period[2], math.floor(cents / 100), cents %% 100)
   return wrk.format("POST", "/api/customer/payment", {["Content-Type"] = "application/json",
-    ["Authorization"] = "Bearer " .. token, ["Idempotency-Key"] = "w" .. tid .. "-" .. counter}, body)
+    ["Authorization"] = "Bearer " .. token, ["Idempotency-Key"] = "r" .. round .. "w" .. tid .. "-" .. counter}, body)
 end
 """
 
@@ -80,15 +85,16 @@ def children_seconds() -> float:
 
 def payments_per_second(database_url: str, clients: int = 16, customers: int = 100, seconds: int = 20,
                         workers: int = 2, threads: int | None = 8, read_seconds: int = 0,
-                        env: dict[str, str] | None = None) -> dict:
-    """Start a portal on a migrated ledger and pay its new customers with wrk for `seconds`; return `pay`'s figures.
+                        env: dict[str, str] | None = None, rounds: int = 1,
+                        before_round: Callable[[], dict] | None = None) -> dict:
+    """Start a portal on a migrated ledger and pay its new customers with wrk; return `pay`'s figures.
 
     `env` adds to the portal's environment (PAYMENT_BATCH_MAX=1: every payment in its own transaction).
     """
     server = portal(database_url, env=env, workers=workers, threads=threads).start()
     try:
         return pay(server.url, database_url, server.worker_pids(), clients, customers, seconds,
-                   read_seconds=read_seconds)
+                   read_seconds=read_seconds, rounds=rounds, before_round=before_round)
     finally:
         server.stop()
 
@@ -102,13 +108,18 @@ def _run_metered(base_url: str, script: str, seconds: int, clients: int, meter: 
 
 
 def pay(base_url: str, database_url: str, portal_pids: list[int], clients: int = 16, customers: int = 100,
-        seconds: int = 20, first_customer_id: int = 800_001, read_seconds: int = 0) -> dict:
+        seconds: int = 20, first_customer_id: int = 800_001, read_seconds: int = 0, rounds: int = 1,
+        before_round: Callable[[], dict] | None = None) -> dict:
     """Create customers in the ledger, pay them through the portal at `base_url` with wrk, audit; return the figures.
 
     `portal_pids`: the processes whose CPU counts as the portal's (gunicorn's workers).
     `read_seconds` > 0: first read the customers' summaries for that long (``summary_read`` in the figures).
+    `rounds` runs of wrk for `seconds` each pay the same customers; ``payments_per_second`` is their
+    median. `before_round()`, if given, runs before each round (a baseline, alternated with the payments
+    so that the machine's swings weigh on both alike); what it returns is kept as the round's ``baseline``.
+    The audit reads the ledger once, after the last round.
     """
-    cfg = StormConfig(clients=clients, payments=40 * seconds, customers=customers, seed=7,
+    cfg = StormConfig(clients=clients, payments=40 * seconds * rounds, customers=customers, seed=7,
                       first_customer_id=first_customer_id)
     schedule = plan_schedule(cfg)
     create_customers(database_url, schedule)
@@ -122,24 +133,38 @@ def pay(base_url: str, database_url: str, portal_pids: list[int], clients: int =
         reads = (read["requests"] - read["non_2xx"]) or 1
         summary_read = {"reads_per_second": read["rps"], "non_2xx": read["non_2xx"],
                         "cpu_ms_per_read": {part: round(1000 * s / reads, 2) for part, s in read_cpu.items()}}
-    script = LUA % {"tokens": token_list, "periods": lua_list(schedule.periods()), "max_cents": cfg.max_amount_cents}
-    figures, cpu = _run_metered(base_url, script, seconds, clients, meter)
+    runs, cpu = [], {}
+    for round_number in range(rounds):
+        # Keys and amounts of their own each round: the same keys again would be replays, not payments.
+        script = LUA % {"tokens": token_list, "periods": lua_list(schedule.periods()),
+                        "max_cents": cfg.max_amount_cents, "round": round_number}
+        baseline = before_round() if before_round is not None else None
+        figures, round_cpu = _run_metered(base_url, script, seconds, clients, meter)
+        runs.append({**figures, "baseline": baseline})
+        cpu = {part: cpu.get(part, 0.0) + s for part, s in round_cpu.items()}
     db = Database(database_url)
     try:
         rows = read_ledger(db, schedule.customer_ids)
     finally:
         db.dispose()
-    answered = figures["requests"] - figures["non_2xx"]
+    answered = sum(r["requests"] - r["non_2xx"] for r in runs)
+    non_2xx = sum(r["non_2xx"] for r in runs)
     problems = [*no_reversals(rows), *ledger_problems(rows), *allocations_replay_serially(rows)]
-    if figures["non_2xx"]:
-        problems.append(f"{figures['non_2xx']} answers were not 2xx")
+    if non_2xx:
+        problems.append(f"{non_2xx} answers were not 2xx")
     if summary_read and summary_read["non_2xx"]:
         problems.append(f"{summary_read['non_2xx']} summary reads were not 2xx")
-    if not answered <= len(rows.payments) <= answered + clients:
+    # Each round may leave one payment per connection written but unanswered when wrk stopped.
+    if not answered <= len(rows.payments) <= answered + clients * rounds:
         problems.append(f"{len(rows.payments)} payments in the ledger for {answered} 2xx answers")
+    median = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
     paid = answered or 1
-    return {"ok": not problems, "problems": problems, "payments_per_second": figures["rps"],
-            "payments_accepted": answered, "payments_in_ledger": len(rows.payments), "elapsed_seconds": seconds,
-            "latency_ms": {"p50": figures["p50_ms"], "p99": figures["p99_ms"]}, "client": "wrk",
-            "cpu_seconds": cpu, "cpu_ms_per_payment": {part: round(1000 * s / paid, 2) for part, s in cpu.items()},
+    return {"ok": not problems, "problems": problems, "payments_per_second": median["rps"],
+            "payments_accepted": answered, "payments_in_ledger": len(rows.payments),
+            "elapsed_seconds": seconds * rounds,
+            "latency_ms": {"p50": median["p50_ms"], "p99": median["p99_ms"]}, "client": "wrk",
+            "rounds": [{"payments_per_second": r["rps"], "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"],
+                        "non_2xx": r["non_2xx"], "baseline": r["baseline"]} for r in runs],
+            "cpu_seconds": {part: round(s, 3) for part, s in cpu.items()},
+            "cpu_ms_per_payment": {part: round(1000 * s / paid, 2) for part, s in cpu.items()},
             "summary_read": summary_read}

@@ -48,3 +48,8 @@ def machine() -> dict:
     return {"cpus": os.cpu_count(), "cpu": cpu, "memory": mem, "python": platform.python_version(),
             "platform": platform.platform()}
 
+
+def rounds_text(rounds: list[dict]) -> str:
+    """Say each round's payments/s against the baseline's tps run just before it (``bench.pay_wrk.pay``'s ``rounds``)."""
+    return "; ".join(f"{r['payments_per_second']:.0f} vs {r['baseline']['tps']:,.0f} "
+                     f"({r['payments_per_second'] / r['baseline']['tps']:.3f}x)" for r in rounds)
