@@ -50,6 +50,6 @@ def machine() -> dict:
 
 
 def rounds_text(rounds: list[dict]) -> str:
-    """Say each round's payments/s against the baseline's tps run just before it (``bench.pay_wrk.pay``'s ``rounds``)."""
+    """Say each round's payments/s against the baseline's tps just before it (``bench.pay_wrk.pay``'s rounds)."""
     return "; ".join(f"{r['payments_per_second']:.0f} vs {r['baseline']['tps']:,.0f} "
                      f"({r['payments_per_second'] / r['baseline']['tps']:.3f}x)" for r in rounds)
