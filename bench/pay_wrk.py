@@ -99,7 +99,7 @@ def payments_per_second(database_url: str, clients: int = 16, customers: int = 1
         server.stop()
 
 
-def _run_metered(base_url: str, script: str, seconds: int, clients: int, meter: CpuMeter) -> tuple[dict, dict]:
+def run_metered(base_url: str, script: str, seconds: int, clients: int, meter: CpuMeter) -> tuple[dict, dict]:
     """Run a wrk script; return wrk's figures and the CPU seconds of each part (wrk as the load generator)."""
     meter.start()
     wrk_before = children_seconds()
@@ -129,7 +129,7 @@ def pay(base_url: str, database_url: str, portal_pids: list[int], clients: int =
     summary_read = None
     if read_seconds:
         script = READ_LUA % {"tokens": token_list, "ids": lua_list(schedule.customer_ids)}
-        read, read_cpu = _run_metered(base_url, script, read_seconds, clients, meter)
+        read, read_cpu = run_metered(base_url, script, read_seconds, clients, meter)
         reads = (read["requests"] - read["non_2xx"]) or 1
         summary_read = {"reads_per_second": read["rps"], "non_2xx": read["non_2xx"],
                         "cpu_ms_per_read": {part: round(1000 * s / reads, 2) for part, s in read_cpu.items()}}
@@ -139,7 +139,7 @@ def pay(base_url: str, database_url: str, portal_pids: list[int], clients: int =
         script = LUA % {"tokens": token_list, "periods": lua_list(schedule.periods()),
                         "max_cents": cfg.max_amount_cents, "round": round_number}
         baseline = before_round() if before_round is not None else None
-        figures, round_cpu = _run_metered(base_url, script, seconds, clients, meter)
+        figures, round_cpu = run_metered(base_url, script, seconds, clients, meter)
         runs.append({**figures, "baseline": baseline})
         cpu = {part: cpu.get(part, 0.0) + s for part, s in round_cpu.items()}
     db = Database(database_url)

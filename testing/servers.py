@@ -67,8 +67,9 @@ class Gunicorn(Started):
 
     def __init__(self, app: str, env: dict[str, str | None] | None = None, *, workers: int = 2,
                  threads: int | None = None, ready_path: str = "/health", port: int | None = None,
-                 workdir: Path | None = None, timeout: int = 60):
+                 workdir: Path | None = None, timeout: int = 60, root: Path = ROOT):
         self.app = app
+        self.root = root  # the checkout whose code gunicorn serves (another revision's worktree, to compare two)
         self.workers = workers
         # Threads per worker (gunicorn's gthread workers, as `make run` serves the portal); None: sync workers.
         self.threads = threads
@@ -102,7 +103,7 @@ class Gunicorn(Started):
                  *(["--worker-class", "gthread", "--threads", str(self.threads)] if self.threads else []),
                  "--bind", f"127.0.0.1:{self.port}", "--timeout", str(self.timeout),
                  "--graceful-timeout", "5", "--backlog", "256", "--no-control-socket", self.app],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
         finally:
             log.close()

@@ -2,13 +2,17 @@
 
 The full-size storm is `python -m bench.storm` (16 clients x 500 payments on 10 customers).
 """
+import subprocess
+from pathlib import Path
+
 import pytest
 
-from bench import pay_wrk
+from bench import ab_payments, pay_wrk
 from bench.storm import run_storm
 from bench.storm_client import StormConfig
 from portal.db import Database
 from testing.audit import check_invariants
+from testing.servers import portal
 
 pytestmark = pytest.mark.slow
 
@@ -51,3 +55,33 @@ def test_the_wrk_payment_run_pays_and_audits(db_url):
     # The request path's floor, read first: the same customers' summaries, every answer a 200.
     assert result["summary_read"]["reads_per_second"] > 10 and result["summary_read"]["non_2xx"] == 0
     assert result["summary_read"]["cpu_ms_per_read"]["portal"] > 0
+
+
+@pytest.mark.postgres
+def test_the_ab_comparison_pays_both_revisions_in_turn_and_audits_both_ledgers(pg_available, tmp_path):
+    """bench.ab_payments: a second checkout served beside this one, rounds alternated, both ledgers whole."""
+    if not pg_available:
+        pytest.skip("PostgreSQL not reachable (set TEST_POSTGRES=1 to make this a failure)")
+    base = ab_payments.worktree("HEAD", tmp_path)
+    try:
+        result = ab_payments.compare({"base": base, "new": ab_payments.ROOT}, rounds=2, seconds=1, clients=4,
+                                     customers=3)
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ab_payments.ROOT, check=True)
+
+    assert result["problems"] == {"base": [], "new": []}
+    for name in ab_payments.NAMES:
+        assert len(result["runs"][name]) == 2
+        assert all(r["payments_per_second"] > 0 and r["non_2xx"] == 0 for r in result["runs"][name])
+    assert len(result["ratios"]) == 2 and result["median_ratio"] > 0
+
+
+def test_a_portal_runs_in_the_checkout_it_is_given(sqlite_url, tmp_path):
+    """testing.servers' `root`: gunicorn and its workers run in that checkout, so they import its code."""
+    tree = ab_payments.worktree("HEAD", tmp_path)
+    try:
+        with portal(sqlite_url, workers=1, threads=2, root=tree) as server:
+            for pid in [server.pid, *server.worker_pids()]:
+                assert Path(f"/proc/{pid}/cwd").resolve() == tree.resolve()
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ab_payments.ROOT, check=True)
