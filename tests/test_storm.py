@@ -57,11 +57,18 @@ def test_the_wrk_payment_run_pays_and_audits(db_url):
     assert result["summary_read"]["cpu_ms_per_read"]["portal"] > 0
 
 
+def needs_git_checkout():
+    """Skip a test that checks out a second worktree when this tree is not a git checkout (an exported archive)."""
+    if subprocess.run(["git", "rev-parse", "--verify", "HEAD"], cwd=ab_payments.ROOT, capture_output=True).returncode:
+        pytest.skip("not a git checkout: bench.ab_payments checks revisions out with git worktree")
+
+
 @pytest.mark.postgres
 def test_the_ab_comparison_pays_both_revisions_in_turn_and_audits_both_ledgers(pg_available, tmp_path):
     """bench.ab_payments: a second checkout served beside this one, rounds alternated, both ledgers whole."""
     if not pg_available:
         pytest.skip("PostgreSQL not reachable (set TEST_POSTGRES=1 to make this a failure)")
+    needs_git_checkout()
     base = ab_payments.worktree("HEAD", tmp_path)
     try:
         result = ab_payments.compare({"base": base, "new": ab_payments.ROOT}, rounds=2, seconds=1, clients=4,
@@ -78,6 +85,7 @@ def test_the_ab_comparison_pays_both_revisions_in_turn_and_audits_both_ledgers(p
 
 def test_a_portal_runs_in_the_checkout_it_is_given(sqlite_url, tmp_path):
     """testing.servers' `root`: gunicorn and its workers run in that checkout, so they import its code."""
+    needs_git_checkout()
     tree = ab_payments.worktree("HEAD", tmp_path)
     try:
         with portal(sqlite_url, workers=1, threads=2, root=tree) as server:
