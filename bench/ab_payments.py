@@ -14,7 +14,8 @@ served, so each revision starts first for half the rounds.
 This machine swings a lot from one minute to the next (one round can halve), so the verdict
 is the median of the per-pair ratios NEW/BASE, printed with every round, the medians of
 payments/s, CPU per payment (portal, PostgreSQL) and p50, and an audit of both ledgers
-(sums to the cent, the allocation rule replayed). Needs wrk (``make cluster-deps``) and PostgreSQL.
+(``bench.pay_wrk.audit_ledger``: sums to the cent, the allocation rule replayed). Needs wrk
+(``make cluster-deps``) and PostgreSQL.
 """
 from __future__ import annotations
 
@@ -30,11 +31,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.cpu import CpuMeter  # noqa: E402
-from bench.pay_wrk import LUA, lua_list, run_metered  # noqa: E402
-from bench.storm import create_customers  # noqa: E402
-from bench.storm_client import StormConfig, login_all, plan_schedule  # noqa: E402
-from portal.db import Database  # noqa: E402
-from testing.audit import allocations_replay_serially, ledger_problems, read_ledger  # noqa: E402
+from bench.pay_wrk import audit_ledger, customer_tokens, payment_script, run_metered  # noqa: E402
+from bench.storm_client import StormConfig, plan_schedule  # noqa: E402
 from testing.databases import PG_ADMIN_URL, throwaway_database  # noqa: E402
 from testing.servers import portal  # noqa: E402
 
@@ -69,12 +67,9 @@ def compare(trees: dict[str, Path], rounds: int, seconds: int, clients: int, cus
                         servers[name].start()
                     if r == 0:
                         for name in NAMES:
-                            create_customers(urls[name], schedule)
-                            logins = login_all(servers[name].url, schedule.customer_ids)
-                            tokens[name] = lua_list(logins[c] for c in schedule.customer_ids)
+                            tokens[name] = customer_tokens(servers[name].url, urls[name], schedule)
                 for name in NAMES if r % 2 == 0 else NAMES[::-1]:
-                    script = LUA % {"tokens": tokens[name], "periods": lua_list(schedule.periods()),
-                                    "max_cents": cfg.max_amount_cents, "round": r}
+                    script = payment_script(tokens[name], schedule, cfg.max_amount_cents, r)
                     meter = CpuMeter.of_ledger(servers[name].worker_pids(), urls[name])
                     figures, cpu = run_metered(servers[name].url, script, seconds, clients, meter)
                     paid = (figures["requests"] - figures["non_2xx"]) or 1
@@ -89,22 +84,12 @@ def compare(trees: dict[str, Path], rounds: int, seconds: int, clients: int, cus
         finally:
             for server in servers.values():
                 server.cleanup()
-        problems = {name: audit(urls[name], schedule.customer_ids) for name in NAMES}
+        problems = {name: audit_ledger(urls[name], schedule.customer_ids)[1] for name in NAMES}
     ratios = [n["payments_per_second"] / b["payments_per_second"] for b, n in zip(runs["base"], runs["new"])]
     return {"runs": runs, "ratios": ratios, "median_ratio": statistics.median(ratios), "problems": problems,
             "medians": {name: {key: statistics.median(r[key] for r in runs[name])
                                for key in ("payments_per_second", "portal_ms", "database_ms", "p50_ms")}
                         for name in NAMES}}
-
-
-def audit(database_url: str, customer_ids: list[int]) -> list[str]:
-    """Return what is wrong with the ledger after the rounds: sums to the cent, the allocation rule replayed."""
-    db = Database(database_url)
-    try:
-        rows = read_ledger(db, customer_ids)
-    finally:
-        db.dispose()
-    return [*ledger_problems(rows), *allocations_replay_serially(rows)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,10 +25,10 @@ from collections.abc import Callable
 
 from bench.cpu import CpuMeter
 from bench.storm import create_customers
-from bench.storm_client import StormConfig, login_all, plan_schedule
+from bench.storm_client import Schedule, StormConfig, login_all, plan_schedule
 from bench.wrk import run_script
 from portal.db import Database
-from testing.audit import allocations_replay_serially, ledger_problems, no_reversals, read_ledger
+from testing.audit import LedgerRows, allocations_replay_serially, ledger_problems, no_reversals, read_ledger
 from testing.servers import portal
 
 # Both scripts: wrk runs 2 threads (bench.wrk.run_script); thread tid takes every other customer in turn.
@@ -77,6 +77,29 @@ def lua_list(items) -> str:
     return "{" + ", ".join(json.dumps(i) if isinstance(i, (str, int)) else f"{{{i[0]}, {i[1]}}}" for i in items) + "}"
 
 
+def customer_tokens(base_url: str, database_url: str, schedule: Schedule) -> str:
+    """Create the schedule's customers in the ledger, log each in through the portal; return their tokens in Lua."""
+    create_customers(database_url, schedule)
+    tokens = login_all(base_url, schedule.customer_ids)
+    return lua_list(tokens[c] for c in schedule.customer_ids)
+
+
+def payment_script(token_list: str, schedule: Schedule, max_cents: int, round_number: int) -> str:
+    """Write wrk's payment script for one round: keys and amounts of its own (the same keys again would be replays)."""
+    return LUA % {"tokens": token_list, "periods": lua_list(schedule.periods()), "max_cents": max_cents,
+                  "round": round_number}
+
+
+def audit_ledger(database_url: str, customer_ids: list[int]) -> tuple[LedgerRows, list[str]]:
+    """Read the customers' ledger; return it and what is wrong (a reversal, a sum off by a cent, the rule broken)."""
+    db = Database(database_url)
+    try:
+        rows = read_ledger(db, customer_ids)
+    finally:
+        db.dispose()
+    return rows, [*no_reversals(rows), *ledger_problems(rows), *allocations_replay_serially(rows)]
+
+
 def children_seconds() -> float:
     """Return the CPU seconds of this process's waited-for children (wrk, once it has exited)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -122,9 +145,7 @@ def pay(base_url: str, database_url: str, portal_pids: list[int], clients: int =
     cfg = StormConfig(clients=clients, payments=40 * seconds * rounds, customers=customers, seed=7,
                       first_customer_id=first_customer_id)
     schedule = plan_schedule(cfg)
-    create_customers(database_url, schedule)
-    tokens = login_all(base_url, schedule.customer_ids)
-    token_list = lua_list(tokens[c] for c in schedule.customer_ids)
+    token_list = customer_tokens(base_url, database_url, schedule)
     meter = CpuMeter.of_ledger(portal_pids, database_url)
     summary_read = None
     if read_seconds:
@@ -135,21 +156,14 @@ def pay(base_url: str, database_url: str, portal_pids: list[int], clients: int =
                         "cpu_ms_per_read": {part: round(1000 * s / reads, 2) for part, s in read_cpu.items()}}
     runs, cpu = [], {}
     for round_number in range(rounds):
-        # Keys and amounts of their own each round: the same keys again would be replays, not payments.
-        script = LUA % {"tokens": token_list, "periods": lua_list(schedule.periods()),
-                        "max_cents": cfg.max_amount_cents, "round": round_number}
+        script = payment_script(token_list, schedule, cfg.max_amount_cents, round_number)
         baseline = before_round() if before_round is not None else None
         figures, round_cpu = run_metered(base_url, script, seconds, clients, meter)
         runs.append({**figures, "baseline": baseline})
         cpu = {part: cpu.get(part, 0.0) + s for part, s in round_cpu.items()}
-    db = Database(database_url)
-    try:
-        rows = read_ledger(db, schedule.customer_ids)
-    finally:
-        db.dispose()
+    rows, problems = audit_ledger(database_url, schedule.customer_ids)
     answered = sum(r["requests"] - r["non_2xx"] for r in runs)
     non_2xx = sum(r["non_2xx"] for r in runs)
-    problems = [*no_reversals(rows), *ledger_problems(rows), *allocations_replay_serially(rows)]
     if non_2xx:
         problems.append(f"{non_2xx} answers were not 2xx")
     if summary_read and summary_read["non_2xx"]:
