@@ -16,7 +16,7 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import func, select
 
-from portal.auth import accounts
+from portal.auth import accounts, sessions
 from portal.models import Payment
 
 SUMMARY = "/api/customer/summary/101"
@@ -106,6 +106,45 @@ def test_a_token_expires_after_token_max_age(app, ledger):
         assert api.get(SUMMARY, headers=headers).status_code == 200
         clock.tick(2)
         assert api.get(SUMMARY, headers=headers).status_code == 401
+
+
+def test_a_verified_token_is_not_decoded_again_and_only_under_its_own_key(app, client, ledger, customer,
+                                                                          monkeypatch):
+    decoded = []
+    real = jwt.decode
+    monkeypatch.setattr(sessions.jwt, "decode", lambda *a, **k: decoded.append(1) or real(*a, **k))
+    monkeypatch.setattr(sessions, "_verified", {})
+    for _ in range(3):
+        assert client.get(SUMMARY, headers=customer).status_code == 200
+    assert len(decoded) == 1  # verified once; the next requests find it verified (the login record is still read)
+    key = app.config["SECRET_KEY"]
+    app.config["SECRET_KEY"] = "another-key-that-is-also-32-bytes-long"
+    try:
+        with app.app_context():
+            assert sessions.token_claim(token_of(customer)) is None  # kept for its key only
+    finally:
+        app.config["SECRET_KEY"] = key
+
+
+def test_a_refused_token_is_not_remembered(app, client, ledger, customer):
+    claims = claims_of(app, token_of(customer))
+    with freeze_time(datetime.now(UTC)) as clock:
+        early = sign(app, {**claims, "iat": datetime.now(UTC) + timedelta(seconds=30)})
+        assert client.get(SUMMARY, headers=bearer(early)).status_code == 401  # not yet valid (a clock skew)
+        clock.tick(31)
+        assert client.get(SUMMARY, headers=bearer(early)).status_code == 200
+
+
+def test_the_verified_tokens_are_bounded(app, ledger, monkeypatch):
+    monkeypatch.setattr(sessions, "VERIFIED_TOKENS_MAX", 3)
+    monkeypatch.setattr(sessions, "_verified", {})
+    api = app.test_client()
+    tokens = [api.post("/api/customer/login", json={"id": 101, "password": "customer123"}).json["token"]
+              for _ in range(5)]
+    with app.app_context():
+        assert all(sessions.token_claim(t) is not None for t in tokens)
+        assert [token for _, token in sessions._verified] == tokens[2:]  # the oldest went first
+        assert sessions.token_claim(tokens[0]) is not None  # and verifies again when it comes back
 
 
 def test_refresh_gives_a_live_login_a_new_token_until_logout(app, ledger):
