@@ -41,6 +41,17 @@ def test_one_payment_is_one_transaction_of_a_few_statements(app, client, custome
     check_invariants(ledger)
 
 
+def test_a_read_for_one_key_is_an_equality_and_for_many_an_in_list_with_the_same_rows(ledger):
+    counter = Counter(ledger.engine)
+    with ledger.sessions() as session:
+        one = {cid: statements.paid_by_year_many(session, [cid]) for cid in (101, 102)}
+        both = statements.paid_by_year_many(session, [101, 102])
+    *_, for_one, for_other, for_both = counter.statements
+    assert both == one[101] | one[102] == {101: {2024: 0, 2025: 0}, 102: {2024: 20_000}}
+    assert all("customer_id = " in sql and " IN " not in sql for sql in (for_one, for_other)), for_one
+    assert "customer_id IN " in for_both, for_both
+
+
 def _server_ends_the_ledgers_connections(url) -> int:
     """End every other connection to the ledger's database on the server (as a restart would); return how many."""
     admin = create_engine(url, poolclass=pool.NullPool)

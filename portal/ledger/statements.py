@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Row, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from portal.db import core
+from portal.db import OneOrMany, core
 from portal.ledger.errors import NotFound
 from portal.models import Allocation, BankCreditEntry, Customer, Due, Payment, PaymentReversal
 
@@ -21,10 +21,8 @@ def _paid_by_year_query(customers_match):
             .group_by(_dues.customer_id, _dues.year).order_by(_dues.customer_id, _dues.year))
 
 
-# Built once each: every summary reads one (an equality: about 35 us of CPU less than a one-item IN list,
-# which SQLAlchemy expands at every execution), a group commit's answers read their customers' at once.
-_PAID_BY_YEAR = _paid_by_year_query(_dues.customer_id == bindparam("c"))
-_PAID_BY_YEARS = _paid_by_year_query(_dues.customer_id.in_(bindparam("cs", expanding=True)))
+# Built once: every summary reads one customer's, a group commit's answers read their customers' at once.
+_PAID_BY_YEAR = OneOrMany(_paid_by_year_query, _dues.customer_id)
 # Built once: every summary the session cannot answer from a customer it already holds reads it.
 _CUSTOMER_ROW = select(Customer.__table__).where(Customer.__table__.c.id == bindparam("id"))
 
@@ -87,8 +85,7 @@ def years(session: Session, customer_id: int) -> list[int]:
 def paid_by_year_many(session: Session, customer_ids: list[int]) -> dict[int, dict[int, int]]:
     """Return, per customer, what they paid towards each year of their schedule, oldest year first (one query)."""
     paid: dict[int, dict[int, int]] = {cid: {} for cid in customer_ids}
-    rows = core(session).execute(*((_PAID_BY_YEAR, {"c": customer_ids[0]}) if len(customer_ids) == 1
-                                   else (_PAID_BY_YEARS, {"cs": customer_ids})))
+    rows = _PAID_BY_YEAR.execute(session, customer_ids)
     for cid, year, cents in rows:
         paid[cid][year] = int(cents or 0)
     return paid
