@@ -205,6 +205,13 @@ def where_the_time_goes(path: dict, storm: dict, baseline_tps: float, workers: i
                     f"{100 * read_total / budget:.0f} % of a payment's budget before any ledger work")
                  + ". A payment shares its login lookup, its statements and its commit with the payments of its "
                    "batch (group commit), which is how its CPU per payment can come out below this read's")
+    batch = path.get("batch_cpu_ms") or {}
+    writer = ("" if not batch else
+              ". The batch writer alone (the logins' check, the payments and their answers' summaries, "
+              "in-process, no HTTP) used " + ", ".join(f"{ms:.2f} ms" for ms in batch.values())
+              + " of CPU per payment in batches of " + ", ".join(map(str, batch))
+              + ": the rest of a payment's portal CPU over HTTP is the request's path (gunicorn, Flask, the "
+                "token, the body's and the answer's schemas)")
     return (f"one payment alone is one transaction of {path['statements_per_payment']} statements "
             f"({path['round_trips_per_payment']} round trips with BEGIN, COMMIT and any ping of an idle "
             f"pooled connection; "
@@ -213,8 +220,8 @@ def where_the_time_goes(path: dict, storm: dict, baseline_tps: float, workers: i
             f"transaction (group commit). Over HTTP it took {total:.1f} ms of CPU per payment "
             f"({parts}), while 0.3x pgbench leaves {budget:.1f} ms of the {os.cpu_count()} CPUs per payment for "
             f"everything: wrk's {clients} connections, {serving} and PostgreSQL share those cores "
-            f"(load average {os.getloadavg()[0]:.1f} at the end, other work included){floor}. Rounds, payments/s "
-            f"vs the baseline's tps just before: {rounds_text(storm['rounds'])}")
+            f"(load average {os.getloadavg()[0]:.1f} at the end, other work included){writer}{floor}. Rounds, "
+            f"payments/s vs the baseline's tps just before: {rounds_text(storm['rounds'])}")
 
 
 def bench_payments(kinds: list[str], admin_url: str, clients: int, seconds: int, customers: int,
@@ -225,6 +232,11 @@ def bench_payments(kinds: list[str], admin_url: str, clients: int, seconds: int,
         path = payment_path.measure(kind, admin_url=admin_url)
         print(f"  ({kind}: one payment = {path['statements_per_payment']} statements, "
               f"{path['round_trips_per_payment']} round trips, {path['ms_per_payment']} ms in-process)", flush=True)
+        path["batch_cpu_ms"] = batch = payment_path.batch_cpu(kind, admin_url=admin_url)
+        results.append(entry(
+            f"CPU per payment written in batches of 8, in-process ({kind})", batch[8], "ms", batch[1],
+            "the same batch writer writing each payment alone, same run; this process's CPU, no HTTP",
+            batch_cpu_ms=batch))
         # The baseline runs before each round of payments, alternating with them, and the ratio is
         # their medians': load from elsewhere on the machine while measuring weighs on both sides alike.
         measure = (lambda: pgbench_tps(admin_url)) if kind == "postgres" else sqlite_tpcb_tps

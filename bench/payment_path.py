@@ -11,15 +11,23 @@ SQLAlchemy's events count what reaches the database:
   statement already), ``COMMIT``, ``ROLLBACK`` and the pool's ping of a
   connection it hands out (``portal.db`` pings only one that has been idle a while).
 
+``batch_cpu`` measures what the group commit divides: this process's CPU per
+payment when the API's batch writer (``write_payments``: the callers' logins,
+then ``pay_many`` with every answer's summary) writes 1, 8 or 16 payments of
+different customers together, as a busy portal process does, the median of many
+batches. No HTTP and no other process in the figure: it moves with the code,
+and far less than payments/s over HTTP with the machine's load.
+
 ``python -m bench.payment_path [--db postgres] [--payments 200] [--show]``
-prints them for one payment (``--show`` lists the statements) and the mean
-in-process time per payment; ``bench.bench_ledger`` records them next to the
-payments/s figure.
+prints them for one payment (``--show`` lists the statements), the mean
+in-process time per payment and the CPU per payment by batch size;
+``bench.bench_ledger`` records them next to the payments/s figure.
 """
 from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -33,7 +41,9 @@ if str(ROOT) not in sys.path:
 from bench.storm import create_customers  # noqa: E402
 from bench.storm_client import STORM_PASSWORD, StormConfig, plan_schedule  # noqa: E402
 from portal import create_app  # noqa: E402
+from portal.auth.sessions import token_claim  # noqa: E402
 from portal.db import get_db  # noqa: E402
+from portal.ledger.payments import Order  # noqa: E402
 from testing.databases import PG_ADMIN_URL, throwaway_database  # noqa: E402
 from testing.servers import PORTAL_SECRET_KEY  # noqa: E402
 
@@ -115,6 +125,55 @@ def measure(kind: str, payments: int = 200, admin_url: str = PG_ADMIN_URL) -> di
             "round_trips_per_payment": round(mean["round_trips"] / payments, 2), "one_payment": one}
 
 
+def batch_cpu(kind: str, sizes: tuple[int, ...] = (1, 8, 16), batches: int = 60,
+              admin_url: str = PG_ADMIN_URL) -> dict[int, float]:
+    """Return this process's CPU ms per payment when the API's batch writer writes `size` payments together.
+
+    Each batch pays `size` different storm customers (bearer logins, Idempotency-Keys, random
+    months and amounts, as wrk pays them); the figure is the median batch's CPU over its size.
+    """
+    customers = 2 * max(sizes)
+    cfg = StormConfig(clients=1, payments=sum(sizes) * (batches + 10), customers=customers, dup_every=0,
+                      race_every=0, seed=7, first_customer_id=750_001)
+    schedule = plan_schedule(cfg)
+    with throwaway_database(kind, "payment-batches", migrated=True, admin_url=admin_url) as url:
+        create_customers(url, schedule)
+        app = create_app({"DATABASE_URL": url, "SECRET_KEY": PORTAL_SECRET_KEY, "RATELIMIT_ENABLED": False})
+        client = app.test_client()
+        tokens = [client.post("/api/customer/login", json={"id": c, "password": STORM_PASSWORD}).json["token"]
+                  for c in schedule.customer_ids]
+        write = app.extensions["payment_batches"].write_batch  # write_payments: what a batch's writer runs
+        rng = random.Random(3)
+        periods = schedule.periods()
+        figures, key = {}, 0
+        with app.app_context():
+            claims = dict(zip(schedule.customer_ids, map(token_claim, tokens)))
+            for size in sizes:
+                spent = []
+                for n in range(batches + 10):  # the first 10: warm-up (caches, prepared statements)
+                    items = []
+                    for customer in rng.sample(schedule.customer_ids, size):
+                        key += 1
+                        year, month = rng.choice(periods)
+                        items.append((claims[customer], Order(customer, year, month,
+                                                              rng.randint(1, cfg.max_amount_cents), f"b{key}")))
+                    session = get_db().sessions()
+                    try:
+                        started = time.process_time()
+                        outcomes = write(session, items)
+                        cpu = time.process_time() - started
+                    finally:
+                        session.close()
+                    refused = [o for o in outcomes if isinstance(o, Exception)]
+                    if refused:
+                        raise RuntimeError(f"a batch refused {len(refused)} payments: {refused[0]!r}")
+                    if n >= 10:
+                        spent.append(cpu)
+                figures[size] = round(1000 * statistics.median(spent) / size, 3)
+            get_db().dispose()
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print statements, round trips and in-process time per payment."""
     parser = argparse.ArgumentParser(prog="python -m bench.payment_path", description=main.__doc__)
@@ -130,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
               f"({r['payments']} payments)")
         if args.show:
             print("\n".join(f"    {line}" for line in r["one_payment"]["log"]))
+        per_size = batch_cpu(kind, admin_url=args.pg_admin_url)
+        print(f"{kind}: CPU ms per payment written in batches of " + ", ".join(
+            f"{size}: {ms}" for size, ms in per_size.items()))
     return 0
 
 

@@ -7,7 +7,7 @@ import time
 import pytest
 from sqlalchemy import create_engine, pool, text
 
-from bench.payment_path import COMMIT, PING, ROLLBACK, Counter
+from bench.payment_path import COMMIT, PING, ROLLBACK, Counter, batch_cpu
 from contracts import allocation as rule
 from portal import db as portal_db
 from portal.db import write_transaction
@@ -50,6 +50,12 @@ def test_a_read_for_one_key_is_an_equality_and_for_many_an_in_list_with_the_same
     assert both == one[101] | one[102] == {101: {2024: 0, 2025: 0}, 102: {2024: 20_000}}
     assert all("customer_id = " in sql and " IN " not in sql for sql in (for_one, for_other)), for_one
     assert "customer_id IN " in for_both, for_both
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_the_batch_cpu_figure_writes_every_batch_size_it_reports(kind):
+    figures = batch_cpu(kind, sizes=(1, 4), batches=2)  # raises if the writer refused any payment
+    assert set(figures) == {1, 4} and all(ms > 0 for ms in figures.values()), figures
 
 
 def _server_ends_the_ledgers_connections(url) -> int:
