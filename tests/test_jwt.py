@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
+import threading
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -145,6 +147,35 @@ def test_the_verified_tokens_are_bounded(app, ledger, monkeypatch):
         assert all(sessions.token_claim(t) is not None for t in tokens)
         assert [token for _, token in sessions._verified] == tokens[2:]  # the oldest went first
         assert sessions.token_claim(tokens[0]) is not None  # and verifies again when it comes back
+
+
+def test_the_verified_tokens_hold_under_threads_that_fill_and_evict_at_once(app, monkeypatch):
+    monkeypatch.setattr(sessions, "VERIFIED_TOKENS_MAX", 4)
+    monkeypatch.setattr(sessions, "_verified", {})
+    with app.app_context():
+        tokens = [sessions.issue_token(sessions.Principal("customer", 101, "n", f"jti-{i}"))[0] for i in range(40)]
+    failures = []
+
+    def verify(first: int) -> None:
+        with app.app_context():
+            try:
+                for i in range(3000):
+                    assert sessions.token_claim(tokens[(first + i) % len(tokens)]) is not None
+            except Exception as failed:  # noqa: BLE001 - any failure in a thread is the test's failure
+                failures.append(failed)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: a race shows within the run
+    try:
+        threads = [threading.Thread(target=verify, args=(5 * k,)) for k in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not failures, failures[:3]
+    assert len(sessions._verified) <= 4
 
 
 def test_refresh_gives_a_live_login_a_new_token_until_logout(app, ledger):

@@ -11,6 +11,7 @@ and every token of that login at once. ``refresh_token`` gives a live login a ne
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -138,6 +139,9 @@ class Claim:
 # and its login record is still read for every request. Bounded: the oldest entries go first.
 VERIFIED_TOKENS_MAX = 10_000
 _verified: dict[tuple[str, str], tuple[Claim, float]] = {}
+# Held to change the dict (rare: a new or expired token), never to read it: another thread removing
+# an entry while a full store's eviction walks the dict would stop that walk with a RuntimeError.
+_verified_changing = threading.Lock()
 
 
 def token_claim(token: str) -> Claim | None:
@@ -151,13 +155,15 @@ def token_claim(token: str) -> Claim | None:
         claim, expires = known
         if time.time() < expires:  # as PyJWT decides: expired once exp <= now
             return claim
-        _verified.pop(key, None)
+        with _verified_changing:
+            _verified.pop(key, None)
         return None
     claim, expires = _decode(*key)
     if claim is not None:
-        while len(_verified) >= VERIFIED_TOKENS_MAX:  # threads may evict at once: the first one wins
-            _verified.pop(next(iter(_verified), None), None)
-        _verified[key] = claim, expires
+        with _verified_changing:
+            while len(_verified) >= VERIFIED_TOKENS_MAX:
+                del _verified[next(iter(_verified))]
+            _verified[key] = claim, expires
     return claim
 
 
