@@ -24,6 +24,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,11 +41,18 @@ from testing.servers import portal  # noqa: E402
 NAMES = ("base", "new")
 
 
-def worktree(revision: str, into: Path) -> Path:
-    """Check `revision` out into a detached worktree under `into`; return its path."""
+@contextmanager
+def worktree(revision: str, into: Path) -> Iterator[Path]:
+    """Check `revision` out into a detached worktree under `into`; yield its path, then remove the worktree."""
     path = into / revision.replace("/", "_")
     subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(path), revision], cwd=ROOT, check=True)
-    return path
+    failed = True
+    try:
+        yield path
+        failed = False
+    finally:
+        # After a failure, a removal that fails too must not hide it.
+        subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, check=not failed)
 
 
 def compare(trees: dict[str, Path], rounds: int, seconds: int, clients: int, customers: int) -> dict:
@@ -102,15 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--customers", type=int, default=100)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="ab-payments-") as tmp:
-        trees = {"base": worktree(args.base, Path(tmp)),
-                 "new": worktree(args.new, Path(tmp)) if args.new else ROOT}
-        try:
-            result = compare(trees, args.rounds, args.seconds, args.clients, args.customers)
-        finally:
-            for tree in trees.values():
-                if tree != ROOT:
-                    subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
+    with tempfile.TemporaryDirectory(prefix="ab-payments-") as tmp, ExitStack() as worktrees:
+        trees = {"base": worktrees.enter_context(worktree(args.base, Path(tmp))),
+                 "new": worktrees.enter_context(worktree(args.new, Path(tmp))) if args.new else ROOT}
+        result = compare(trees, args.rounds, args.seconds, args.clients, args.customers)
     labels = {"base": args.base, "new": args.new or "the working tree"}
     for name in NAMES:
         m = result["medians"][name]

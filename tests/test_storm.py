@@ -69,12 +69,9 @@ def test_the_ab_comparison_pays_both_revisions_in_turn_and_audits_both_ledgers(p
     if not pg_available:
         pytest.skip("PostgreSQL not reachable (set TEST_POSTGRES=1 to make this a failure)")
     needs_git_checkout()
-    base = ab_payments.worktree("HEAD", tmp_path)
-    try:
+    with ab_payments.worktree("HEAD", tmp_path) as base:
         result = ab_payments.compare({"base": base, "new": ab_payments.ROOT}, rounds=2, seconds=1, clients=4,
                                      customers=3)
-    finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ab_payments.ROOT, check=True)
 
     assert result["problems"] == {"base": [], "new": []}
     for name in ab_payments.NAMES:
@@ -86,10 +83,7 @@ def test_the_ab_comparison_pays_both_revisions_in_turn_and_audits_both_ledgers(p
 def test_a_portal_runs_in_the_checkout_it_is_given(sqlite_url, tmp_path):
     """testing.servers' `root`: gunicorn and its workers run in that checkout, so they import its code."""
     needs_git_checkout()
-    tree = ab_payments.worktree("HEAD", tmp_path)
-    try:
-        with portal(sqlite_url, workers=1, threads=2, root=tree) as server:
-            for pid in [server.pid, *server.worker_pids()]:
-                assert Path(f"/proc/{pid}/cwd").resolve() == tree.resolve()
-    finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ab_payments.ROOT, check=True)
+    with ab_payments.worktree("HEAD", tmp_path) as tree, portal(sqlite_url, workers=1, threads=2, root=tree) as server:
+        for pid in [server.pid, *server.worker_pids()]:
+            assert Path(f"/proc/{pid}/cwd").resolve() == tree.resolve()
+    assert not tree.exists()  # the worktree is removed after
