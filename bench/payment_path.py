@@ -30,8 +30,11 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from flask import Flask
 from sqlalchemy import event
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +42,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.storm import create_customers  # noqa: E402
-from bench.storm_client import STORM_PASSWORD, StormConfig, plan_schedule  # noqa: E402
+from bench.storm_client import STORM_PASSWORD, Schedule, StormConfig, plan_schedule  # noqa: E402
 from portal import create_app  # noqa: E402
 from portal.auth.sessions import token_claim  # noqa: E402
 from portal.db import get_db  # noqa: E402
@@ -79,19 +82,30 @@ class Counter:
         return {"statements": len(self.statements), "round_trips": trips}
 
 
+@contextmanager
+def storm_app(kind: str, prefix: str, schedule: Schedule, admin_url: str) -> Iterator[tuple[Flask, dict[int, str]]]:
+    """Yield a portal app on a throwaway ledger holding the schedule's customers, and each one's bearer token."""
+    with throwaway_database(kind, prefix, migrated=True, admin_url=admin_url) as url:
+        create_customers(url, schedule)
+        app = create_app({"DATABASE_URL": url, "SECRET_KEY": PORTAL_SECRET_KEY, "RATELIMIT_ENABLED": False})
+        client = app.test_client()
+        try:
+            yield app, {customer: client.post("/api/customer/login",
+                                              json={"id": customer, "password": STORM_PASSWORD}).json["token"]
+                        for customer in schedule.customer_ids}
+        finally:
+            app.extensions["ledger_db"].dispose()  # the pool's connections closed before the ledger is dropped
+
+
 def measure(kind: str, payments: int = 200, admin_url: str = PG_ADMIN_URL) -> dict:
     """Pay storm customers `payments` times in-process; return statements and round trips per payment, and ms."""
     cfg = StormConfig(clients=1, payments=payments + 2, customers=10, dup_every=0, race_every=0, seed=7,
                       first_customer_id=700_001)
     schedule = plan_schedule(cfg)
-    with throwaway_database(kind, "payment-path", migrated=True, admin_url=admin_url) as url:
-        create_customers(url, schedule)
-        app = create_app({"DATABASE_URL": url, "SECRET_KEY": PORTAL_SECRET_KEY, "RATELIMIT_ENABLED": False})
+    with storm_app(kind, "payment-path", schedule, admin_url) as (app, tokens):
         client = app.test_client()
-        headers = {}
-        for customer in schedule.customer_ids:  # payments go round the customers, as in a storm
-            login = client.post("/api/customer/login", json={"id": customer, "password": STORM_PASSWORD})
-            headers[customer] = {"Authorization": f"Bearer {login.json['token']}"}
+        # Payments go round the customers, as in a storm.
+        headers = {customer: {"Authorization": f"Bearer {token}"} for customer, token in tokens.items()}
         with app.app_context():
             counter = Counter(get_db().engine)
         rng = random.Random(1)
@@ -117,8 +131,6 @@ def measure(kind: str, payments: int = 200, admin_url: str = PG_ADMIN_URL) -> di
             pay(n)
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
         mean = counter.figures()
-        with app.app_context():
-            get_db().dispose()
     return {"database": kind, "payments": payments, "ms_per_payment": round(1000 * seconds / payments, 3),
             "cpu_ms_per_payment": round(1000 * cpu_seconds / payments, 3),
             "statements_per_payment": round(mean["statements"] / payments, 2),
@@ -136,18 +148,13 @@ def batch_cpu(kind: str, sizes: tuple[int, ...] = (1, 8, 16), batches: int = 60,
     cfg = StormConfig(clients=1, payments=sum(sizes) * (batches + 10), customers=customers, dup_every=0,
                       race_every=0, seed=7, first_customer_id=750_001)
     schedule = plan_schedule(cfg)
-    with throwaway_database(kind, "payment-batches", migrated=True, admin_url=admin_url) as url:
-        create_customers(url, schedule)
-        app = create_app({"DATABASE_URL": url, "SECRET_KEY": PORTAL_SECRET_KEY, "RATELIMIT_ENABLED": False})
-        client = app.test_client()
-        tokens = [client.post("/api/customer/login", json={"id": c, "password": STORM_PASSWORD}).json["token"]
-                  for c in schedule.customer_ids]
+    with storm_app(kind, "payment-batches", schedule, admin_url) as (app, tokens):
         write = app.extensions["payment_batches"].write_batch  # write_payments: what a batch's writer runs
         rng = random.Random(3)
         periods = schedule.periods()
         figures, key = {}, 0
         with app.app_context():
-            claims = dict(zip(schedule.customer_ids, map(token_claim, tokens)))
+            claims = {customer: token_claim(token) for customer, token in tokens.items()}
             for size in sizes:
                 spent = []
                 for n in range(batches + 10):  # the first 10: warm-up (caches, prepared statements)
@@ -170,7 +177,6 @@ def batch_cpu(kind: str, sizes: tuple[int, ...] = (1, 8, 16), batches: int = 60,
                     if n >= 10:
                         spent.append(cpu)
                 figures[size] = round(1000 * statistics.median(spent) / size, 3)
-            get_db().dispose()
     return figures
 
 
