@@ -23,8 +23,9 @@ WITH_TOKEN = SERVING_TOKEN=$${SERVING_TOKEN:-$$(cat $(TOKEN_FILE))}
 # local port; with neither, the portal runs as one process whose threads share the counters in memory.
 LOCAL_REDIS = $(shell $(PYTHON) -c "import socket; s = socket.socket(); s.settimeout(0.3); print('redis://127.0.0.1:6379/0' if s.connect_ex(('127.0.0.1', 6379)) == 0 else '')")
 PORTAL_REDIS = $(or $(REDIS_URL),$(LOCAL_REDIS))
-# Threads, not processes, wait on the decision service: a slow answer holds one of 16 threads, not a worker.
-PORTAL_CMD = REDIS_URL=$(PORTAL_REDIS) $(WITH_TOKEN) $(VENV)/bin/gunicorn --worker-class gthread \
+# Threads (greenlets on PostgreSQL: deploy/portal_gunicorn.py), not processes, wait on the decision service
+# and the database: a slow answer holds one of a worker's requests, not the worker.
+PORTAL_CMD = REDIS_URL=$(PORTAL_REDIS) $(WITH_TOKEN) $(VENV)/bin/gunicorn -c $(CURDIR)/deploy/portal_gunicorn.py \
 	--workers $(if $(PORTAL_REDIS),2,1) --threads $(if $(PORTAL_REDIS),8,16) --bind 127.0.0.1:$(PORTAL_PORT) --no-control-socket --access-logfile - 'portal:create_app()'
 SERVE_CMD = rm -rf $(PROMETHEUS_MULTIPROC_DIR) && mkdir -p $(PROMETHEUS_MULTIPROC_DIR) && \
 	$(WITH_TOKEN) PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) $(VENV)/bin/gunicorn --workers 2 --bind 127.0.0.1:$(SERVING_PORT) --no-control-socket --access-logfile - 'serving:create_app()'

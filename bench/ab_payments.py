@@ -4,7 +4,7 @@
 
 BASE and NEW are git revisions; without NEW, the working tree as it is. Each revision is
 checked out into a temporary worktree (``git worktree add --detach``) and served as ``make
-run`` serves the portal (gunicorn, 2 workers x 8 threads), on a throwaway PostgreSQL
+run`` serves the portal (gunicorn, 2 gevent workers: ``deploy/portal_gunicorn.py``), on a throwaway PostgreSQL
 database of its own on the same server. wrk pays the same way as ``bench.pay_wrk`` (16
 connections, 100 new customers, each round with keys of its own), one round on each portal
 in turn, the order flipping every round. Halfway, both portals are restarted in the other

@@ -1,6 +1,6 @@
 """A hanging decision service against the portal: latency of other pages while ML requests wait on it.
 
-The portal runs as `make run` serves it (gunicorn, 2 workers x 8 threads) on a
+The portal runs as `make run` serves it (gunicorn, 2 workers x 8 threads on SQLite) on a
 throwaway SQLite ledger; the decision service is a stand-in that never answers
 in time. Three phases in one run, each measuring GET latency of pages that do
 not need the model (the landing page, the login page, the OpenAPI document):
@@ -28,7 +28,7 @@ from bench.results import machine, percentile, write_json
 from portal.db import Database
 from testing.databases import throwaway_database
 from testing.people import add_customer
-from testing.servers import PORTAL_SECRET_KEY, Gunicorn
+from testing.servers import PORTAL_GUNICORN, PORTAL_SECRET_KEY, Gunicorn
 from testing.stubs import hanging_service
 
 PAGES = ("/", "/customer/login", "/api/openapi.json")
@@ -81,7 +81,7 @@ def run_portal(database_url: str, serving_url: str, timeout: float, breaker_fail
     env = {"DATABASE_URL": database_url, "SECRET_KEY": PORTAL_SECRET_KEY, "SERVING_URL": serving_url,
            "SERVING_TIMEOUT": str(timeout), "SERVING_BREAKER_FAILURES": str(breaker_failures),
            "SERVING_BREAKER_SECONDS": "600", "REDIS_URL": None}
-    return Gunicorn("portal:create_app()", env, workers=2, threads=8, ready_path="/")
+    return Gunicorn("portal:create_app()", env, workers=2, threads=8, ready_path="/", config=PORTAL_GUNICORN)
 
 
 def main(argv: list[str] | None = None) -> int:

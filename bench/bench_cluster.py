@@ -12,8 +12,8 @@ machine the replicas, nginx and wrk all share the same two cores, so a second
 replica adds no CPU: the figure shows what nginx costs and that the pair holds
 the same rate, not the scaling of replicas on their own machines.
 
-Then payments/s through the portals' nginx (both portal replicas, one gunicorn worker
-of 8 threads each by default (``CLUSTER_PORTAL_WORKERS``), the cluster's
+Then payments/s through the portals' nginx (both portal replicas, one gunicorn gevent
+worker each by default (``CLUSTER_PORTAL_WORKERS``, ``deploy/portal_gunicorn.py``), the cluster's
 PostgreSQL ledger; ``bench.pay_wrk``: wrk's 16 connections, 100 new customers,
 the ledger audited afterwards) in 3 rounds of ``--seconds``, each after a run of
 pgbench's TPC-B-like test on the same server: the ratio is the median payments/s

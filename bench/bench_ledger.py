@@ -1,7 +1,7 @@
 """Ledger benchmarks, each against a baseline measured in the same run on the same machine.
 
-* payments per second over HTTP, wrk as the client (``bench.pay_wrk``; gunicorn's gthread workers as ``make run`` runs
-  them, 2 x 8 threads; 16 concurrent clients, one payment = one
+* payments per second over HTTP, wrk as the client (``bench.pay_wrk``; the portal's gunicorn as ``make run`` runs
+  it with Redis: 2 workers, gevent on PostgreSQL, 8 threads each on SQLite; 16 concurrent clients, one payment = one
   ``POST /api/customer/payment``) on PostgreSQL, against ``pgbench``'s
   TPC-B-like tps on the same server (``pgbench -c 8 -j 2 -T 10``, scale 1, a
   throwaway database), run before each of 3 rounds of 10 s of payments: the
@@ -54,7 +54,7 @@ from portal.db import Database  # noqa: E402
 from portal.demo import DEMO_CUSTOMER_PASSWORD, ensure_demo_users  # noqa: E402
 from portal.importer import import_ledger  # noqa: E402
 from testing.databases import PG_ADMIN_URL, throwaway_database  # noqa: E402
-from testing.servers import portal  # noqa: E402
+from testing.servers import portal, portal_workers  # noqa: E402
 
 PGBENCH_ARGS = ["-c", "8", "-j", "2", "-T", "10"]
 
@@ -186,7 +186,7 @@ def payments_per_second(kind: str, admin_url: str, clients: int, seconds: int, c
 def where_the_time_goes(path: dict, storm: dict, baseline_tps: float, workers: int, threads: int | None,
                         clients: int) -> str:
     """Say, from the figures of this run, what one payment costs compared with a TPC-B transaction."""
-    serving = f"{workers} gunicorn workers x {threads} threads" if threads else f"{workers} sync gunicorn workers"
+    serving = portal_workers("postgresql://", workers, threads)
     cpu = storm.get("cpu_ms_per_payment") or {}
     total = sum(cpu.values())
     parts = ", ".join(f"{part} {ms:.1f}" for part, ms in cpu.items())
@@ -412,9 +412,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of payments, each after a run of the baseline; the ratio is their medians'")
     parser.add_argument("--customers", type=int, default=100, help="customers paid in the payments run")
-    # As `make run` serves the portal with Redis: gthread workers, whose threads keep connections alive.
+    # As `make run` serves the portal with Redis (deploy/portal_gunicorn.py chooses the worker class by engine).
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=8, help="threads per gthread worker (0: sync workers)")
+    parser.add_argument("--threads", type=int, default=8, help="threads per worker where the portal runs gthread "
+                        "workers (SQLite); 0: one")
     parser.add_argument("--small", type=int, default=1_000)
     parser.add_argument("--large", type=int, default=100_000)
     parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL)

@@ -22,6 +22,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from bench.results import bench_dir, rounds_text
+from testing.servers import portal_workers
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = bench_dir()  # where every benchmark writes its JSON (bench.results.write_json)
@@ -141,8 +142,8 @@ def goal_rows() -> list[dict]:
         if pay:
             cpu = ", ".join(f"{part} {ms:.1f}" for part, ms in pay["cpu_ms_per_payment"].items())
             workers = cluster.get("workers_per_portal_replica", cluster["workers_per_replica"])
-            rows.append({"name": f"payments/s over HTTP, make cluster (nginx over 2 portals of {workers} "
-                                 "gunicorn worker(s) x 8 threads, postgres)",
+            rows.append({"name": "payments/s over HTTP, make cluster (nginx over 2 portals of "
+                                 f"{portal_workers('postgresql://', workers, 8)}, postgres)",
                          "value": f"{pay['payments_per_second']:.1f} payments/s",
                          "baseline": f"{pay['pgbench_tps']:.0f} (pgbench TPC-B-like tps, same server, median of "
                                      f"{len(pay.get('rounds', [])) or 1} runs, each before a round of payments)",

@@ -141,7 +141,7 @@ def run_storm(database_url: str, cfg: StormConfig, workers: int = 3, workdir: Pa
               threads: int | None = None) -> dict:
     """Start a portal on the migrated ledger at `database_url`, run a storm against it, audit; return the figures.
 
-    `threads`: gunicorn's gthread workers with that many threads each (as `make run`); None: sync workers.
+    `threads`: threads per worker where the portal runs gthread workers (SQLite; `make run` runs 8); None: one.
     """
     server = portal(database_url, workers=workers, threads=threads, workdir=workdir).start()
     try:

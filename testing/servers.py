@@ -16,7 +16,11 @@ from pathlib import Path
 
 import requests
 
+from deploy.portal_gunicorn import worker_class_for
+
 ROOT = Path(__file__).resolve().parent.parent
+# The portal's gunicorn settings, as make run and make cluster use them (this checkout's, whatever `root` serves).
+PORTAL_GUNICORN = ROOT / "deploy" / "portal_gunicorn.py"
 PORTAL_SECRET_KEY = "test-secret-key-not-for-production"
 
 
@@ -67,12 +71,14 @@ class Gunicorn(Started):
 
     def __init__(self, app: str, env: dict[str, str | None] | None = None, *, workers: int = 2,
                  threads: int | None = None, ready_path: str = "/health", port: int | None = None,
-                 workdir: Path | None = None, timeout: int = 60, root: Path = ROOT):
+                 workdir: Path | None = None, timeout: int = 60, root: Path = ROOT, config: Path | None = None):
         self.app = app
         self.root = root  # the checkout whose code gunicorn serves (another revision's worktree, to compare two)
         self.workers = workers
         # Threads per worker (gunicorn's gthread workers, as `make run` serves the portal); None: sync workers.
+        # With a `config` file, that file chooses the worker class and `threads` applies if it chose gthread.
         self.threads = threads
+        self.config = config
         self.ready_path = ready_path
         self.port = port or free_port()
         self.timeout = timeout
@@ -100,7 +106,9 @@ class Gunicorn(Started):
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "--workers", str(self.workers),
-                 *(["--worker-class", "gthread", "--threads", str(self.threads)] if self.threads else []),
+                 *(["-c", str(self.config)] if self.config else
+                   ["--worker-class", "gthread"] if self.threads else []),
+                 *(["--threads", str(self.threads)] if self.threads else []),
                  "--bind", f"127.0.0.1:{self.port}", "--timeout", str(self.timeout),
                  "--graceful-timeout", "5", "--backlog", "256", "--no-control-socket", self.app],
                 cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -259,12 +267,22 @@ class MlflowServe(Started):
         Path(self.log.name).unlink(missing_ok=True)
 
 
+def portal_workers(database_url: str, workers: int, threads: int | None) -> str:
+    """Say how `portal` serves a ledger at `database_url` ("2 gunicorn gevent workers" on PostgreSQL)."""
+    plural = "s" if workers != 1 else ""
+    if worker_class_for(database_url) == "gevent":
+        return f"{workers} gunicorn gevent worker{plural}"
+    return f"{workers} gunicorn worker{plural} x {threads or 1} threads"
+
+
 def portal(database_url: str, env: dict[str, str | None] | None = None, **options) -> Gunicorn:
     """Return a portal on the ledger at `database_url` under gunicorn, not started yet.
 
     It has a fixed secret key and no REDIS_URL (login throttling counts in each
     worker's memory); `env` adds to or overrides that, `options` go to Gunicorn.
+    Its worker model is `make run`'s (``deploy/portal_gunicorn.py``: gevent on PostgreSQL).
     """
     options.setdefault("ready_path", "/api/openapi.json")
+    options.setdefault("config", PORTAL_GUNICORN)
     return Gunicorn("portal:create_app()", {"DATABASE_URL": database_url, "SECRET_KEY": PORTAL_SECRET_KEY,
                                             "REDIS_URL": None, **(env or {})}, **options)

@@ -1,6 +1,7 @@
 """A hanging decision service cannot stall the portal: threads wait, the circuit opens, other pages answer.
 
-The portal runs as `make run` serves it (gunicorn, 2 workers x 8 threads); the
+The portal runs as `make run` serves it (gunicorn, 2 workers: 8 threads each on
+SQLite, gevent on PostgreSQL, deploy/portal_gunicorn.py), on both engines; the
 decision service is a stand-in that never answers in time. No timing is
 asserted beyond generous client timeouts: the p99 figure is in bench/bench_breaker.py.
 """
@@ -14,8 +15,8 @@ import pytest
 import requests
 
 from portal.db import Database
+from testing import servers
 from testing.people import add_customer
-from testing.servers import PORTAL_SECRET_KEY, Gunicorn
 from testing.stubs import hanging_service
 
 pytestmark = pytest.mark.slow
@@ -29,15 +30,14 @@ def hanging():
 
 
 @pytest.fixture
-def portal(sqlite_url, hanging):
-    db = Database(sqlite_url)
+def portal(db_url, hanging):
+    db = Database(db_url)
     for cid in range(101, 109):
         add_customer(db, cid, {(y, m): 10_000 for y in YEARS for m in range(1, 13)}, password="customer123")
     db.dispose()
-    env = {"DATABASE_URL": sqlite_url, "SECRET_KEY": PORTAL_SECRET_KEY,
-           "SERVING_URL": f"http://127.0.0.1:{hanging.server_port}", "SERVING_TIMEOUT": "2",
-           "SERVING_BREAKER_FAILURES": "2", "SERVING_BREAKER_SECONDS": "300", "REDIS_URL": None}
-    with Gunicorn("portal:create_app()", env, workers=2, threads=8, ready_path="/") as server:
+    env = {"SERVING_URL": f"http://127.0.0.1:{hanging.server_port}", "SERVING_TIMEOUT": "2",
+           "SERVING_BREAKER_FAILURES": "2", "SERVING_BREAKER_SECONDS": "300"}
+    with servers.portal(db_url, env, workers=2, threads=8, ready_path="/") as server:
         yield server.url
 
 
