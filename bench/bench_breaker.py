@@ -28,7 +28,7 @@ from bench.results import machine, percentile, write_json
 from portal.db import Database
 from testing.databases import throwaway_database
 from testing.people import add_customer
-from testing.servers import PORTAL_GUNICORN, PORTAL_SECRET_KEY, Gunicorn
+from testing.servers import portal
 from testing.stubs import hanging_service
 
 PAGES = ("/", "/customer/login", "/api/openapi.json")
@@ -78,10 +78,9 @@ def phase(url: str, tokens: list[str] | None, n: int) -> dict:
 
 def run_portal(database_url: str, serving_url: str, timeout: float, breaker_failures: int):
     """Return a Gunicorn portal configured against a decision service (not started)."""
-    env = {"DATABASE_URL": database_url, "SECRET_KEY": PORTAL_SECRET_KEY, "SERVING_URL": serving_url,
-           "SERVING_TIMEOUT": str(timeout), "SERVING_BREAKER_FAILURES": str(breaker_failures),
-           "SERVING_BREAKER_SECONDS": "600", "REDIS_URL": None}
-    return Gunicorn("portal:create_app()", env, workers=2, threads=8, ready_path="/", config=PORTAL_GUNICORN)
+    env = {"SERVING_URL": serving_url, "SERVING_TIMEOUT": str(timeout),
+           "SERVING_BREAKER_FAILURES": str(breaker_failures), "SERVING_BREAKER_SECONDS": "600"}
+    return portal(database_url, env, workers=2, threads=8, ready_path="/")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,13 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         db.dispose()
         serving = f"http://127.0.0.1:{stub.server_port}"
         for name, failures in (("breaker_off", 10**9), ("breaker_on", 3)):
-            with run_portal(url, serving, a.timeout, failures) as portal:
-                tokens = [requests.post(f"{portal.url}/api/customer/login", timeout=30,
+            with run_portal(url, serving, a.timeout, failures) as server:
+                tokens = [requests.post(f"{server.url}/api/customer/login", timeout=30,
                                         json={"id": cid, "password": "customer123"}).json()["token"]
                           for cid in range(101, 101 + ML_CLIENTS)]
                 if "baseline" not in results:
-                    results["baseline"] = phase(portal.url, None, a.requests)
-                results[name] = phase(portal.url, tokens, a.requests)
+                    results["baseline"] = phase(server.url, None, a.requests)
+                results[name] = phase(server.url, tokens, a.requests)
     met = all(results[k]["p99_ms"] < GOAL_P99_MS for k in ("breaker_off", "breaker_on"))
     for name, r in results.items():
         print(f"{name:12} p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  max {r['max_ms']:7.2f} ms")

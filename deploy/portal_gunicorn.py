@@ -3,8 +3,8 @@
 On PostgreSQL each worker is a gevent worker: one thread, a greenlet per
 connection. psycopg waits on the server cooperatively under gevent (automatic
 since psycopg 3.1.14), so a worker's requests overlap their database waits as
-threads would, without contending for the GIL: payments/s over HTTP rose by
-about a seventh in same-hour runs (docs/benchmarks_ledger.md, tenth round).
+threads would, without contending for the GIL: payments/s over HTTP were 1.08-1.22x
+the threaded workers' in four same-hour pairs (docs/benchmarks_ledger.md, tenth round).
 
 On SQLite each worker keeps gthread threads (the command line's ``--threads``):
 SQLite's calls block in C, and its busy handler sleeps while another
