@@ -26,6 +26,16 @@ def token_of(html: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
+def tampered(token: str) -> str:
+    """Return a signed token with the first character of its signature changed.
+
+    The first character carries six whole bits of the signature; changing one of the last
+    characters instead can leave the decoded bytes as they were (base64 ignores trailing bits).
+    """
+    head, _, sig = token.rpartition(".")
+    return f"{head}.{'B' if sig[0] == 'A' else 'A'}{sig[1:]}"
+
+
 def form_token(client, path: str) -> str:
     """Open a page and return its form's CSRF token."""
     r = client.get(path)
