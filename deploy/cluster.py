@@ -69,6 +69,8 @@ class Settings:
     portal_workers: int = field(default_factory=lambda: int(_env("CLUSTER_PORTAL_WORKERS", "1")))
     customers: int = field(default_factory=lambda: int(_env("CUSTOMERS", "1000")))
     model_poll_seconds: str = field(default_factory=lambda: _env("MODEL_POLL_SECONDS", "10"))
+    # How long a portal waits for a decision (the portal's own setting, passed on to the portals).
+    serving_timeout: float = field(default_factory=lambda: float(_env("SERVING_TIMEOUT", "2")))
     start_timeout: float = field(default_factory=lambda: float(_env("CLUSTER_START_TIMEOUT", "300")))
 
     @property
@@ -84,6 +86,15 @@ class Settings:
 
     def url(self, port_name: str) -> str:
         return f"http://127.0.0.1:{self.ports[port_name]}"
+
+    @property
+    def decision_try_ms(self) -> int:
+        """How long nginx gives one serving replica a decision before asking the other: half the portal's wait.
+
+        A restarted replica's port is bound before its worker has loaded the model; a request sent
+        there waits in the backlog. Half the wait leaves the other replica the other half to answer.
+        """
+        return max(100, int(self.serving_timeout * 1000 / 2))
 
 
 def log(message: str) -> None:
@@ -160,6 +171,7 @@ def replica_env(settings: Settings) -> dict[str, str]:
         "REDIS_URL": settings.redis_url,
         "SECRET_KEY": shared_secret(settings, "SECRET_KEY"),
         "SERVING_URL": settings.url("SERVING_LB_PORT"),
+        "SERVING_TIMEOUT": str(settings.serving_timeout),
         "WORKBENCH_URL": settings.url("WORKBENCH_PORT"),
         # portals and serving: serving demands it on scoring calls and signs its answers with it
         "SERVING_TOKEN": shared_secret(settings, "SERVING_TOKEN"),
@@ -187,6 +199,7 @@ def write_files(settings: Settings, env: dict[str, str]) -> Path:
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     env_file.chmod(0o600)  # holds SECRET_KEY and SERVING_TOKEN
     conf = (DEPLOY / "nginx.conf.template").read_text().replace("@CLUSTER_DIR@", str(d))
+    conf = conf.replace("@DECISION_TRY_TIMEOUT@", f"{settings.decision_try_ms}ms")
     for name, port in settings.ports.items():
         conf = conf.replace(f"@{name}@", str(port))
     (d / "nginx" / "nginx.conf").write_text(conf)
